@@ -1,0 +1,50 @@
+# dhanam-chatops — the two commands of the quick start are `make sandbox` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+SOURCES := bot commands approvals integrations core
+
+.PHONY: install redis sandbox test unit lint typecheck bench lock docker-lint clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Tests start their own redis-server; install it when it is missing (needs root, as in CI).
+redis:
+	@command -v redis-server >/dev/null || scripts/install-redis
+
+sandbox: install
+	$(BIN)/dhanam-bot sandbox
+
+test: lint unit
+
+unit: install redis
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check $(SOURCES) tests bench
+	$(BIN)/ruff format --check $(SOURCES) tests bench
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+
+bench: install redis
+	$(BIN)/python bench/run_all.py
+
+# Re-pin every dependency (needs the package index): edit pyproject.toml, then `make lock`.
+lock:
+	$(PYTHON) -m venv /tmp/dhanam-uv && /tmp/dhanam-uv/bin/pip install --quiet uv
+	/tmp/dhanam-uv/bin/uv pip compile pyproject.toml --extra sandbox --extra dev \
+		--python-version 3.11 -o requirements.lock
+	/tmp/dhanam-uv/bin/uv pip compile pyproject.toml --python-version 3.11 \
+		-o requirements-runtime.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,197 @@
+"""The app factory: one aiohttp application serving Slack, webhooks, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot.logs import bind_request, clear_request
+from bot.settings import Settings
+from bot.slack_app import create_bolt_app
+from commands.deps import Deps
+from commands.parser import Parser
+from core.clock import Clock, SystemClock
+from core.config import Config
+from core.metrics import CONTENT_TYPE, Metrics
+from integrations.redis_client import RedisClient, create_redis, ping
+from integrations.slack.client import create_web_client
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+VERSION = "0.1.0"
+
+DEPS = web.AppKey("deps", Deps)
+BOLT = web.AppKey("bolt", AsyncApp)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@dataclass
+class Overrides:
+    """What tests and the sandbox may replace; production uses the defaults."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    redis: RedisClient | None = None
+
+
+def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, "message": message, **extra}, status=status)
+
+
+_REASONS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    501: "not_implemented",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id and log context, JSON errors for everything, metrics by route and status."""
+    clear_request()
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    bind_request(request_id=request_id, route=request.path)
+    metrics = request.app[METRICS]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            response = json_error(413, "payload_too_large", "request body is over 1 MiB")
+        else:
+            response = await handler(request)
+    except web.HTTPException as exc:
+        reason = _REASONS.get(exc.status, "http_error")
+        response = json_error(exc.status, reason, exc.reason)
+        if exc.status == 413:
+            response = json_error(413, reason, "request body is over 1 MiB")
+    except Exception:
+        error_id = uuid.uuid4().hex[:8]
+        log.exception("http.unhandled", error_id=error_id)
+        response = json_error(500, "internal_error", "unexpected error", error_id=error_id)
+    response.headers["X-Request-Id"] = request_id
+    metrics.http_requests.labels(route, request.method, str(response.status)).inc()
+    if route != "/metrics":
+        log.debug(
+            "http.request",
+            method=request.method,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    return response
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    raw = await request.read()
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return json_error(400, "bad_request", "body is not UTF-8")
+    bolt_request = AsyncBoltRequest(
+        body=body,
+        query=request.query_string,
+        headers={k.lower(): v for k, v in request.headers.items()},
+    )
+    try:
+        response = await request.app[BOLT].async_dispatch(bolt_request)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        # Bolt parses the body before routing; a signed but malformed body lands here.
+        return json_error(400, "bad_request", "malformed Slack request")
+    content_type = response.headers.get("content-type", ["application/json"])[0]
+    if response.status == 401:
+        return json_error(401, "unauthorized", "invalid or stale Slack signature")
+    if response.status >= 400 and not response.body.startswith("{"):
+        return json_error(response.status, _REASONS.get(response.status, "error"), response.body)
+    return web.Response(
+        status=response.status,
+        body=response.body.encode("utf-8"),
+        content_type=content_type.split(";")[0],
+    )
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    # Never 200 for something unverified: until verification lands these say so plainly.
+    return json_error(501, "not_implemented", f"{request.path} is not enabled in this version")
+
+
+async def health(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    result = await ping(deps.redis)
+    check: dict[str, Any] = {"ok": result.ok, "latency_ms": result.latency_ms}
+    if result.error:
+        check["error"] = result.error
+    status = "healthy" if result.ok else "unhealthy"
+    return web.json_response(
+        {"status": status, "version": VERSION, "checks": {"redis": check}},
+        status=200 if result.ok else 503,
+    )
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def create_app(
+    settings: Settings, config: Config, overrides: Overrides | None = None
+) -> web.Application:
+    """Build the application. Connections are opened lazily and closed on cleanup."""
+    overrides = overrides or Overrides()
+    metrics = Metrics()
+    redis = overrides.redis or create_redis(
+        settings.redis_url.get_secret_value(), cluster=settings.redis_cluster
+    )
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    client = create_web_client(token, settings.slack_api_url, metrics)
+    deps = Deps(
+        config=config,
+        parser=Parser(config),
+        redis=redis,
+        clock=overrides.clock,
+        metrics=metrics,
+    )
+    secret = settings.slack_signing_secret
+    bolt = create_bolt_app(
+        deps, client=client, signing_secret=secret.get_secret_value() if secret else None
+    )
+
+    app = web.Application(middlewares=[edge], client_max_size=MAX_BODY_BYTES)
+    app[DEPS] = deps
+    app[BOLT] = bolt
+    app[METRICS] = metrics
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_post("/webhooks/sns", not_implemented)
+    app.router.add_post("/webhooks/pagerduty", not_implemented)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_view)
+
+    async def resources(_: web.Application) -> AsyncIterator[None]:
+        log.info("app.started", version=VERSION)
+        yield
+        if overrides.redis is None:
+            await redis.aclose()
+        session = getattr(client, "session", None)
+        if session is not None:
+            await session.close()
+        log.info("app.stopped")
+
+    app.cleanup_ctx.append(resources)
+    return app

@@ -1,0 +1,294 @@
+"""The sandbox console (PRODUCT.md §7): a terminal Slack in front of the real bot.
+
+Each console line becomes what Slack would send — a signed slash command or button click to the
+bot's HTTP endpoint, or a signed SNS notification — and everything the bot then does in Slack
+(messages, edits, thread replies, ephemeral replies) is printed as a person would read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from botocore.exceptions import ClientError
+
+from bot.logs import configure_logging
+from bot.sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
+from bot.sandbox.terminal import render_blocks, render_message
+from bot.sandbox.world import USERS, Reply, SandboxWorld, buttons_of
+from bot.settings import LogFormat
+
+SETTLE_QUIET = 0.3  # seconds without a Slack call before the console prints and prompts
+SETTLE_MAX = 5.0
+
+CONSOLE_HELP = """\
+Console lines:
+  /dhanam …                 run a command as the current user, in the current channel
+  :as NAME                  switch user: alice (may request), bob, carol (approvers), dave
+  :in CHANNEL               switch channel: #ops #deploys #alerts #incidents #oncall
+  :click LABEL              press the button LABEL (or number N) on the newest message with one
+  :alarm NAME ALARM|OK      CloudWatch moves alarm NAME to that state and notifies through SNS
+  :wait SECONDS             let background work progress
+  :help                     this text
+  :quit                     leave"""
+
+
+class ConsoleError(Exception):
+    """A console line that could not run; the message says why."""
+
+
+@dataclass
+class Console:
+    world: SandboxWorld
+    out: TextIO
+    user: str = "alice"
+    channel: str = "C0OPS"
+
+    def __post_init__(self) -> None:
+        self._events: asyncio.Queue[EmulatorEvent] = self.world.slack.subscribe()
+        self.quit = False
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.user} in #{self.world.channel_name(self.channel)}> "
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    async def run_line(self, line: str) -> bool:
+        """Run one console line; False when it could not run (the reason is printed)."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        try:
+            await self._dispatch(line)
+        except ConsoleError as exc:
+            self.say(f"! {exc}")
+            return False
+        await self.flush()
+        return True
+
+    async def _dispatch(self, line: str) -> None:
+        slash = self.world.config.slack.command
+        if line == slash or line.startswith(slash + " "):
+            reply = await self.world.slash(
+                line[len(slash) :].strip(), user=self.user, channel=self.channel
+            )
+            self._show_reply(reply)
+            return
+        if line.startswith("/"):
+            raise ConsoleError(f"unknown slash command {line.split(maxsplit=1)[0]} — try {slash} help")
+        word, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if word == ":as":
+            if rest not in USERS:
+                raise ConsoleError(f'unknown user "{rest}" — known: {", ".join(USERS)}')
+            self.user = rest
+        elif word == ":in":
+            self.channel = self._channel(rest)
+        elif word == ":click":
+            await self._click(rest)
+        elif word == ":alarm":
+            await self._alarm(rest)
+        elif word == ":wait":
+            await self._wait(rest)
+        elif word == ":help":
+            self.say(CONSOLE_HELP)
+        elif word == ":quit":
+            self.quit = True
+        else:
+            raise ConsoleError(f'unknown console line "{word}" — type :help')
+
+    def _channel(self, ref: str) -> str:
+        name = ref.lstrip("#")
+        channels = self.world.slack.world.channels
+        if name in channels:
+            return name
+        found = self.world.slack.channel_by_name(name)
+        if found is None:
+            known = ", ".join("#" + c.name for c in channels.values())
+            raise ConsoleError(f'unknown channel "{ref}" — known: {known}')
+        return found.id
+
+    async def _click(self, label: str) -> None:
+        if not label:
+            raise ConsoleError("which button? :click LABEL or :click N")
+        message = self.world.newest_with_buttons(self.user)
+        if message is None:
+            raise ConsoleError("no message with buttons to click")
+        buttons = buttons_of(message.blocks or [])
+        if label.isdigit():
+            index = int(label) - 1
+            if not 0 <= index < len(buttons):
+                raise ConsoleError(f"there are {len(buttons)} buttons on the newest message")
+            button = buttons[index]
+        else:
+            matches = [b for b in buttons if b.label.lower() == label.lower()]
+            if not matches:
+                known = ", ".join(b.label for b in buttons)
+                raise ConsoleError(f'no button "{label}" on the newest message — buttons: {known}')
+            button = matches[0]
+        if button.confirm:
+            title = str(button.confirm.get("title", {}).get("text", ""))
+            confirm = str(button.confirm.get("confirm", {}).get("text", "Confirm"))
+            self.say(f"  (confirm dialog “{title}” → {confirm})")
+        self.say(f"  {self.user} pressed [{button.label}]")
+        self._show_reply(await self.world.click(message, button, user=self.user))
+
+    async def _alarm(self, rest: str) -> None:
+        parts = rest.split()
+        if len(parts) != 2 or parts[1].upper() not in ("ALARM", "OK"):
+            raise ConsoleError("usage: :alarm NAME ALARM|OK")
+        if self.world.world is None:
+            raise ConsoleError("this sandbox runs without AWS")
+        name, state = parts[0], parts[1].upper()
+        if name not in self.world.world.alarm_names:
+            raise ConsoleError(
+                f'unknown alarm "{name}" — known: {", ".join(self.world.world.alarm_names)}'
+            )
+        try:
+            reply = await self.world.alarm(name, state)
+        except ClientError as exc:
+            raise ConsoleError(f"CloudWatch refused: {exc}") from None
+        self.say(f"  CloudWatch: {name} → {state}; SNS delivered to the bot: HTTP {reply.status}")
+        if reply.status >= 400 and isinstance(reply.body, dict):
+            self.say(f"  bot answered: {reply.body.get('message', reply.body)}")
+
+    async def _wait(self, rest: str) -> None:
+        try:
+            seconds = float(rest)
+        except ValueError:
+            raise ConsoleError("usage: :wait SECONDS") from None
+        if not 0 <= seconds <= 600:
+            raise ConsoleError(":wait takes 0 to 600 seconds")
+        await asyncio.sleep(seconds)
+
+    def _show_reply(self, reply: Reply) -> None:
+        if reply.status != 200:
+            message = reply.body.get("message") if isinstance(reply.body, dict) else reply.body
+            raise ConsoleError(f"the bot answered HTTP {reply.status}: {message}")
+        if reply.text or reply.blocks:
+            public = (
+                isinstance(reply.body, dict) and reply.body.get("response_type") == "in_channel"
+            )
+            self.say(
+                render_message(
+                    author="dhanam",
+                    text=reply.text,
+                    blocks=reply.blocks,
+                    names=self.world.names(),
+                    where="#" + self.world.channel_name(self.channel),
+                    kind="" if public else f"only visible to {self.user}",
+                )
+            )
+
+    async def flush(self) -> None:
+        """Wait until the bot is quiet, then print what it did in Slack."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_MAX
+        while loop.time() < deadline:
+            try:
+                event = await asyncio.wait_for(self._events.get(), SETTLE_QUIET)
+            except TimeoutError:
+                return
+            self._show_event(event)
+
+    def _show_event(self, event: EmulatorEvent) -> None:
+        names = self.world.names()
+        where = "#" + names.get(event.channel or "", event.channel or "?")
+        message = event.message
+        if event.kind in (EventKind.message_posted, EventKind.message_updated, EventKind.ephemeral):
+            assert message is not None
+            self.say(self._message(message, event.kind, names, where))
+        elif event.kind is EventKind.channel_created:
+            self.say(f"+ channel {where} created")
+        elif event.kind is EventKind.member_joined:
+            self.say(f"+ @{names.get(event.user or '', event.user or '?')} joined {where}")
+        elif event.kind is EventKind.topic_set:
+            self.say(f"+ topic of {where}: {event.data.get('topic', '')}")
+        elif event.kind is EventKind.pinned:
+            self.say(f"+ message pinned in {where}")
+        elif event.kind is EventKind.message_deleted:
+            self.say(f"- a message was deleted in {where}")
+        elif event.kind is EventKind.view_published:
+            view = event.data.get("view") or {}
+            self.say(f"Home tab of @{names.get(event.user or '', '?')} updated:")
+            self.say(
+                "\n".join("│ " + line for line in render_blocks(view.get("blocks", []), names))
+            )
+
+    def _message(
+        self, message: EmuMessage, kind: EventKind, names: dict[str, str], where: str
+    ) -> str:
+        author = names.get(message.user, message.user) if message.user != BOT_USER_ID else "dhanam"
+        label = ""
+        if kind is EventKind.message_updated:
+            label = "edited"
+        elif message.ephemeral_to is not None:
+            label = f"only visible to {names.get(message.ephemeral_to, message.ephemeral_to)}"
+        return render_message(
+            author=author,
+            text=message.text,
+            blocks=message.blocks,
+            names=names,
+            where=where,
+            kind=label,
+            in_thread=message.is_reply,
+        )
+
+
+async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
+    world = SandboxWorld(log_format=LogFormat.CONSOLE)
+    print("Starting the sandbox: Redis, AWS (moto, seeded), the Slack emulator, the bot…", file=out)
+    await world.start()
+    try:
+        console = Console(world, out)
+        aws = world.aws_endpoint_url or "off"
+        console.say(
+            f"Ready. Bot {world.bot_url} · Redis via {world.redis_kind} · AWS {aws} · "
+            f"Slack emulator {world.slack.base_url}\nYou are alice in #ops. Type :help for console lines, "
+            f"{world.config.slack.command} help for commands, :quit to leave."
+        )
+        await console.flush()
+        failures = 0
+        if lines is None:
+            while not console.quit:
+                try:
+                    line = await asyncio.to_thread(input, console.prompt)
+                except EOFError:
+                    break
+                await console.run_line(line)
+        else:
+            for number, line in enumerate(lines, start=1):
+                if echo and line.strip() and not line.strip().startswith("#"):
+                    console.say(f"\n{console.prompt}{line.strip()}")
+                if not await console.run_line(line):
+                    failures += 1
+                    console.say(f"! line {number} failed")
+                if console.quit:
+                    break
+        return 1 if failures else 0
+    finally:
+        await world.stop()
+
+
+def run_sandbox(script: Path | None = None, out: TextIO | None = None) -> int:
+    """`dhanam-bot sandbox [--script FILE]`: exit 0 when every line ran, 1 otherwise."""
+    out = out or sys.stdout
+    # The bot's own logs would drown the conversation: only warnings and errors, on stderr.
+    configure_logging(LogFormat.CONSOLE, "warning")
+    lines: list[str] | None = None
+    if script is not None:
+        try:
+            lines = script.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            print(f"dhanam-bot: cannot read {script}: {exc.strerror}", file=sys.stderr)
+            return 1
+    try:
+        return asyncio.run(_run(lines, out, echo=script is not None))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,273 @@
+"""Everything the bot talks to, on this machine, plus the bot itself on a real HTTP port.
+
+The sandbox console and the scenario tests both drive the bot through this: requests are signed
+exactly as Slack signs them and sent to `POST /slack/events`; the bot's Web API calls land in the
+Slack emulator; AWS is moto in server mode; Redis is a real redis-server when there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.app import Overrides, create_app
+from bot.sandbox.aws_world import DhanamWorld, MotoServer, seed_dhanam_world, set_alarm_state
+from bot.sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
+from bot.sandbox.signing import block_actions_body, sign, slash_command_body
+from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
+from bot.sandbox.slack_emulator_models import EmuMessage
+from bot.sandbox.sns_signer import SnsSigner
+from bot.settings import LogFormat, Settings
+from core.clock import Clock, SystemClock
+from core.config import Config, load_config
+
+SANDBOX_SIGNING_SECRET = "sandbox-signing-secret-0123456789"  # noqa: S105 - public fake
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO_ROOT / "config" / "dhanam.example.toml"
+
+# The sandbox's people (PRODUCT.md §7): alice may request, bob and carol approve in
+# production, dave may not approve.
+USERS: dict[str, str] = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot answered on the HTTP request itself (the ack)."""
+
+    status: int
+    body: Any
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text", "")) if isinstance(self.body, dict) else str(self.body)
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        blocks = self.body.get("blocks") if isinstance(self.body, dict) else None
+        return list(blocks or [])
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action_id: str
+    block_id: str
+    value: str
+    confirm: dict[str, Any] | None = None
+
+
+def buttons_of(blocks: list[dict[str, Any]]) -> list[Button]:
+    """Every button in a message, in reading order."""
+    found: list[Button] = []
+    for block in blocks:
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict):
+            elements.append(accessory)
+        for element in elements:
+            if element.get("type") != "button":
+                continue
+            found.append(
+                Button(
+                    label=str(element.get("text", {}).get("text", "")),
+                    action_id=str(element.get("action_id", "")),
+                    block_id=str(block.get("block_id", "")),
+                    value=str(element.get("value", "")),
+                    confirm=element.get("confirm"),
+                )
+            )
+    return found
+
+
+@dataclass
+class SandboxWorld:
+    config_path: Path = EXAMPLE_CONFIG
+    redis_url: str | None = None  # None: start a redis-server (or the in-process stand-in)
+    aws: bool = True  # start moto seeded with the Dhanam world
+    aws_endpoint_url: str | None = None  # or use an already running moto
+    clock: Clock = field(default_factory=SystemClock)
+    signing_secret: str = SANDBOX_SIGNING_SECRET
+    log_format: LogFormat = LogFormat.CONSOLE
+
+    slack: SlackEmulator = field(init=False)
+    config: Config = field(init=False)
+    app: web.Application = field(init=False)
+    bot_url: str = field(init=False, default="")
+    world: DhanamWorld | None = field(init=False, default=None)
+    redis_kind: str = field(init=False, default="external")
+
+    def __post_init__(self) -> None:
+        self._redis: RedisServer | FakeRedisServer | None = None
+        self._moto: MotoServer | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tmp = Path(tempfile.mkdtemp(prefix="dhanam-sandbox-"))
+        self.sns = SnsSigner(self._tmp / "sns-certs")
+        self._alarm_states: dict[str, str] = {}  # the seeded alarms start OK
+
+    async def start(self) -> None:
+        if self.redis_url is None:
+            self._redis = RedisServer() if find_redis_server() else FakeRedisServer()
+            self.redis_kind = (
+                "redis-server" if isinstance(self._redis, RedisServer) else "fakeredis"
+            )
+            await asyncio.to_thread(self._redis.start)
+            self.redis_url = self._redis.url
+        if self.aws and self.aws_endpoint_url is None:
+            self._moto = MotoServer()
+            await asyncio.to_thread(self._moto.start)
+            self.aws_endpoint_url = self._moto.endpoint_url
+        if self.aws_endpoint_url is not None:
+            # moto accepts any credentials; boto3 needs some to sign with.
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        if self._moto is not None:
+            self.world = await asyncio.to_thread(seed_dhanam_world, self._moto.endpoint_url)
+
+        self.slack = SlackEmulator.dhanam_defaults()
+        await self.slack.start()
+        self.config = load_config(self.config_path)
+        settings = Settings(
+            slack_bot_token=SANDBOX_BOT_TOKEN,
+            slack_signing_secret=self.signing_secret,
+            slack_api_url=self.slack.api_url,
+            redis_url=self.redis_url,
+            dhanam_config=self.config_path,
+            aws_region="us-east-1",
+            aws_endpoint_url=self.aws_endpoint_url,
+            sns_cert_cache_dir=self.sns.cert_path.parent,
+            log_format=self.log_format,
+        )
+        self.app = create_app(settings, self.config, Overrides(clock=self.clock))
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.bot_url = f"http://127.0.0.1:{port}"
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.slack.stop()
+        if self._moto is not None:
+            await asyncio.to_thread(self._moto.stop)
+        if self._redis is not None:
+            await asyncio.to_thread(self._redis.stop)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def __aenter__(self) -> SandboxWorld:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- talking to the bot as Slack does ------------------------------------------------------
+    def user_id(self, name: str) -> str:
+        return USERS.get(name, name)
+
+    def channel_name(self, channel_id: str) -> str:
+        channel = self.slack.world.channels.get(channel_id)
+        return channel.name if channel is not None else channel_id
+
+    async def post(self, path: str, body: str, headers: dict[str, str]) -> Reply:
+        assert self._session is not None, "start() first"
+        async with self._session.post(self.bot_url + path, data=body, headers=headers) as resp:
+            raw = await resp.text()
+            try:
+                parsed: Any = json.loads(raw) if raw else {}
+            except json.JSONDecodeError:
+                parsed = raw
+            return Reply(resp.status, parsed)
+
+    async def slash(self, text: str, *, user: str = "alice", channel: str = "C0OPS") -> Reply:
+        user_id = self.user_id(user)
+        name = next((n for n, uid in USERS.items() if uid == user_id), user)
+        body = slash_command_body(
+            text=text,
+            user_id=user_id,
+            user_name=name,
+            channel_id=channel,
+            channel_name=self.channel_name(channel),
+            response_url=self.slack.new_response_url(channel, user_id),
+            command=self.config.slack.command,
+        )
+        return await self.post("/slack/events", body, sign(self.signing_secret, body))
+
+    async def click(self, message: EmuMessage, button: Button, *, user: str = "alice") -> Reply:
+        user_id = self.user_id(user)
+        name = next((n for n, uid in USERS.items() if uid == user_id), user)
+        body = block_actions_body(
+            user_id=user_id,
+            user_name=name,
+            channel_id=message.channel,
+            channel_name=self.channel_name(message.channel),
+            message=message.to_slack(self.slack.team_id),
+            action_id=button.action_id,
+            block_id=button.block_id,
+            value=button.value,
+            button_text=button.label,
+            response_url=self.slack.new_response_url(message.channel, user_id, message.ts),
+            is_ephemeral=message.ephemeral_to is not None,
+        )
+        return await self.post("/slack/events", body, sign(self.signing_secret, body))
+
+    async def alarm(self, name: str, state: str) -> Reply:
+        """CloudWatch moves alarm ``name`` to ``state`` and notifies through SNS, signed."""
+        if self.aws_endpoint_url is None or self.world is None:
+            raise RuntimeError("the sandbox was started without AWS")
+        world = self.world
+        after = await asyncio.to_thread(
+            set_alarm_state,
+            self.aws_endpoint_url,
+            world.region,
+            name,
+            state,
+            f"Sandbox: alarm set to {state} from the console",
+        )
+        notification = self.sns.cloudwatch_alarm_notification(
+            world.topic_arn,
+            after,
+            new_state=state,
+            old_state=self._alarm_states.get(name, "OK"),
+            reason=str(after.get("StateReason", "")),
+            region=world.region,
+            account_id=world.account_id,
+        )
+        self._alarm_states[name] = state
+        body = json.dumps(notification)
+        headers = {
+            "Content-Type": "text/plain; charset=UTF-8",
+            "x-amz-sns-message-type": str(notification["Type"]),
+            "x-amz-sns-topic-arn": world.topic_arn,
+        }
+        return await self.post("/webhooks/sns", body, headers)
+
+    def newest_with_buttons(self, user: str) -> EmuMessage | None:
+        """The newest message ``user`` can see that has a button (channels, threads, ephemerals)."""
+        user_id = self.user_id(user)
+        state = self.slack.world
+        candidates = [m for history in state.history.values() for m in history if not m.deleted]
+        candidates += [m for m in state.ephemeral if m.ephemeral_to == user_id and not m.deleted]
+        with_buttons = [m for m in candidates if buttons_of(m.blocks or [])]
+        return max(with_buttons, key=lambda m: float(m.ts), default=None)
+
+    def names(self) -> dict[str, str]:
+        """Slack IDs to the names a person reads: users and channels."""
+        state = self.slack.world
+        names = {uid: u.name for uid, u in state.users.items()}
+        names.update({cid: c.name for cid, c in state.channels.items()})
+        return names

@@ -1,0 +1,215 @@
+"""The TOML config model (PRODUCT.md §2), read once at start-up. Errors name their field path."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from core.errors import ConfigError
+
+_CHANNEL_PATTERN = r"^[CG][A-Z0-9]{2,}$"
+_PRINCIPAL_PATTERN = r"^(\*|[UWS][A-Z0-9]{2,})$"
+_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+
+ChannelId = Annotated[str, Field(pattern=_CHANNEL_PATTERN)]
+Principal = Annotated[str, Field(pattern=_PRINCIPAL_PATTERN)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a timezone, e.g. 2026-12-24T00:00:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class _Model(BaseModel):
+    # Unknown keys are refused: a typo such as `approvals_requried` must not silently
+    # fall back to a default in a tool that changes production.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlackConfig(_Model):
+    command: str = Field(default="/dhanam", pattern=r"^/[a-z0-9_-]{1,31}$")
+    alerts_channel: ChannelId
+    incidents_channel: ChannelId
+    oncall_channel: ChannelId
+
+
+class ApprovalsConfig(_Model):
+    ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+
+
+class FreezeWindow(_Model):
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def covers(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+class EnvironmentConfig(_Model):
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    cluster: str = Field(min_length=1, max_length=255)
+    approvers: list[Principal] = Field(default_factory=list)
+    approvals_required: int = Field(default=1, ge=0, le=5)
+    requesters: list[Principal] = Field(default_factory=lambda: ["*"])
+    db_instance: str | None = None
+    api_base_url: AnyHttpUrl | None = None
+    freeze: list[FreezeWindow] = Field(default_factory=list)
+
+    @field_validator("approvers")
+    @classmethod
+    def _no_wildcard_approver(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError('"*" is not allowed: name the approvers (user or user-group IDs)')
+        return value
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> Self:
+        users = [p for p in self.approvers if not p.startswith("S")]
+        groups = [p for p in self.approvers if p.startswith("S")]
+        if self.approvals_required > 0 and not self.approvers:
+            raise ValueError(
+                f"approvals_required is {self.approvals_required} but no approvers are listed"
+            )
+        if not groups and self.approvals_required > len(users):
+            raise ValueError(
+                f"approvals_required is {self.approvals_required} but only "
+                f"{len(users)} approvers are listed"
+            )
+        return self
+
+    def active_freeze(self, moment: datetime) -> FreezeWindow | None:
+        return next((w for w in self.freeze if w.covers(moment)), None)
+
+
+class ServiceConfig(_Model):
+    ecs_service: str = Field(min_length=1, max_length=255)
+    container: str = Field(min_length=1, max_length=255)
+    alarms: list[str] = Field(default_factory=list)
+    channel: ChannelId | None = None
+
+
+class SnsConfig(_Model):
+    topics: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")]] = (
+        Field(default_factory=list)
+    )
+
+
+class PagerDutyConfig(_Model):
+    services: dict[str, ChannelId] = Field(default_factory=dict)
+
+
+class Config(_Model):
+    slack: SlackConfig
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    environments: dict[Annotated[str, Field(pattern=_NAME_PATTERN)], EnvironmentConfig] = Field(
+        min_length=1
+    )
+    services: dict[Annotated[str, Field(pattern=_NAME_PATTERN)], ServiceConfig] = Field(
+        min_length=1
+    )
+    sns: SnsConfig = Field(default_factory=SnsConfig)
+    pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
+
+    @property
+    def service_names(self) -> list[str]:
+        return sorted(self.services)
+
+    @property
+    def environment_names(self) -> list[str]:
+        return sorted(self.environments)
+
+    def service_for_alarm(self, alarm_name: str) -> str | None:
+        return next((n for n, s in self.services.items() if alarm_name in s.alarms), None)
+
+    def summary(self) -> list[str]:
+        lines = [f"slash command {self.slack.command}"]
+        for name, env in sorted(self.environments.items()):
+            approvers = ", ".join(env.approvers) or "none"
+            lines.append(
+                f"environment {name}: {env.region}/{env.cluster}, "
+                f"{env.approvals_required} approval(s) from [{approvers}], "
+                f"{len(env.freeze)} freeze window(s)"
+            )
+        for name, svc in sorted(self.services.items()):
+            lines.append(
+                f"service {name}: ECS {svc.ecs_service} (container {svc.container}), "
+                f"{len(svc.alarms)} alarm(s), channel {svc.channel or self.slack.alerts_channel}"
+            )
+        lines.append(f"{len(self.sns.topics)} SNS topic(s) allowed")
+        lines.append(f"{len(self.pagerduty.services)} PagerDuty service mapping(s)")
+        return lines
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+_PATTERN_HINTS = {
+    _CHANNEL_PATTERN: "must be a Slack channel ID such as C0ALERTS",
+    _PRINCIPAL_PATTERN: 'must be a Slack user ID (U…/W…), user-group ID (S…) or "*"',
+    _NAME_PATTERN: "must be a short lowercase name (a-z, 0-9, -)",
+}
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors(include_url=False):
+        message = item["msg"]
+        pattern = str((item.get("ctx") or {}).get("pattern", ""))
+        if item["type"] == "string_pattern_mismatch" and pattern in _PATTERN_HINTS:
+            message = f"{_PATTERN_HINTS[pattern]}, not {item['input']!r}"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{_location(tuple(item['loc']))}: {message}")
+    return lines
+
+
+def parse_config(data: dict[str, object]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file; raise ConfigError with one line per problem."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file not found (set DHANAM_CONFIG)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: config file is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    return parse_config(data)

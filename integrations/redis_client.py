@@ -1,0 +1,57 @@
+"""Redis connections: plain or cluster (ElastiCache cluster mode), with bounded timeouts.
+
+redis-py reconnects by itself on the next command after the server comes back, so the bot
+recovers from an outage without a restart; the timeouts keep a dead server from stalling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+RedisClient = Redis | RedisCluster
+
+
+def create_redis(url: str, *, cluster: bool = False, timeout: float = 2.0) -> RedisClient:
+    common: dict[str, Any] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "decode_responses": True,
+        "health_check_interval": 15,
+    }
+    if cluster:
+        return RedisCluster.from_url(url, **common)
+    return Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        retry_on_timeout=True,
+        **common,
+    )
+
+
+@dataclass(frozen=True)
+class PingResult:
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+async def ping(client: RedisClient, limit: float = 1.0) -> PingResult:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit):
+            await client.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return PingResult(
+            False, round(elapsed, 2), type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        )
+    return PingResult(True, round((time.perf_counter() - started) * 1000, 2))

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core.config import Config, load_config, parse_config
+from core.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+
+
+def example_data() -> dict[str, object]:
+    return tomllib.loads(EXAMPLE.read_text())
+
+
+def test_example_config_covers_every_documented_key() -> None:
+    config = load_config(EXAMPLE)
+    prod = config.environments["production"]
+    assert config.slack.command == "/dhanam"
+    assert config.slack.alerts_channel == "C0ALERTS"
+    assert config.approvals.ttl_seconds == 900
+    assert prod.approvers == ["U0BOB", "U0CAROL", "S0SRE"]
+    assert prod.approvals_required == 1
+    assert prod.requesters == ["*"]
+    assert prod.db_instance == "dhanam-production"
+    assert str(prod.api_base_url) == "https://api.dhanam.io/"
+    assert prod.freeze[0].reason == "Holiday freeze"
+    assert config.environments["staging"].approvals_required == 0
+    assert config.services["api"].alarms == [
+        "dhanam-api-high-error-rate",
+        "dhanam-api-high-response-time",
+    ]
+    assert config.services["web"].channel is None
+    assert config.sns.topics == ["arn:aws:sns:us-east-1:123456789012:dhanam-alarms"]
+    assert config.pagerduty.services == {"PABC123": "C0ONCALL"}
+    assert config.service_for_alarm("dhanam-api-high-error-rate") == "api"
+    assert config.service_for_alarm("other") is None
+
+
+def test_freeze_window_covers_its_span_only() -> None:
+    window = load_config(EXAMPLE).environments["production"].freeze[0]
+    assert window.covers(datetime(2026, 12, 25, tzinfo=UTC))
+    assert not window.covers(datetime(2026, 12, 27, tzinfo=UTC))
+    env = load_config(EXAMPLE).environments["production"]
+    assert env.active_freeze(datetime(2026, 12, 1, tzinfo=UTC)) is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["environments"]["production"].update(approvals_requried=2),
+            "environments.production.approvals_requried: unknown key",
+        ),
+        (
+            lambda d: d["slack"].update(alerts_channel="alerts"),
+            "slack.alerts_channel: must be a Slack channel ID such as C0ALERTS, not 'alerts'",
+        ),
+        (
+            lambda d: d["environments"]["production"].update(approvals_required="two"),
+            "environments.production.approvals_required: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["environments"]["staging"].update(approvals_required=2),
+            "environments.staging: approvals_required is 2 but no approvers are listed",
+        ),
+        (
+            lambda d: d["environments"]["production"].update(
+                approvers=["U0BOB"], approvals_required=2
+            ),
+            "environments.production: approvals_required is 2 but only 1 approvers are listed",
+        ),
+        (
+            lambda d: d["environments"]["production"].update(approvers=["*"]),
+            'environments.production.approvers: "*" is not allowed',
+        ),
+        (
+            lambda d: d["environments"]["production"]["freeze"][0].update(
+                end="2026-12-01T00:00:00Z"
+            ),
+            "environments.production.freeze.0: end must be after start",
+        ),
+        (
+            lambda d: d["environments"]["production"]["freeze"][0].update(
+                start="2026-12-24T00:00:00"
+            ),
+            "environments.production.freeze.0.start: needs a timezone",
+        ),
+        (lambda d: d.pop("services"), "services: required key is missing"),
+        (
+            lambda d: d["services"].update({"API": d["services"]["api"]}),
+            "services.API.[key]: must be a short lowercase name",
+        ),
+        (lambda d: d["sns"].update(topics=["dhanam-alarms"]), "sns.topics.0: String should match"),
+        (
+            lambda d: d["approvals"].update(ttl_seconds=5),
+            "approvals.ttl_seconds: Input should be greater",
+        ),
+    ],
+)
+def test_every_error_names_its_field_path(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+    data = example_data()
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert any(line.startswith(expected) for line in info.value.errors), info.value.errors
+
+
+def test_group_approvers_allow_more_required_than_listed_users() -> None:
+    data = example_data()
+    data["environments"]["production"].update(approvers=["S0SRE"], approvals_required=2)  # type: ignore[index, union-attr]
+    assert isinstance(parse_config(data), Config)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[slack\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(bad)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(binary)
