@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,7 @@ import structlog
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import bind_request, clear_request
 from bot.settings import Settings
@@ -33,6 +33,7 @@ VERSION = "0.1.0"
 DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 METRICS = web.AppKey("metrics", Metrics)
+VERIFIER = web.AppKey("verifier", SignatureVerifier | None)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -99,21 +100,36 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def _signed_by_slack(verifier: SignatureVerifier, body: str, headers: Mapping[str, str]) -> bool:
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp.isdigit() or not signature:
+        return False
+    return verifier.is_valid(body, timestamp, signature)
+
+
 async def slack_events(request: web.Request) -> web.Response:
     raw = await request.read()
+    verifier = request.app[VERIFIER]
+    # Verify before parsing, so an unsigned body learns nothing about what we accept. Bolt
+    # verifies again; that costs one HMAC. Without a signing secret (Socket Mode) the HTTP
+    # endpoint accepts nothing: fail closed.
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         return json_error(400, "bad_request", "body is not UTF-8")
-    bolt_request = AsyncBoltRequest(
-        body=body,
-        query=request.query_string,
-        headers={k.lower(): v for k, v in request.headers.items()},
-    )
+    if verifier is None or not _signed_by_slack(verifier, body, request.headers):
+        return json_error(401, "unauthorized", "invalid or stale Slack signature")
     try:
+        bolt_request = AsyncBoltRequest(
+            body=body,
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items()},
+        )
         response = await request.app[BOLT].async_dispatch(bolt_request)
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-        # Bolt parses the body before routing; a signed but malformed body lands here.
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # Bolt parses the body before routing; a signed but malformed body lands here
+        # (json.JSONDecodeError is a ValueError).
         return json_error(400, "bad_request", "malformed Slack request")
     content_type = response.headers.get("content-type", ["application/json"])[0]
     if response.status == 401:
@@ -177,6 +193,7 @@ def create_app(
     app[DEPS] = deps
     app[BOLT] = bolt
     app[METRICS] = metrics
+    app[VERIFIER] = SignatureVerifier(secret.get_secret_value()) if secret else None
     app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/webhooks/sns", not_implemented)
     app.router.add_post("/webhooks/pagerduty", not_implemented)

@@ -104,7 +104,8 @@ def load(mode: Mode) -> tuple[Settings, Config]:
     settings = load_settings()
     missing = settings.missing_for(mode)
     if missing:
+        verb = "is" if len(missing) == 1 else "are"
         raise ConfigError(
-            [f"{name} is not set (required for `dhanam-bot {mode}`)" for name in missing]
+            [f"{' and '.join(missing)} {verb} not set (required for `dhanam-bot {mode}`)"]
         )
     return settings, load_config(settings.dhanam_config)

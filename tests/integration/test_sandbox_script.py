@@ -1,0 +1,46 @@
+"""`dhanam-bot sandbox --script`: the newcomer's path, end to end in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sandbox(script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "sandbox", "--script", str(script)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+
+
+def test_help_script_runs_every_console_line() -> None:
+    result = sandbox(ROOT / "examples" / "help.txt")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "DHANAM CHATOPS" in out
+    assert "/dhanam deploy api production v1.4.2 --reason fix login timeouts" in out
+    assert 'unknown service "apii" — did you mean api? — known: api, web' in out
+    assert "bob in #deploys> " in out  # :as and :in took effect
+    assert "CloudWatch: dhanam-api-high-error-rate → ALARM" in out
+    assert "Traceback" not in out + result.stderr
+
+
+def test_a_bad_line_makes_the_script_fail(tmp_path: Path) -> None:
+    script = tmp_path / "bad.txt"
+    script.write_text(":as mallory\n/dhanam help\n:click Approve\n:alarm nope ALARM\n:bogus\n")
+    result = sandbox(script)
+    assert result.returncode == 1
+    assert 'unknown user "mallory" — known: alice, bob, carol, dave' in result.stdout
+    assert "no message with buttons to click" in result.stdout
+    assert 'unknown alarm "nope"' in result.stdout
+    assert 'unknown console line ":bogus"' in result.stdout
+    assert "DHANAM CHATOPS" in result.stdout  # the good line between still ran
+
+
+def test_missing_script_is_one_line(tmp_path: Path) -> None:
+    result = sandbox(tmp_path / "none.txt")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("dhanam-bot: cannot read")

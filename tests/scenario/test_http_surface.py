@@ -1,0 +1,147 @@
+"""Scenario: the HTTP surface — health, metrics, limits, JSON errors, Redis outage and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+
+import aiohttp
+
+from bot.sandbox.redis_server import RedisServer
+from bot.sandbox.signing import block_actions_body, sign
+from bot.sandbox.world import SandboxWorld
+
+
+async def _get(world: SandboxWorld, path: str) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as session, session.get(world.bot_url + path) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+
+async def test_health_is_200_when_redis_answers(world: SandboxWorld) -> None:
+    status, content_type, body = await _get(world, "/health")
+    assert status == 200
+    assert content_type.startswith("application/json")
+    data = json.loads(body)
+    assert data["status"] == "healthy"
+    assert data["checks"]["redis"]["ok"] is True
+
+
+async def test_redis_outage_gives_503_and_recovers_without_restart(
+    world: SandboxWorld, redis_server: RedisServer
+) -> None:
+    assert (await _get(world, "/health"))[0] == 200
+    await asyncio.to_thread(redis_server.kill)
+    status, _, body = await _get(world, "/health")
+    assert status == 503
+    data = json.loads(body)
+    assert data["status"] == "unhealthy"
+    assert data["checks"]["redis"]["ok"] is False
+    assert data["checks"]["redis"]["error"]
+    # The bot keeps serving commands that do not need Redis while it is down.
+    assert (await world.slash("help")).status == 200
+    await asyncio.to_thread(redis_server.restart)
+    for _ in range(50):
+        status, _, _ = await _get(world, "/health")
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200
+
+
+async def test_metrics_count_requests_and_commands(world: SandboxWorld) -> None:
+    await world.slash("help")
+    await world.slash("deploy apii production v1")
+    status, content_type, body = await _get(world, "/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain")
+    assert 'dhanam_http_requests_total{method="POST",route="/slack/events",status="200"} 2.0' in body
+    assert 'dhanam_command_duration_seconds_count{command="help",outcome="ok"} 1.0' in body
+    assert 'dhanam_command_duration_seconds_count{command="invalid",outcome="refused"} 1.0' in body
+
+
+async def test_slack_api_errors_are_counted(world: SandboxWorld) -> None:
+    client = world.app[__import__("bot.app", fromlist=["BOLT"]).BOLT].client
+    world.slack.inject(500, method="chat.postMessage", count=10)
+    try:
+        await client.chat_postMessage(channel="C0OPS", text="x")
+    except Exception:  # noqa: BLE001 - the call is meant to fail
+        pass
+    _, _, body = await _get(world, "/metrics")
+    assert 'dhanam_slack_api_errors_total{error="' in body
+    assert 'method="chat.postMessage"' in body
+
+
+async def test_body_over_1_mib_is_413_json(world: SandboxWorld) -> None:
+    body = "text=" + "x" * (1024 * 1024 + 10)
+    reply = await world.post("/slack/events", body, sign(world.signing_secret, body))
+    assert reply.status == 413
+    assert reply.body["error"] == "payload_too_large"
+
+
+async def test_unknown_route_and_method_are_json(world: SandboxWorld) -> None:
+    status, content_type, body = await _get(world, "/nope")
+    assert status == 404
+    assert json.loads(body)["error"] == "not_found"
+    status, _, body = await _get(world, "/slack/events")
+    assert status == 405
+    assert json.loads(body)["error"] == "method_not_allowed"
+
+
+async def test_webhooks_answer_501_until_verification_exists(world: SandboxWorld) -> None:
+    for path in ("/webhooks/sns", "/webhooks/pagerduty"):
+        reply = await world.post(path, "{}", {"Content-Type": "application/json"})
+        assert reply.status == 501
+        assert reply.body["error"] == "not_implemented"
+
+
+async def test_signed_but_malformed_bodies_are_4xx_never_500(world: SandboxWorld) -> None:
+    bodies = [
+        ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        ("payload=", "application/x-www-form-urlencoded"),
+        ("{not json", "application/json"),
+        ("", "application/x-www-form-urlencoded"),
+        ("\u00e9\u00e8", "text/plain"),
+        ("payload=%5B1%2C2%5D", "application/x-www-form-urlencoded"),
+        ("payload=%22str%22", "application/x-www-form-urlencoded"),
+    ]
+    for body, content_type in bodies:
+        reply = await world.post("/slack/events", body, sign(world.signing_secret, body, content_type=content_type))
+        assert 400 <= reply.status < 500, (body, reply)
+        assert isinstance(reply.body, dict) and "error" in reply.body, (body, reply)
+
+
+async def test_invalid_utf8_is_400(world: SandboxWorld) -> None:
+    raw = b"text=\xff\xfe"
+    timestamp = str(int(time.time()))
+    digest = hmac.new(world.signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256)
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": "v0=" + digest.hexdigest(),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    async with aiohttp.ClientSession() as session, session.post(
+        world.bot_url + "/slack/events", data=raw, headers=headers
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"] == "bad_request"
+
+
+async def test_unhandled_button_click_is_not_a_500(world: SandboxWorld) -> None:
+    body = block_actions_body(
+        user_id="U0BOB", user_name="bob", channel_id="C0OPS", channel_name="ops",
+        message={"ts": "1.0", "text": "x", "blocks": []}, action_id="unknown_action",
+        block_id="b", value="v", button_text="Go",
+        response_url=world.slack.new_response_url("C0OPS", "U0BOB"),
+    )
+    reply = await world.post("/slack/events", body, sign(world.signing_secret, body))
+    assert reply.status < 500
+
+
+async def test_request_id_is_echoed(world: SandboxWorld) -> None:
+    async with aiohttp.ClientSession() as session, session.get(
+        world.bot_url + "/health", headers={"X-Request-Id": "abc123"}
+    ) as resp:
+        assert resp.headers["X-Request-Id"] == "abc123"
