@@ -30,10 +30,25 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "0.1.0"
 
+
+class SlackVerifier:
+    """Checks Slack's request signature; with no secret (Socket Mode) it accepts nothing."""
+
+    def __init__(self, secret: str | None) -> None:
+        self._verifier = SignatureVerifier(secret) if secret else None
+
+    def valid(self, body: str, headers: Mapping[str, str]) -> bool:
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        signature = headers.get("X-Slack-Signature", "")
+        if self._verifier is None or not timestamp.isdigit() or not signature:
+            return False
+        return self._verifier.is_valid(body, timestamp, signature)
+
+
 DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 METRICS = web.AppKey("metrics", Metrics)
-VERIFIER = web.AppKey("verifier", SignatureVerifier | None)  # type: ignore[arg-type]
+VERIFIER = web.AppKey("verifier", SlackVerifier)
 
 
 @dataclass
@@ -100,17 +115,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _signed_by_slack(verifier: SignatureVerifier, body: str, headers: Mapping[str, str]) -> bool:
-    timestamp = headers.get("X-Slack-Request-Timestamp", "")
-    signature = headers.get("X-Slack-Signature", "")
-    if not timestamp.isdigit() or not signature:
-        return False
-    return verifier.is_valid(body, timestamp, signature)
-
-
 async def slack_events(request: web.Request) -> web.Response:
     raw = await request.read()
-    verifier = request.app[VERIFIER]
     # Verify before parsing, so an unsigned body learns nothing about what we accept. Bolt
     # verifies again; that costs one HMAC. Without a signing secret (Socket Mode) the HTTP
     # endpoint accepts nothing: fail closed.
@@ -118,7 +124,7 @@ async def slack_events(request: web.Request) -> web.Response:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         return json_error(400, "bad_request", "body is not UTF-8")
-    if verifier is None or not _signed_by_slack(verifier, body, request.headers):
+    if not request.app[VERIFIER].valid(body, request.headers):
         return json_error(401, "unauthorized", "invalid or stale Slack signature")
     try:
         bolt_request = AsyncBoltRequest(
@@ -193,7 +199,7 @@ def create_app(
     app[DEPS] = deps
     app[BOLT] = bolt
     app[METRICS] = metrics
-    app[VERIFIER] = SignatureVerifier(secret.get_secret_value()) if secret else None
+    app[VERIFIER] = SlackVerifier(secret.get_secret_value() if secret else None)
     app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/webhooks/sns", not_implemented)
     app.router.add_post("/webhooks/pagerduty", not_implemented)

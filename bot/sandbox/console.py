@@ -81,7 +81,8 @@ class Console:
             self._show_reply(reply)
             return
         if line.startswith("/"):
-            raise ConsoleError(f"unknown slash command {line.split(maxsplit=1)[0]} — try {slash} help")
+            word = line.split(maxsplit=1)[0]
+            raise ConsoleError(f"unknown slash command {word} — try {slash} help")
         word, _, rest = line.partition(" ")
         rest = rest.strip()
         if word == ":as":
@@ -250,8 +251,8 @@ async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
         aws = world.aws_endpoint_url or "off"
         console.say(
             f"Ready. Bot {world.bot_url} · Redis via {world.redis_kind} · AWS {aws} · "
-            f"Slack emulator {world.slack.base_url}\nYou are alice in #ops. Type :help for console lines, "
-            f"{world.config.slack.command} help for commands, :quit to leave."
+            f"Slack emulator {world.slack.base_url}\nYou are alice in #ops. Type :help for "
+            f"console lines, {world.config.slack.command} help for commands, :quit to leave."
         )
         await console.flush()
         failures = 0

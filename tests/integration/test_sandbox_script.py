@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def sandbox(script: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "sandbox", "--script", str(script)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
 
 

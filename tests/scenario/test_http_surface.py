@@ -9,7 +9,10 @@ import json
 import time
 
 import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
 
+from bot.app import BOLT
 from bot.sandbox.redis_server import RedisServer
 from bot.sandbox.signing import block_actions_body, sign
 from bot.sandbox.world import SandboxWorld
@@ -57,18 +60,18 @@ async def test_metrics_count_requests_and_commands(world: SandboxWorld) -> None:
     status, content_type, body = await _get(world, "/metrics")
     assert status == 200
     assert content_type.startswith("text/plain")
-    assert 'dhanam_http_requests_total{method="POST",route="/slack/events",status="200"} 2.0' in body
+    assert (
+        'dhanam_http_requests_total{method="POST",route="/slack/events",status="200"} 2.0' in body
+    )
     assert 'dhanam_command_duration_seconds_count{command="help",outcome="ok"} 1.0' in body
     assert 'dhanam_command_duration_seconds_count{command="invalid",outcome="refused"} 1.0' in body
 
 
 async def test_slack_api_errors_are_counted(world: SandboxWorld) -> None:
-    client = world.app[__import__("bot.app", fromlist=["BOLT"]).BOLT].client
+    client = world.app[BOLT].client
     world.slack.inject(500, method="chat.postMessage", count=10)
-    try:
+    with pytest.raises(SlackApiError):
         await client.chat_postMessage(channel="C0OPS", text="x")
-    except Exception:  # noqa: BLE001 - the call is meant to fail
-        pass
     _, _, body = await _get(world, "/metrics")
     assert 'dhanam_slack_api_errors_total{error="' in body
     assert 'method="chat.postMessage"' in body
@@ -82,7 +85,7 @@ async def test_body_over_1_mib_is_413_json(world: SandboxWorld) -> None:
 
 
 async def test_unknown_route_and_method_are_json(world: SandboxWorld) -> None:
-    status, content_type, body = await _get(world, "/nope")
+    status, _, body = await _get(world, "/nope")
     assert status == 404
     assert json.loads(body)["error"] == "not_found"
     status, _, body = await _get(world, "/slack/events")
@@ -108,32 +111,44 @@ async def test_signed_but_malformed_bodies_are_4xx_never_500(world: SandboxWorld
         ("payload=%22str%22", "application/x-www-form-urlencoded"),
     ]
     for body, content_type in bodies:
-        reply = await world.post("/slack/events", body, sign(world.signing_secret, body, content_type=content_type))
+        reply = await world.post(
+            "/slack/events", body, sign(world.signing_secret, body, content_type=content_type)
+        )
         assert 400 <= reply.status < 500, (body, reply)
-        assert isinstance(reply.body, dict) and "error" in reply.body, (body, reply)
+        assert isinstance(reply.body, dict), (body, reply)
+        assert "error" in reply.body, (body, reply)
 
 
 async def test_invalid_utf8_is_400(world: SandboxWorld) -> None:
     raw = b"text=\xff\xfe"
     timestamp = str(int(time.time()))
-    digest = hmac.new(world.signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256)
+    digest = hmac.new(
+        world.signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256
+    )
     headers = {
         "X-Slack-Request-Timestamp": timestamp,
         "X-Slack-Signature": "v0=" + digest.hexdigest(),
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    async with aiohttp.ClientSession() as session, session.post(
-        world.bot_url + "/slack/events", data=raw, headers=headers
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(world.bot_url + "/slack/events", data=raw, headers=headers) as resp,
+    ):
         assert resp.status == 400
         assert (await resp.json())["error"] == "bad_request"
 
 
 async def test_unhandled_button_click_is_not_a_500(world: SandboxWorld) -> None:
     body = block_actions_body(
-        user_id="U0BOB", user_name="bob", channel_id="C0OPS", channel_name="ops",
-        message={"ts": "1.0", "text": "x", "blocks": []}, action_id="unknown_action",
-        block_id="b", value="v", button_text="Go",
+        user_id="U0BOB",
+        user_name="bob",
+        channel_id="C0OPS",
+        channel_name="ops",
+        message={"ts": "1.0", "text": "x", "blocks": []},
+        action_id="unknown_action",
+        block_id="b",
+        value="v",
+        button_text="Go",
         response_url=world.slack.new_response_url("C0OPS", "U0BOB"),
     )
     reply = await world.post("/slack/events", body, sign(world.signing_secret, body))
@@ -141,7 +156,8 @@ async def test_unhandled_button_click_is_not_a_500(world: SandboxWorld) -> None:
 
 
 async def test_request_id_is_echoed(world: SandboxWorld) -> None:
-    async with aiohttp.ClientSession() as session, session.get(
-        world.bot_url + "/health", headers={"X-Request-Id": "abc123"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(world.bot_url + "/health", headers={"X-Request-Id": "abc123"}) as resp,
+    ):
         assert resp.headers["X-Request-Id"] == "abc123"

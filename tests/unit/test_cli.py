@@ -14,10 +14,18 @@ EXAMPLE = ROOT / "config" / "dhanam.example.toml"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DHANAM_", "PAGERDUTY_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DHANAM_", "PAGERDUTY_"))
+    }
     clean.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=clean, timeout=60, cwd=ROOT
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        env=clean,
+        timeout=60,
+        cwd=ROOT,
     )
 
 
@@ -30,8 +38,11 @@ def test_check_config_prints_a_summary() -> None:
 
 def test_check_config_lists_every_error_with_its_path(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(EXAMPLE.read_text().replace('alerts_channel = "C0ALERTS"', 'alerts_channel = "alerts"')
-                   .replace("approvals_required = 1", "approvals_requried = 1"))
+    bad.write_text(
+        EXAMPLE.read_text()
+        .replace('alerts_channel = "C0ALERTS"', 'alerts_channel = "alerts"')
+        .replace("approvals_required = 1", "approvals_requried = 1")
+    )
     result = run("check-config", str(bad))
     assert result.returncode == 1
     assert "slack.alerts_channel: must be a Slack channel ID" in result.stderr
@@ -39,7 +50,7 @@ def test_check_config_lists_every_error_with_its_path(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_check_config_uses_DHANAM_CONFIG(tmp_path: Path) -> None:
+def test_check_config_uses_dhanam_config_variable(tmp_path: Path) -> None:
     result = run("check-config", env={"DHANAM_CONFIG": str(tmp_path / "none.toml")})
     assert result.returncode == 1
     assert "config file not found" in result.stderr
@@ -71,7 +82,9 @@ def test_serve_with_bad_config_fails_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("dhanam-bot: environments.staging.cluster: Input should be a valid string")
+    assert lines[0].startswith(
+        "dhanam-bot: environments.staging.cluster: Input should be a valid string"
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,7 +96,12 @@ def test_serve_with_bad_config_fails_with_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_bad_environment_is_one_line(name: str, value: str, expected: str) -> None:
-    env = {"DHANAM_CONFIG": str(EXAMPLE), "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", name: value}
+    env = {
+        "DHANAM_CONFIG": str(EXAMPLE),
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        name: value,
+    }
     result = run("serve", env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"dhanam-bot: {expected}"]
@@ -92,7 +110,11 @@ def test_bad_environment_is_one_line(name: str, value: str, expected: str) -> No
 def test_secrets_never_reach_the_output(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[slack\n")
-    env = {"DHANAM_CONFIG": str(bad), "SLACK_BOT_TOKEN": "xoxb-very-secret", "SLACK_SIGNING_SECRET": "shh-secret"}
+    env = {
+        "DHANAM_CONFIG": str(bad),
+        "SLACK_BOT_TOKEN": "xoxb-very-secret",
+        "SLACK_SIGNING_SECRET": "shh-secret",
+    }
     result = run("serve", env=env)
     assert result.returncode == 1
     assert "very-secret" not in result.stderr + result.stdout

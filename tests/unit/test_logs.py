@@ -32,7 +32,9 @@ def test_json_lines_carry_request_context() -> None:
 def test_secrets_are_redacted_by_key_and_by_shape() -> None:
     stream = _capture()
     log = structlog.get_logger("t")
-    log.info("x", token="xoxb-123-abc", signing_secret="s3cret", note="sent with xoxb-999-zzz today")
+    log.info(
+        "x", token="xoxb-123-abc", signing_secret="s3cret", note="sent with xoxb-999-zzz today"
+    )
     log.info("y", url="redis://user:hunter2@cache:6379/0")
     logging.getLogger("aiohttp.client").warning("header Authorization: Bearer xoxb-777-aaa")
     out = stream.getvalue()

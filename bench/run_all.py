@@ -1,0 +1,82 @@
+"""`make bench`: run every benchmark and write bench/RESULTS.md (one table, plus the machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    rows: list[tuple[str, str, str, str]] = []
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ack.json"
+        cmd = [
+            sys.executable,
+            str(HERE / "ack_latency.py"),
+            "--requests",
+            "2000",
+            "--concurrency",
+            "50",
+            "--json",
+            str(out),
+        ]
+        print("$", " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, check=False).returncode != 0
+        if out.exists():
+            data = json.loads(out.read_text())
+            bot, bare, ratio = data["bot"], data["bare_bolt"], data["ratio_bot_over_bare"]
+            rows += [
+                (
+                    "ack p50, /dhanam help, c=50 (ms)",
+                    f"{bot['p50_ms']:.2f}",
+                    f"bare slack-bolt {bare['p50_ms']:.2f}",
+                    f"{ratio['p50']:.2f}x",
+                ),
+                (
+                    "ack p99, /dhanam help, c=50 (ms)",
+                    f"{bot['p99_ms']:.2f}",
+                    f"bare slack-bolt {bare['p99_ms']:.2f}",
+                    f"{ratio['p99']:.2f}x",
+                ),
+                (
+                    "ack throughput, c=50 (req/s)",
+                    f"{bot['rps']:.0f}",
+                    f"bare slack-bolt {bare['rps']:.0f}",
+                    f"{ratio['rps']:.2f}x",
+                ),
+            ]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "",
+        "| metric | value | floor or peer | ratio |",
+        "|---|---|---|---|",
+        *(f"| {m} | {v} | {p} | {r} |" for m, v, p, r in rows),
+        "",
+    ]
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
