@@ -104,7 +104,12 @@ CLAIM = (
     + """
 if redis.call('EXISTS', k) == 0 then return {'missing'} end
 local now = tonumber(ARGV[2])
-if redis.call('HGET', k, 'state') ~= 'approved' then return reply('decided') end
+local state = redis.call('HGET', k, 'state')
+-- A retried call (the reply was lost) finds its own claim: answer as the first time.
+if state == 'executing' and redis.call('HGET', k, 'lease_token') == ARGV[1] then
+  return reply('claimed')
+end
+if state ~= 'approved' then return reply('decided') end
 redis.call('HSET', k, 'lease_token', ARGV[1], 'lease_until', now + tonumber(ARGV[3]))
 move('executing', '', now, nil)
 return reply('claimed')
@@ -139,9 +144,9 @@ if state == 'in_doubt' then
   log('late_outcome', '', now, ARGV[3] .. ': ' .. ARGV[4])
   return reply('late')
 end
+if state == ARGV[3] then return reply(ARGV[3]) end  -- a retried call: already recorded
 if state ~= 'executing' then return reply('lost') end
 move(ARGV[3], '', now, ARGV[4])
-redis.call('HDEL', k, 'lease_token', 'lease_until')
 retain(tonumber(ARGV[5]))
 return reply(ARGV[3])
 """

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 RedisClient = Redis | RedisCluster
 
@@ -31,8 +32,10 @@ def create_redis(url: str, *, cluster: bool = False, timeout: float = 2.0) -> Re
         return RedisCluster.from_url(url, **common)
     return Redis.from_url(
         url,
+        # Reconnect and retry after a dropped connection (a Redis restart or failover). The
+        # transition scripts are written so a retried call cannot apply twice.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        retry_on_timeout=True,
+        retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
         **common,
     )
 

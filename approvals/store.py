@@ -1,0 +1,357 @@
+"""The Redis store of approval requests: atomic transitions, the sweep index, audit, leases.
+
+Keys (prefix `dhanam:`):
+  {req:<id>}            hash: the request                 (one slot per request, so every
+  {req:<id>}:events     list: its transitions, in order    script runs on Redis Cluster)
+  active                sorted set: request id -> when the sweeper should look at it next
+  audit                 stream, capped: every transition of every request
+  lease:<name>          string: a short lease (sweeper, followers), owned by a random token
+
+Every Redis failure surfaces as StoreUnavailableError: callers fail closed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, cast
+
+from redis.exceptions import RedisError
+
+from approvals import lua
+from approvals.models import Approval, ApprovalRequest, Plan, State, from_ms, utc_ms
+from core.clock import Clock
+from core.errors import StoreUnavailableError
+from integrations.redis_client import RedisClient
+
+PREFIX = "dhanam:"
+RETENTION = timedelta(days=30)
+AUDIT_MAXLEN = 10_000
+ORPHAN_AFTER = timedelta(seconds=30)
+
+
+class Status(StrEnum):
+    """What a transition script answered."""
+
+    MISSING = "missing"
+    DECIDED = "decided"
+    EXPIRED = "expired"
+    SELF = "self"
+    NOT_APPROVER = "not_approver"
+    NOT_REQUESTER = "not_requester"
+    DUPLICATE = "duplicate"
+    RECORDED = "recorded"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    CLAIMED = "claimed"
+    EXTENDED = "extended"
+    LOST = "lost"
+    LATE = "late"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+    ORPHAN = "orphan"
+    WAIT = "wait"
+    FINAL = "final"
+    OK = "ok"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    request: ApprovalRequest | None
+
+
+def request_key(request_id: str) -> str:
+    return f"{PREFIX}{{req:{request_id}}}"
+
+
+def events_key(request_id: str) -> str:
+    return f"{PREFIX}{{req:{request_id}}}:events"
+
+
+ACTIVE_KEY = PREFIX + "active"
+AUDIT_KEY = PREFIX + "audit"
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(6)
+
+
+def to_hash(request: ApprovalRequest) -> dict[str, str]:
+    return {
+        "id": request.id,
+        "kind": request.kind,
+        "action": json.dumps(request.action, sort_keys=True),
+        "plan": request.plan.model_dump_json(),
+        "requester": request.requester,
+        "reason": request.reason or "",
+        "env": request.env,
+        "service": request.service or "",
+        "channel": request.channel or "",
+        "ts": request.ts or "",
+        "origin_channel": request.origin_channel or "",
+        "approvals": json.dumps([{"user": a.user, "at": utc_ms(a.at)} for a in request.approvals]),
+        "required": str(request.required),
+        "state": request.state.value,
+        "created_ms": str(utc_ms(request.created_at)),
+        "expires_ms": str(utc_ms(request.expires_at)),
+        "break_glass": "1" if request.break_glass else "0",
+        "version": str(request.version),
+        "decided_by": request.decided_by or "",
+        "outcome": request.outcome or "",
+        "warnings": json.dumps(request.warnings),
+    }
+
+
+def from_hash(fields: dict[str, str]) -> ApprovalRequest:
+    approvals = json.loads(fields.get("approvals") or "[]")
+    # cjson encodes an empty Lua table as {}: treat it as no approvals.
+    if isinstance(approvals, dict):
+        approvals = []
+    return ApprovalRequest(
+        id=fields["id"],
+        kind=fields["kind"],
+        action=json.loads(fields["action"]),
+        plan=Plan.model_validate_json(fields["plan"]),
+        requester=fields["requester"],
+        reason=fields.get("reason") or None,
+        env=fields["env"],
+        service=fields.get("service") or None,
+        channel=fields.get("channel") or None,
+        ts=fields.get("ts") or None,
+        origin_channel=fields.get("origin_channel") or None,
+        approvals=[Approval(user=a["user"], at=from_ms(a["at"])) for a in approvals],
+        required=int(fields["required"]),
+        state=State(fields["state"]),
+        created_at=from_ms(fields["created_ms"]),
+        expires_at=from_ms(fields["expires_ms"]),
+        break_glass=fields.get("break_glass") == "1",
+        version=int(fields.get("version", "1")),
+        decided_by=fields.get("decided_by") or None,
+        outcome=fields.get("outcome") or fields.get("late_outcome") or None,
+        warnings=json.loads(fields.get("warnings") or "[]"),
+    )
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+class ApprovalStore:
+    def __init__(self, redis: RedisClient, clock: Clock) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._scripts = {
+            name: redis.register_script(source)
+            for name, source in (
+                ("approve", lua.APPROVE),
+                ("deny", lua.DENY),
+                ("cancel", lua.CANCEL),
+                ("claim", lua.CLAIM),
+                ("extend", lua.EXTEND),
+                ("finish", lua.FINISH),
+                ("sweep", lua.SWEEP),
+                ("set_card", lua.SET_CARD),
+            )
+        }
+
+    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        # redis-py's return types are unions of bytes/str/Any; callers annotate what they get.
+        try:
+            return await op()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _now_ms(self) -> int:
+        return utc_ms(self._clock.now())
+
+    async def _run(self, name: str, request_id: str, *args: str | int) -> Outcome:
+        script = self._scripts[name]
+        keys = [request_key(request_id), events_key(request_id)]
+        raw: list[str] = await self._call(lambda: script(keys=keys, args=list(args)))
+        status = Status(raw[0])
+        request = from_hash(_pairs(raw[1:])) if len(raw) > 1 else None
+        return Outcome(status, request)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def create(self, request: ApprovalRequest) -> None:
+        """Store a new request and index it for the sweeper (index first: a dangling index
+        entry is harmless, an unindexed pending request would never be swept)."""
+        due = request.expires_at if request.state is State.PENDING else self._clock.now()
+        retain = int((request.expires_at - self._clock.now() + RETENTION).total_seconds() * 1000)
+
+        async def write() -> None:
+            await self._redis.zadd(ACTIVE_KEY, {request.id: utc_ms(due)})
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hset(request_key(request.id), mapping=cast(Any, to_hash(request)))
+            pipe.pexpire(request_key(request.id), retain)
+            pipe.rpush(
+                events_key(request.id),
+                json.dumps(
+                    {
+                        "event": "created",
+                        "user": request.requester,
+                        "at": self._now_ms(),
+                        "version": request.version,
+                    }
+                ),
+            )
+            pipe.pexpire(events_key(request.id), retain)
+            await pipe.execute()
+
+        await self._call(write)
+
+    async def get(self, request_id: str) -> ApprovalRequest | None:
+        fields: dict[str, str] = await self._call(
+            lambda: self._redis.hgetall(request_key(request_id))
+        )
+        return from_hash(fields) if fields else None
+
+    async def events(self, request_id: str) -> list[dict[str, Any]]:
+        raw: list[str] = await self._call(lambda: self._redis.lrange(events_key(request_id), 0, -1))
+        return [json.loads(item) for item in raw]
+
+    async def approve(self, request_id: str, user: str, *, eligible: bool) -> Outcome:
+        return await self._run(
+            "approve", request_id, user, self._now_ms(), int(eligible), _ms(RETENTION)
+        )
+
+    async def deny(self, request_id: str, user: str, *, eligible: bool, note: str) -> Outcome:
+        return await self._run(
+            "deny", request_id, user, self._now_ms(), int(eligible), _ms(RETENTION), note
+        )
+
+    async def cancel(self, request_id: str, user: str) -> Outcome:
+        return await self._run("cancel", request_id, user, self._now_ms(), _ms(RETENTION))
+
+    async def claim(self, request_id: str, token: str, lease: timedelta) -> Outcome:
+        outcome = await self._run("claim", request_id, token, self._now_ms(), _ms(lease))
+        if outcome.status is Status.CLAIMED:
+            await self._index(request_id, self._clock.now() + lease)
+        return outcome
+
+    async def extend(self, request_id: str, token: str, lease: timedelta) -> Outcome:
+        outcome = await self._run("extend", request_id, token, self._now_ms(), _ms(lease))
+        if outcome.status is Status.EXTENDED:
+            await self._index(request_id, self._clock.now() + lease)
+        return outcome
+
+    async def finish(self, request_id: str, token: str, *, ok: bool, outcome: str) -> Outcome:
+        state = State.SUCCEEDED if ok else State.FAILED
+        result = await self._run(
+            "finish", request_id, token, self._now_ms(), state.value, outcome, _ms(RETENTION)
+        )
+        if result.status in (Status.SUCCEEDED, Status.FAILED):
+            await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
+        return result
+
+    async def set_card(self, request_id: str, channel: str, ts: str) -> Outcome:
+        return await self._run("set_card", request_id, channel, ts, self._now_ms())
+
+    async def sweep_one(self, request_id: str) -> Outcome:
+        outcome = await self._run(
+            "sweep", request_id, self._now_ms(), _ms(RETENTION), _ms(ORPHAN_AFTER)
+        )
+        if outcome.status in (Status.MISSING, Status.FINAL, Status.EXPIRED, Status.IN_DOUBT):
+            await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
+        elif outcome.status is Status.WAIT and outcome.request is not None:
+            await self._index(request_id, self._next_look(outcome.request))
+        return outcome
+
+    def _next_look(self, request: ApprovalRequest) -> datetime:
+        if request.state is State.PENDING:
+            return request.expires_at
+        return self._clock.now() + timedelta(seconds=5)
+
+    async def _index(self, request_id: str, when: datetime) -> None:
+        await self._call(lambda: self._redis.zadd(ACTIVE_KEY, {request_id: utc_ms(when)}))
+
+    async def due(self, limit: int = 100) -> list[str]:
+        """Requests the sweeper should look at now."""
+        ids: list[str] = await self._call(
+            lambda: self._redis.zrangebyscore(
+                ACTIVE_KEY, "-inf", self._now_ms(), start=0, num=limit
+            )
+        )
+        return ids
+
+    async def active_ids(self) -> list[str]:
+        ids: list[str] = await self._call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1))
+        return ids
+
+    # -- audit -----------------------------------------------------------------------------
+    async def audit(self, entry: dict[str, str]) -> None:
+        await self._call(
+            lambda: self._redis.xadd(
+                AUDIT_KEY, cast(Any, entry), maxlen=AUDIT_MAXLEN, approximate=True
+            )
+        )
+
+    async def recent_audit(self, count: int) -> list[dict[str, str]]:
+        raw: list[tuple[str, dict[str, str]]] = await self._call(
+            lambda: self._redis.xrevrange(AUDIT_KEY, count=count)
+        )
+        return [{"id": entry_id, **fields} for entry_id, fields in raw]
+
+    # -- leases ----------------------------------------------------------------------------
+    @asynccontextmanager
+    async def lease(self, name: str, ttl: timedelta) -> AsyncIterator[str | None]:
+        """A short exclusive lease: yields the token when acquired, None when someone has it.
+        Released (only by its own token) on exit."""
+        key = f"{PREFIX}lease:{name}"
+        token = secrets.token_hex(8)
+        acquired: bool | None = await self._call(
+            lambda: self._redis.set(key, token, nx=True, px=_ms(ttl))
+        )
+        try:
+            yield token if acquired else None
+        finally:
+            if acquired:
+                await self.release(name, token)
+
+    async def acquire(self, name: str, token: str, ttl: timedelta) -> bool:
+        key = f"{PREFIX}lease:{name}"
+        result: bool | None = await self._call(
+            lambda: self._redis.set(key, token, nx=True, px=_ms(ttl))
+        )
+        return bool(result)
+
+    async def holder(self, name: str) -> str | None:
+        value: str | None = await self._call(lambda: self._redis.get(f"{PREFIX}lease:{name}"))
+        return value
+
+    async def renew(self, name: str, token: str, ttl: timedelta) -> bool:
+        result: int = await self._call(
+            lambda: self._redis.eval(_RENEW, 1, f"{PREFIX}lease:{name}", token, _ms(ttl))
+        )
+        return bool(result)
+
+    async def release(self, name: str, token: str) -> bool:
+        result: int = await self._call(
+            lambda: self._redis.eval(_RELEASE, 1, f"{PREFIX}lease:{name}", token)
+        )
+        return bool(result)
+
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
