@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -17,12 +17,11 @@ from slack_sdk.signature import SignatureVerifier
 from bot.logs import bind_request, clear_request
 from bot.settings import Settings
 from bot.slack_app import create_bolt_app
+from bot.wiring import Overrides, build_deps
 from commands.deps import Deps
-from commands.parser import Parser
-from core.clock import Clock, SystemClock
 from core.config import Config
 from core.metrics import CONTENT_TYPE, Metrics
-from integrations.redis_client import RedisClient, create_redis, ping
+from integrations.redis_client import create_redis, ping
 from integrations.slack.client import create_web_client
 
 log = structlog.get_logger(__name__)
@@ -49,14 +48,6 @@ DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", SlackVerifier)
-
-
-@dataclass
-class Overrides:
-    """What tests and the sandbox may replace; production uses the defaults."""
-
-    clock: Clock = field(default_factory=SystemClock)
-    redis: RedisClient | None = None
 
 
 def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
@@ -183,13 +174,7 @@ def create_app(
     )
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     client = create_web_client(token, settings.slack_api_url, metrics)
-    deps = Deps(
-        config=config,
-        parser=Parser(config),
-        redis=redis,
-        clock=overrides.clock,
-        metrics=metrics,
-    )
+    deps = build_deps(settings, config, overrides, redis=redis, client=client, metrics=metrics)
     secret = settings.slack_signing_secret
     bolt = create_bolt_app(
         deps, client=client, signing_secret=secret.get_secret_value() if secret else None
@@ -208,7 +193,14 @@ def create_app(
 
     async def resources(_: web.Application) -> AsyncIterator[None]:
         log.info("app.started", version=VERSION)
+        stop = asyncio.Event()
+        sweeper = asyncio.create_task(deps.flow.run_sweeper(stop)) if overrides.sweeper else None
         yield
+        stop.set()
+        if sweeper is not None:
+            await sweeper
+        await deps.inflight.idle()
+        await deps.flow.drain()
         if overrides.redis is None:
             await redis.aclose()
         session = getattr(client, "session", None)

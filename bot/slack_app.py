@@ -12,6 +12,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import bind_request
+from commands import approvals_ui, risky, state_cmds
 from commands import router as router_module
 from commands.deps import DEPS_KEY, Deps
 from commands.render import error_blocks
@@ -47,7 +48,10 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
     app.middleware(inject)
 
     router = router_module.CommandRouter()
+    risky.register(router)
+    state_cmds.register(router)
     router_module.register(app, router, deps.config.slack.command)
+    approvals_ui.register(app)
 
     @app.error
     async def on_error(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from approvals.flow import ApprovalFlow
+from approvals.locks import Locks
+from approvals.store import ApprovalStore
 from commands.parser import Parser
 from core.clock import Clock
 from core.config import Config
+from core.inflight import InFlight
 from core.metrics import Metrics
 from integrations.redis_client import RedisClient
 
@@ -18,6 +22,10 @@ class Deps:
     redis: RedisClient
     clock: Clock
     metrics: Metrics
+    store: ApprovalStore
+    locks: Locks
+    flow: ApprovalFlow
+    inflight: InFlight
 
 
 DEPS_KEY = "deps"

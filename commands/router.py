@@ -107,18 +107,19 @@ class CommandRouter:
             deps=deps,
         )
         outcome = "error"
-        try:
-            await handler(invocation)
-            outcome = "ok"
-        except ChatOpsError as exc:
-            outcome = "refused"
-            await respond(
-                response_type="ephemeral",
-                text=exc.user_message,
-                blocks=error_blocks(slash, exc.user_message),
-            )
-        finally:
-            _observe(deps, request.kind, outcome, started)
+        async with deps.inflight.track():
+            try:
+                await handler(invocation)
+                outcome = "ok"
+            except ChatOpsError as exc:
+                outcome = "refused"
+                await respond(
+                    response_type="ephemeral",
+                    text=exc.user_message,
+                    blocks=error_blocks(slash, exc.user_message),
+                )
+            finally:
+                _observe(deps, request.kind, outcome, started)
 
 
 def _observe(deps: Deps, command: str, outcome: str, started: float) -> None:

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 RedisClient = Redis | RedisCluster
 
 
-def create_redis(url: str, *, cluster: bool = False, timeout: float = 2.0) -> RedisClient:
+def create_redis(url: str, *, cluster: bool = False, timeout: float = 1.0) -> RedisClient:
     common: dict[str, Any] = {
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout,

@@ -241,6 +241,11 @@ class RedisServer:
             if self._requested_port is None:
                 self._port = None
 
+    def shutdown(self) -> None:
+        """Shut the server down gracefully but keep its port and directory, for ``restart``:
+        an outage, as fault tests need it."""
+        self._terminate(graceful=True)
+
     def kill(self) -> None:
         """SIGKILL the server, as a crash would; its directory stays for ``restart``."""
         self._terminate(graceful=False)

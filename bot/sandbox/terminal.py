@@ -26,6 +26,10 @@ def mrkdwn(text: str, names: Mapping[str, str]) -> str:
             return "@" + (label or names.get(target, target))
         if sigil == "#":
             return "#" + (label or names.get(target, target))
+        if sigil == "!" and target.startswith("date^"):
+            return label or target
+        if sigil == "!" and target.startswith("subteam^"):
+            return "@" + (label or names.get(target.split("^")[1], target.split("^")[1]))
         if sigil == "!":
             return "@" + (label or target.split("^")[0])
         return f"{label} ({target})" if label else target

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import Overrides, create_app
+from approvals.flow import ApprovalFlow
+from bot.app import DEPS, create_app
 from bot.sandbox.aws_world import DhanamWorld, MotoServer, seed_dhanam_world, set_alarm_state
 from bot.sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
 from bot.sandbox.signing import block_actions_body, sign, slash_command_body
@@ -27,6 +29,7 @@ from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
 from bot.sandbox.slack_emulator_models import EmuMessage
 from bot.sandbox.sns_signer import SnsSigner
 from bot.settings import LogFormat, Settings
+from bot.wiring import Overrides
 from core.clock import Clock, SystemClock
 from core.config import Config, load_config
 
@@ -97,18 +100,23 @@ class SandboxWorld:
     clock: Clock = field(default_factory=SystemClock)
     signing_secret: str = SANDBOX_SIGNING_SECRET
     log_format: LogFormat = LogFormat.CONSOLE
+    replicas: int = 1  # bot processes' worth of apps sharing Redis and the Slack emulator
+    overrides: Overrides | None = None
+    slack_factory: Callable[[], SlackEmulator] = SlackEmulator.dhanam_defaults
 
     slack: SlackEmulator = field(init=False)
     config: Config = field(init=False)
     app: web.Application = field(init=False)
+    apps: list[web.Application] = field(init=False, default_factory=list)
     bot_url: str = field(init=False, default="")
+    bot_urls: list[str] = field(init=False, default_factory=list)
     world: DhanamWorld | None = field(init=False, default=None)
     redis_kind: str = field(init=False, default="external")
 
     def __post_init__(self) -> None:
         self._redis: RedisServer | FakeRedisServer | None = None
         self._moto: MotoServer | None = None
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self._session: aiohttp.ClientSession | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="dhanam-sandbox-"))
         self.sns = SnsSigner(self._tmp / "sns-certs")
@@ -133,7 +141,7 @@ class SandboxWorld:
         if self._moto is not None:
             self.world = await asyncio.to_thread(seed_dhanam_world, self._moto.endpoint_url)
 
-        self.slack = SlackEmulator.dhanam_defaults()
+        self.slack = self.slack_factory()
         await self.slack.start()
         self.config = load_config(self.config_path)
         settings = Settings(
@@ -147,20 +155,23 @@ class SandboxWorld:
             sns_cert_cache_dir=self.sns.cert_path.parent,
             log_format=self.log_format,
         )
-        self.app = create_app(settings, self.config, Overrides(clock=self.clock))
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.bot_url = f"http://127.0.0.1:{port}"
+        overrides = self.overrides or Overrides(clock=self.clock)
+        for _ in range(self.replicas):
+            app = create_app(settings, self.config, overrides)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self._runners.append(runner)
+            self.apps.append(app)
+            self.bot_urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        self.app, self.bot_url = self.apps[0], self.bot_urls[0]
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in self._runners:
+            await runner.cleanup()
         await self.slack.stop()
         if self._moto is not None:
             await asyncio.to_thread(self._moto.stop)
@@ -183,9 +194,15 @@ class SandboxWorld:
         channel = self.slack.world.channels.get(channel_id)
         return channel.name if channel is not None else channel_id
 
-    async def post(self, path: str, body: str, headers: dict[str, str]) -> Reply:
+    def flow(self, replica: int = 0) -> ApprovalFlow:
+        return self.apps[replica][DEPS].flow
+
+    async def post(
+        self, path: str, body: str, headers: dict[str, str], *, replica: int = 0
+    ) -> Reply:
         assert self._session is not None, "start() first"
-        async with self._session.post(self.bot_url + path, data=body, headers=headers) as resp:
+        url = self.bot_urls[replica] + path
+        async with self._session.post(url, data=body, headers=headers) as resp:
             raw = await resp.text()
             try:
                 parsed: Any = json.loads(raw) if raw else {}
@@ -193,7 +210,9 @@ class SandboxWorld:
                 parsed = raw
             return Reply(resp.status, parsed)
 
-    async def slash(self, text: str, *, user: str = "alice", channel: str = "C0OPS") -> Reply:
+    async def slash(
+        self, text: str, *, user: str = "alice", channel: str = "C0OPS", replica: int = 0
+    ) -> Reply:
         user_id = self.user_id(user)
         name = next((n for n, uid in USERS.items() if uid == user_id), user)
         body = slash_command_body(
@@ -205,9 +224,12 @@ class SandboxWorld:
             response_url=self.slack.new_response_url(channel, user_id),
             command=self.config.slack.command,
         )
-        return await self.post("/slack/events", body, sign(self.signing_secret, body))
+        headers = sign(self.signing_secret, body)
+        return await self.post("/slack/events", body, headers, replica=replica)
 
-    async def click(self, message: EmuMessage, button: Button, *, user: str = "alice") -> Reply:
+    async def click(
+        self, message: EmuMessage, button: Button, *, user: str = "alice", replica: int = 0
+    ) -> Reply:
         user_id = self.user_id(user)
         name = next((n for n, uid in USERS.items() if uid == user_id), user)
         body = block_actions_body(
@@ -223,7 +245,8 @@ class SandboxWorld:
             response_url=self.slack.new_response_url(message.channel, user_id, message.ts),
             is_ephemeral=message.ephemeral_to is not None,
         )
-        return await self.post("/slack/events", body, sign(self.signing_secret, body))
+        headers = sign(self.signing_secret, body)
+        return await self.post("/slack/events", body, headers, replica=replica)
 
     async def alarm(self, name: str, state: str) -> Reply:
         """CloudWatch moves alarm ``name`` to ``state`` and notifies through SNS, signed."""
@@ -270,4 +293,20 @@ class SandboxWorld:
         state = self.slack.world
         names = {uid: u.name for uid, u in state.users.items()}
         names.update({cid: c.name for cid, c in state.channels.items()})
+        names.update({gid: gid.removeprefix("S0").lower() for gid in state.usergroups})
         return names
+
+    async def settle(self, quiet: float = 0.15, limit: float = 10.0) -> None:
+        """Wait until background work is done: executions drained and no Slack call for
+        ``quiet`` seconds (Bolt finishes listeners after the ack, so a reply can come later)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        seen = -1
+        while loop.time() < deadline:
+            for app in self.apps:
+                await app[DEPS].inflight.idle()
+                await app[DEPS].flow.drain()
+            if len(self.slack.calls) == seen:
+                return
+            seen = len(self.slack.calls)
+            await asyncio.sleep(quiet)

@@ -235,7 +235,7 @@ async def test_redis_down_fails_closed(
 ) -> None:
     request = make_request(clock)
     await store.create(request)
-    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.shutdown)
     with pytest.raises(StoreUnavailableError) as info:
         await store.approve(request.id, "U0BOB", eligible=True)
     assert info.value.user_message == "approval store unavailable — nothing was changed"

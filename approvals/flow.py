@@ -1,0 +1,385 @@
+"""The approval flow: submit, click, execute exactly once, sweep. Knows Actions, not Slack.
+
+Slack is behind the `Notifier` protocol (the bot wires a Slack implementation; tests may wire
+their own) and group membership behind `Members`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import structlog
+
+from approvals.locks import Locks
+from approvals.models import Action, ApprovalRequest, Plan, State
+from approvals.policy import (
+    Refusal,
+    approver_list,
+    blockers,
+    may_request,
+    refusal_for,
+    required_approvals,
+)
+from approvals.store import ApprovalStore, Outcome, Status, new_request_id
+from core.clock import Clock
+from core.config import Config
+from core.errors import ChatOpsError, NotPermittedError, StoreUnavailableError
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=30)
+SWEEP_EVERY = 2.0
+
+
+class Notifier(Protocol):
+    async def post_card(self, request: ApprovalRequest) -> tuple[str, str]: ...
+
+    async def update_card(self, request: ApprovalRequest) -> None: ...
+
+    async def thread_reply(self, request: ApprovalRequest, text: str) -> None: ...
+
+
+class Members(Protocol):
+    async def expand(self, principals: list[str]) -> frozenset[str]: ...
+
+
+class ActionRegistry:
+    """Request kind -> Action class, so stored requests can be turned back into Actions."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, type[Action]] = {}
+
+    def add(self, cls: type[Action]) -> None:
+        self._kinds[cls.kind] = cls
+
+    def load(self, request: ApprovalRequest) -> Action:
+        return self._kinds[request.kind].model_validate(request.action)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request: ApprovalRequest
+    runs_now: bool  # no approval needed: executing already
+
+
+@dataclass(frozen=True)
+class Click:
+    """The result of a click: a refusal for the clicker, or None when it took effect."""
+
+    status: Status
+    refusal: Refusal | None
+    request: ApprovalRequest | None
+
+
+class ApprovalFlow:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: ApprovalStore,
+        locks: Locks,
+        notifier: Notifier,
+        members: Members,
+        registry: ActionRegistry,
+        runtime: Any,
+        clock: Clock,
+        lease: timedelta = LEASE,
+        prepare: Callable[[Action, ApprovalRequest], Action] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.locks = locks
+        self.notifier = notifier
+        self.members = members
+        self.registry = registry
+        self.runtime = runtime
+        self.clock = clock
+        self.lease = lease
+        # Lets the bot hand an Action who asked and who approved before it executes
+        # (fields outside the plan's fingerprint).
+        self._prepare = prepare or (lambda action, _request: action)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- submit ----------------------------------------------------------------------------
+    async def submit(self, action: Action, requester: str, origin_channel: str) -> Submitted:
+        """Plan, check policy, store and announce a request. Raises ChatOpsError to refuse."""
+        env = self.config.environments[action.env]
+        requesters = await self.members.expand([p for p in env.requesters if p != "*"])
+        if not may_request(env, requester, requesters):
+            raise NotPermittedError(
+                f"You may not request changes in {action.env}. Ask one of its approvers: "
+                f"{approver_list(env)}."
+            )
+        hold = await self.locks.get_hold(action.lock_scope)
+        blocked = blockers(env, self.clock.now(), hold)
+        if blocked and not action.break_glass:
+            raise NotPermittedError(
+                f"{action.title()} is blocked — "
+                + "; ".join(blocked)
+                + ". Nothing was changed. If it cannot wait, add --break-glass "
+                "(it needs one more approver and is flagged in the audit)."
+            )
+        required = required_approvals(env, critical=action.critical, break_glass=action.break_glass)
+        if required > 0 and not env.approvers:
+            raise NotPermittedError(
+                f"{action.title()} needs {required} approval(s) but {action.env} has no approvers "
+                "configured. Nothing was changed."
+            )
+        plan = await action.plan(self.runtime)
+        now = self.clock.now()
+        service = self.config.services.get(action.service or "")
+        channel = (service.channel if service else None) or origin_channel
+        warnings = [*plan.warnings, *(f"Break-glass past: {b}" for b in blocked)]
+        request = ApprovalRequest(
+            id=new_request_id(),
+            kind=action.kind,
+            action=action.model_dump(mode="json"),
+            plan=plan,
+            requester=requester,
+            reason=action.reason,
+            env=action.env,
+            service=action.service,
+            channel=channel,
+            origin_channel=origin_channel,
+            required=required,
+            state=State.APPROVED if required == 0 else State.PENDING,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.config.approvals.ttl_seconds),
+            break_glass=action.break_glass,
+            warnings=warnings,
+        )
+        await self.store.create(request)
+        await self._audit(request, "requested", requester)
+        try:
+            card_channel, ts = await self.notifier.post_card(request)
+        except Exception as exc:
+            # Nobody can approve a card that was never posted: end the request.
+            await self.store.cancel(request.id, requester)
+            await self._audit(request, "cancelled", requester, note="card could not be posted")
+            log.exception("approval.card_failed", request_id=request.id)
+            raise ChatOpsError(
+                f"Could not post the approval card in <#{channel}> ({type(exc).__name__}). "
+                "Nothing was changed."
+            ) from exc
+        outcome = await self.store.set_card(request.id, card_channel, ts)
+        stored = outcome.request or request
+        if required == 0:
+            await self._audit(stored, "auto_approved", requester, note="no approval required")
+            self._spawn(self.execute(stored.id))
+        return Submitted(stored, runs_now=required == 0)
+
+    # -- clicks ----------------------------------------------------------------------------
+    async def approve(self, request_id: str, user: str) -> Click:
+        request = await self.store.get(request_id)
+        if request is None:
+            return Click(Status.MISSING, refusal_for("missing", None, None), None)
+        env = self.config.environments.get(request.env)
+        eligible = env is not None and user in await self.members.expand(env.approvers)
+        outcome = await self.store.approve(request_id, user, eligible=eligible)
+        return await self._after_click(outcome, user, "approved", env)
+
+    async def deny(self, request_id: str, user: str) -> Click:
+        request = await self.store.get(request_id)
+        if request is None:
+            return Click(Status.MISSING, refusal_for("missing", None, None), None)
+        env = self.config.environments.get(request.env)
+        eligible = env is not None and user in await self.members.expand(env.approvers)
+        outcome = await self.store.deny(
+            request_id, user, eligible=eligible, note=f"denied by <@{user}>"
+        )
+        return await self._after_click(outcome, user, "denied", env)
+
+    async def cancel(self, request_id: str, user: str) -> Click:
+        outcome = await self.store.cancel(request_id, user)
+        request = outcome.request
+        env = self.config.environments.get(request.env) if request else None
+        return await self._after_click(outcome, user, "cancelled", env)
+
+    async def _after_click(self, outcome: Outcome, user: str, verb: str, env: Any) -> Click:
+        request = outcome.request
+        effective = {Status.RECORDED, Status.APPROVED, Status.DENIED, Status.CANCELLED}
+        if outcome.status is Status.EXPIRED and request is not None:
+            await self._audit(request, "expired", "")
+            await self._refresh_card(request)
+        if outcome.status not in effective or request is None:
+            return Click(outcome.status, refusal_for(outcome.status.value, request, env), request)
+        event = "approval" if outcome.status is Status.RECORDED else verb
+        await self._audit(request, event, user)
+        await self._refresh_card(request)
+        if outcome.status is Status.APPROVED:
+            self._spawn(self.execute(request.id))
+        return Click(outcome.status, None, request)
+
+    # -- execution -------------------------------------------------------------------------
+    async def execute(self, request_id: str) -> None:
+        """Claim the approved request and run it, once. Safe to call from anywhere, any time:
+        only the caller whose claim wins does anything."""
+        token = secrets.token_hex(8)
+        claim = await self.store.claim(request_id, token, self.lease)
+        if claim.status is not Status.CLAIMED or claim.request is None:
+            return
+        request = claim.request
+        await self._audit(request, "executing", "")
+        await self._refresh_card(request)
+        action = self._prepare(self.registry.load(request), request)
+        scope = f"exec:{action.lock_scope}"
+        lock_token = secrets.token_hex(8)
+        heartbeat = asyncio.create_task(self._heartbeat(request.id, token, scope, lock_token))
+        ok, outcome = False, "not executed"
+        try:
+            if not await self.store.acquire(scope, lock_token, self.lease):
+                outcome = (
+                    f"Not executed: another change to {action.lock_scope.replace(':', ' in ')} "
+                    "is running. Nothing was changed; ask again when it has finished."
+                )
+            else:
+                ok, outcome = await self._run(action, request.plan)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(StoreUnavailableError):
+                await self.store.release(scope, lock_token)
+        finished = await self.store.finish(request.id, token, ok=ok, outcome=outcome)
+        final = finished.request or request
+        await self._audit(final, finished.status.value, "", note=outcome)
+        await self._refresh_card(final)
+        await self._thread(final, outcome)
+
+    async def _run(self, action: Action, approved: Plan) -> tuple[bool, str]:
+        try:
+            plan = await action.plan(self.runtime)
+            if plan.fingerprint != approved.fingerprint:
+                changed = "; ".join(plan.drift_from(approved)) or "its inputs"
+                return False, (
+                    f"Not executed: the plan changed since it was approved ({changed}). "
+                    "Nothing was changed; ask again to approve the new plan."
+                )
+            result = await action.execute(plan, self.runtime)
+        except ChatOpsError as exc:
+            return False, exc.user_message
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("approval.execute_failed", error_id=error_id)
+            return False, f"Failed with an unexpected error (error id {error_id}); check status."
+        return result.ok, result.summary
+
+    async def _heartbeat(self, request_id: str, token: str, scope: str, lock_token: str) -> None:
+        """Keep the execution lease and the lock alive while the action runs. If the lease is
+        lost (marked in doubt meanwhile), stop: the finish will be recorded as a late report."""
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                extended = await self.store.extend(request_id, token, self.lease)
+                await self.store.renew(scope, lock_token, self.lease)
+            except StoreUnavailableError:
+                log.warning("approval.lease_not_extended", request_id=request_id)
+                continue
+            if extended.status is not Status.EXTENDED:
+                log.error("approval.lease_lost", request_id=request_id)
+                return
+
+    # -- sweeping --------------------------------------------------------------------------
+    async def sweep_once(self) -> int:
+        """Expire, mark in doubt, or pick up orphans, among the requests that are due."""
+        handled = 0
+        for request_id in await self.store.due():
+            outcome = await self.store.sweep_one(request_id)
+            request = outcome.request
+            if request is None:
+                continue
+            if outcome.status in (Status.EXPIRED, Status.IN_DOUBT):
+                handled += 1
+                await self._audit(request, outcome.status.value, "")
+                await self._refresh_card(request)
+                if outcome.status is Status.IN_DOUBT:
+                    await self._thread(
+                        request,
+                        "Outcome unknown — the bot lost track of this change while it "
+                        "ran. It will not be retried; check status before doing anything else.",
+                    )
+            elif outcome.status is Status.ORPHAN:
+                handled += 1
+                await self.execute(request_id)
+        return handled
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        """One replica at a time sweeps, coordinated by a short Redis lease."""
+        while not stop.is_set():
+            try:
+                async with self.store.lease("sweeper", timedelta(seconds=SWEEP_EVERY * 3)) as held:
+                    if held is not None:
+                        await self.sweep_once()
+            except StoreUnavailableError:
+                log.warning("sweeper.store_unavailable")
+            except Exception:
+                log.exception("sweeper.failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SWEEP_EVERY)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background executions (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _refresh_card(self, request: ApprovalRequest) -> None:
+        """Edit the card to the newest version. Concurrent transitions may finish their edits
+        out of order, so re-read after editing and edit again if something newer landed."""
+        current = request
+        for _ in range(3):
+            if not current.channel or not current.ts:
+                return
+            try:
+                await self.notifier.update_card(current)
+            except Exception:
+                log.exception("approval.card_update_failed", request_id=current.id)
+                return
+            latest = await self.store.get(current.id)
+            if latest is None or latest.version <= current.version:
+                return
+            current = latest
+
+    async def _thread(self, request: ApprovalRequest, text: str) -> None:
+        try:
+            await self.notifier.thread_reply(request, text)
+        except Exception:
+            log.exception("approval.thread_reply_failed", request_id=request.id)
+
+    async def _audit(
+        self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
+    ) -> None:
+        fields = {
+            "event": event,
+            "request_id": request.id,
+            "kind": request.kind,
+            "title": request.plan.summary,
+            "env": request.env,
+            "service": request.service or "",
+            "user": user,
+            "requester": request.requester,
+            "state": request.state.value,
+            "fingerprint": request.plan.fingerprint,
+            "break_glass": "1" if request.break_glass else "0",
+            "note": note,
+            "at": self.clock.now().isoformat(),
+        }
+        # structlog event names are identifiers, not format strings.
+        log.info(f"approval.{event}", **{k: v for k, v in fields.items() if k != "event"})  # noqa: G004
+        try:
+            await self.store.audit(fields)
+        except StoreUnavailableError:
+            log.exception("audit.write_failed", request_id=request.id, audit_event=event)

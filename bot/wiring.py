@@ -1,0 +1,98 @@
+"""Builds the collaborators once, at start-up: store, locks, flow, Slack notifier, AWS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from approvals.flow import LEASE, ActionRegistry, ApprovalFlow
+from approvals.locks import Locks
+from approvals.models import Action, ApprovalRequest
+from approvals.store import ApprovalStore
+from bot.settings import Settings
+from commands import risky
+from commands.actions.runtime import ActionRuntime
+from commands.deps import Deps
+from commands.notifier import SlackNotifier
+from commands.parser import Parser
+from core.clock import Clock, SystemClock
+from core.config import Config
+from core.inflight import InFlight
+from core.metrics import Metrics
+from integrations.aws.clients import AwsClients
+from integrations.aws.gateway import AwsGateway
+from integrations.deploy_history import DeployHistory
+from integrations.redis_client import RedisClient
+from integrations.slack.usergroups import GroupMembers
+
+
+@dataclass
+class Overrides:
+    """What tests and the sandbox may replace; production uses the defaults."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    redis: RedisClient | None = None
+    lease: timedelta = LEASE
+    extra_actions: list[type[Action]] = field(default_factory=list)
+    sweeper: bool = True
+
+
+def _who(action: Action, request: ApprovalRequest) -> Action:
+    """Tell the action who asked and who approved (fields outside the plan fingerprint)."""
+    names = set(type(action).model_fields)
+    updates: dict[str, object] = {}
+    if "requested_by" in names:
+        updates["requested_by"] = request.requester
+    if "approved_by" in names:
+        updates["approved_by"] = request.approvers
+    if "request_id" in names:
+        updates["request_id"] = request.id
+    return action.model_copy(update=updates) if updates else action
+
+
+def build_deps(
+    settings: Settings,
+    config: Config,
+    overrides: Overrides,
+    *,
+    redis: RedisClient,
+    client: AsyncWebClient,
+    metrics: Metrics,
+) -> Deps:
+    clock = overrides.clock
+    store = ApprovalStore(redis, clock)
+    locks = Locks(redis, clock)
+    registry = ActionRegistry()
+    for action in [*risky.ACTIONS, *overrides.extra_actions]:
+        registry.add(action)
+    runtime = ActionRuntime(
+        config=config,
+        clock=clock,
+        aws=AwsGateway(AwsClients(settings.aws_endpoint_url, settings.aws_region)),
+        history=DeployHistory(redis, clock),
+    )
+    flow = ApprovalFlow(
+        config=config,
+        store=store,
+        locks=locks,
+        notifier=SlackNotifier(client, config, clock),
+        members=GroupMembers(client, clock),
+        registry=registry,
+        runtime=runtime,
+        clock=clock,
+        lease=overrides.lease,
+        prepare=_who,
+    )
+    return Deps(
+        config=config,
+        parser=Parser(config),
+        redis=redis,
+        clock=clock,
+        metrics=metrics,
+        store=store,
+        locks=locks,
+        flow=flow,
+        inflight=InFlight(),
+    )

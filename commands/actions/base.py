@@ -1,0 +1,52 @@
+"""Shared shapes of the risky Actions that change one service in one environment.
+
+`approvals.models.Action` has a read-only `service` property (None for env-wide actions such as
+a database restore). A pydantic field cannot be named like a parent's property (the property
+wins on attribute access), so `ServiceAction` stores the name in `service_name`, exposed as the
+`service` property and, through the alias, as `service` everywhere else: the constructor
+(`DeployAction(service="api", …)`), `model_dump()` and `model_validate()`. The engine's stored
+`action` dict therefore reads `{"service": "api", …}` and round-trips.
+
+`requested_by`, `approved_by` and `request_id` are not part of what is approved: they are
+outside the plan's inputs (so outside its fingerprint) and the bot sets them with
+`model_copy(update=…)` just before `execute` (the flow's `prepare` hook), for the deploy history.
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field
+
+from approvals.models import Action
+from core.config import EnvironmentConfig, ServiceConfig
+from core.errors import ChatOpsError
+
+
+class ServiceAction(Action):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_alias=True, serialize_by_alias=True
+    )
+
+    service_name: str = Field(alias="service")
+    requested_by: str | None = None
+    approved_by: list[str] = Field(default_factory=list)
+    request_id: str | None = None
+
+    @property
+    def service(self) -> str:
+        return self.service_name
+
+
+def environment_config(config_envs: dict[str, EnvironmentConfig], env: str) -> EnvironmentConfig:
+    found = config_envs.get(env)
+    if found is None:
+        known = ", ".join(sorted(config_envs)) or "none"
+        raise ChatOpsError(f'unknown environment "{env}" — known: {known}')
+    return found
+
+
+def service_config(config_services: dict[str, ServiceConfig], service: str) -> ServiceConfig:
+    found = config_services.get(service)
+    if found is None:
+        known = ", ".join(sorted(config_services)) or "none"
+        raise ChatOpsError(f'unknown service "{service}" — known: {known}')
+    return found

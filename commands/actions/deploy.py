@@ -1,0 +1,233 @@
+"""`deploy SERVICE ENV TAG`: a new task-definition revision with one image changed, then
+`update-service` to it.
+
+The image is pinned by digest (`repo@sha256:…`, one of the two forms ECS documents for a
+container image; `repo:tag@digest` is not documented) whenever the repository is in ECR, so a
+tag moved after approval cannot change what runs. The tag stays visible as the task
+definition's `image-tag` tag (the convention the Dhanam world already uses) and in the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import structlog
+
+from approvals.models import Change, Plan, Result
+from commands.actions.base import ServiceAction, environment_config, service_config
+from commands.actions.runtime import ActionRuntime
+from core.errors import ChatOpsError, StoreUnavailableError
+from integrations.aws.errors import AwsError
+from integrations.aws.gateway import AwsGateway
+from integrations.aws.images import parse_image, short_digest
+from integrations.aws.models import AlarmState, ResolvedImage, ServiceState
+from integrations.deploy_history import DeployRecord
+
+log = structlog.get_logger(__name__)
+
+IMAGE_TAG_KEY = "image-tag"
+
+
+def _revision_label(task_definition: dict[str, Any]) -> str:
+    return f"{task_definition.get('family')}:{task_definition.get('revision')}"
+
+
+def _tag_value(tags: list[dict[str, str]], key: str) -> str | None:
+    return next((t.get("value") for t in tags if t.get("key") == key), None)
+
+
+def _with_tag(tags: list[dict[str, str]], key: str, value: str) -> list[dict[str, str]]:
+    kept = [dict(t) for t in tags if t.get("key") != key]
+    return [*kept, {"key": key, "value": value}]
+
+
+def _container(task_definition: dict[str, Any], name: str) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = task_definition.get("containerDefinitions", [])
+    found = next((c for c in containers if c.get("name") == name), None)
+    if found is None:
+        present = ", ".join(str(c.get("name")) for c in containers) or "none"
+        raise ChatOpsError(
+            f'task definition {_revision_label(task_definition)} has no container "{name}" '
+            f"— it has: {present}. Fix `container` in the service's config."
+        )
+    return found
+
+
+def _alarm_facts(watched: list[str], alarms: list[AlarmState]) -> list[str]:
+    if not watched:
+        return ["no alarms configured for this service"]
+    if not alarms:
+        return [f"no alarms in ALARM ({len(watched)} watched)"]
+    facts = []
+    for alarm in alarms:
+        since = f" since {alarm.updated:%Y-%m-%d %H:%M %Z}".rstrip() if alarm.updated else ""
+        facts.append(f"alarm {alarm.name} is in ALARM{since}: {alarm.reason}")
+    return facts
+
+
+def _breaker_fact(state: ServiceState) -> str:
+    if not state.circuit_breaker_enabled:
+        return "circuit breaker off: a failing rollout will not stop by itself"
+    rollback = ", rolls back on failure" if state.circuit_breaker_rollback else ""
+    return f"circuit breaker on{rollback}"
+
+
+class DeployAction(ServiceAction):
+    """Deploy TAG of SERVICE's image to ENV (PRODUCT.md §3)."""
+
+    kind: ClassVar[str] = "deploy"
+
+    tag: str
+
+    def title(self) -> str:
+        return f"Deploy {self.service} to {self.env}: {self.tag}"
+
+    async def plan(self, runtime: ActionRuntime) -> Plan:
+        env = environment_config(runtime.config.environments, self.env)
+        svc = service_config(runtime.config.services, self.service)
+        aws = runtime.aws
+        state = await aws.describe_service(env.region, env.cluster, svc.ecs_service)
+        current, alarms = await asyncio.gather(
+            aws.describe_task_definition(env.region, state.task_definition_arn),
+            aws.alarms_in_alarm(env.region, svc.alarms),
+        )
+        image = str(_container(current, svc.container).get("image", ""))
+        ref = parse_image(image)
+        current_tag = ref.tag or _tag_value(current.get("tags", []), IMAGE_TAG_KEY)
+        target, current_digest = await asyncio.gather(
+            aws.resolve_image(env.region, image, self.tag),
+            self._current_digest(aws, env.region, image, current_tag),
+        )
+        changes = [
+            Change(
+                label="task definition",
+                before=_revision_label(current),
+                after=f"new revision of {current.get('family')}",
+            ),
+            Change(label="image tag", before=current_tag or "unknown", after=self.tag),
+            Change(
+                label="digest",
+                before=short_digest(current_digest) if current_digest else "unknown",
+                after=short_digest(target.digest) if target.digest else "— (pinned by tag)",
+            ),
+            Change(
+                label="desired count",
+                before=str(state.desired),
+                after=f"{state.desired} (unchanged)",
+            ),
+        ]
+        return Plan.build(
+            f"Deploy {self.service} to {self.env}: {current_tag or 'unknown'} → {self.tag}",
+            inputs={
+                "task_definition": current["taskDefinitionArn"],
+                "desired_count": state.desired,
+                "image": target.image_pinned,
+                "container": svc.container,
+            },
+            changes=changes,
+            facts=[*_alarm_facts(svc.alarms, alarms), _breaker_fact(state)],
+            warnings=self._warnings(state, current_tag, current_digest, target),
+        )
+
+    async def _current_digest(
+        self, aws: AwsGateway, region: str, image: str, current_tag: str | None
+    ) -> str | None:
+        """The running image's digest: from the reference when pinned, else what ECR says the
+        running tag points at now (display only; not an input of the plan)."""
+        ref = parse_image(image)
+        if ref.digest:
+            return ref.digest
+        if not current_tag:
+            return None
+        try:
+            return (await aws.resolve_image(region, image, current_tag)).digest
+        except AwsError:
+            return None
+
+    def _warnings(
+        self,
+        state: ServiceState,
+        current_tag: str | None,
+        current_digest: str | None,
+        target: ResolvedImage,
+    ) -> list[str]:
+        warnings = []
+        if current_tag == self.tag:
+            warnings.append(f"{self.tag} is already running (redeploys the same image)")
+        elif target.digest and target.digest == current_digest:
+            warnings.append(
+                f"{self.tag} is the same image as the running {current_tag} "
+                f"({short_digest(target.digest)})"
+            )
+        if target.digest is None:
+            warnings.append(
+                f"{target.repository_uri} is not in ECR: the image is pinned by tag only, "
+                "so what runs is whatever the tag points at when tasks start"
+            )
+        if state.rolling_out:
+            primary = state.primary
+            rollout = primary.rollout_state if primary else "unknown"
+            warnings.append(
+                f"a rollout is still in progress ({len(state.deployments)} deployment(s), "
+                f"primary {rollout}): this deploy replaces it"
+            )
+        return warnings
+
+    async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
+        """Make the change `plan` describes. The engine re-planned just before calling this, so
+        `plan.inputs` are current; nothing is re-checked here."""
+        env = environment_config(runtime.config.environments, self.env)
+        svc = service_config(runtime.config.services, self.service)
+        aws = runtime.aws
+        previous_arn = str(plan.inputs["task_definition"])
+        image = str(plan.inputs["image"])
+        container = str(plan.inputs["container"])
+        source = await aws.describe_task_definition(env.region, previous_arn)
+        previous_image = str(_container(source, container).get("image", ""))
+        tags = _with_tag(source.get("tags", []), IMAGE_TAG_KEY, self.tag)
+        new_arn = await aws.register_task_definition_like(
+            env.region, source, tags, container, image
+        )
+        log.info("deploy.registered", task_definition=new_arn, image=image)
+        await aws.update_service(env.region, env.cluster, svc.ecs_service, new_arn)
+        log.info("deploy.updated", service=svc.ecs_service, task_definition=new_arn)
+        digest = parse_image(image).digest
+        details: dict[str, Any] = {
+            "task_definition_arn": new_arn,
+            "previous_task_definition_arn": previous_arn,
+            "image": image,
+            "tag": self.tag,
+            "digest": digest,
+            "region": env.region,
+            "cluster": env.cluster,
+            "ecs_service": svc.ecs_service,
+        }
+        record = DeployRecord(
+            service=self.service,
+            env=self.env,
+            previous_task_definition=previous_arn,
+            new_task_definition=new_arn,
+            previous_image=previous_image,
+            new_image=image,
+            tag=self.tag,
+            digest=digest,
+            requested_by=self.requested_by,
+            approved_by=list(self.approved_by),
+            request_id=self.request_id,
+            at=runtime.clock.now(),
+            kind="deploy",
+        )
+        try:
+            await runtime.history.record(record)
+        except StoreUnavailableError as exc:
+            # The deploy happened: report it as done, and say the history missed it.
+            log.warning("deploy.history_not_recorded", error=exc.detail)
+            details["history_error"] = f"deploy history not recorded: {exc.detail}"
+        revision = new_arn.rpartition("/")[2]
+        pinned = f", {short_digest(digest)}" if digest else ""
+        return Result(
+            ok=True,
+            summary=f"{svc.ecs_service} now on {revision} ({self.tag}{pinned})",
+            details=details,
+        )

@@ -1,0 +1,156 @@
+"""The approval card: a pure function of the request (and the time, for the expiry line)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from approvals.models import ApprovalRequest, State
+from approvals.policy import mention
+from commands.ids import ActionId, BlockId
+
+Block = dict[str, Any]
+
+_STATE_LINES = {
+    State.APPROVED: ":white_check_mark: Approved — starting…",
+    State.EXECUTING: ":gear: Executing…",
+    State.SUCCEEDED: ":white_check_mark: Done",
+    State.FAILED: ":x: Failed",
+    State.DENIED: ":no_entry: Denied",
+    State.CANCELLED: ":heavy_multiplication_x: Cancelled",
+    State.EXPIRED: ":hourglass: Expired — nothing was changed",
+    State.IN_DOUBT: ":grey_question: Outcome unknown — check status",
+}
+
+
+def slack_time(moment: datetime) -> str:
+    """A time Slack shows in each reader's own timezone, with a UTC fallback."""
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{time}} {{date_short}}|{moment:%H:%M} UTC {moment:%d %b}>"
+
+
+def card_text(request: ApprovalRequest) -> str:
+    """The notification text (shown where blocks are not)."""
+    return f"{request.plan.summary} — {request.state.value.replace('_', ' ')}"
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _approvals_line(request: ApprovalRequest) -> str:
+    if request.required == 0:
+        return "none needed (runs at once, audited)"
+    names = ", ".join(mention(a.user) for a in request.approvals) or "none yet"
+    return f"{len(request.approvals)} of {request.required} — {names}"
+
+
+def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> str:
+    if request.state is State.PENDING:
+        remaining = request.required - len(request.approvals)
+        who = ", ".join(mention(p) for p in approvers) or "an approver"
+        minutes = max(0, int((request.expires_at - now).total_seconds() // 60))
+        return (
+            f":hourglass_flowing_sand: Waiting for {remaining} more approval(s) from {who} · "
+            f"expires {slack_time(request.expires_at)} (in {minutes} min)"
+        )
+    line = _STATE_LINES[request.state]
+    if request.state in (State.DENIED, State.CANCELLED) and request.decided_by:
+        line += f" by {mention(request.decided_by)}"
+    if request.outcome and request.state not in (State.EXPIRED, State.CANCELLED, State.DENIED):
+        line += f"\n{request.outcome}"
+    return line
+
+
+def card_blocks(request: ApprovalRequest, approvers: list[str], now: datetime) -> list[Block]:
+    plan = request.plan
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": plan.summary[:150]}},
+    ]
+    asked = f"*Requested by* {mention(request.requester)}"
+    if request.reason:
+        asked += f" — “{request.reason}”"
+    blocks.append(_section(asked))
+    blocks.append(
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Environment*\n{request.env}"},
+                {"type": "mrkdwn", "text": f"*Service*\n{request.service or '—'}"},
+                {"type": "mrkdwn", "text": f"*Approvals*\n{_approvals_line(request)}"},
+                {"type": "mrkdwn", "text": f"*Expires*\n{slack_time(request.expires_at)}"},
+            ],
+        }
+    )
+    if plan.changes:
+        diff = "\n".join(f"• *{c.label}*: `{c.before}` → `{c.after}`" for c in plan.changes)
+        blocks.append(_section(f"*Plan*\n{diff}"))
+    notes = [*(f":rotating_light: {w}" for w in request.warnings)]
+    if request.break_glass:
+        notes.insert(
+            0,
+            ":rotating_light: *BREAK-GLASS* — overrides a freeze or lock; one extra "
+            "approver required",
+        )
+    notes += [f"• {fact}" for fact in plan.facts]
+    if notes:
+        blocks.append(_section("\n".join(notes)))
+    blocks.append({"type": "divider"})
+    blocks.append(
+        {
+            "type": "section",
+            "block_id": BlockId.APPROVAL_STATUS,
+            "text": {"type": "mrkdwn", "text": _status(request, approvers, now)},
+        }
+    )
+    if request.state is State.PENDING:
+        blocks.append(_buttons(request))
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"Request `{request.id}` · plan `{plan.short_fingerprint}` · "
+                    "approve what you see: the bot re-plans before executing and stops if "
+                    "anything changed",
+                }
+            ],
+        }
+    )
+    return blocks
+
+
+def _buttons(request: ApprovalRequest) -> Block:
+    return {
+        "type": "actions",
+        "block_id": BlockId.APPROVAL_BUTTONS,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ActionId.APPROVE,
+                "text": {"type": "plain_text", "text": "Approve"},
+                "style": "primary",
+                "value": request.id,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Approve this change?"},
+                    "text": {"type": "mrkdwn", "text": request.plan.summary},
+                    "confirm": {"type": "plain_text", "text": "Approve"},
+                    "deny": {"type": "plain_text", "text": "Back"},
+                },
+            },
+            {
+                "type": "button",
+                "action_id": ActionId.DENY,
+                "text": {"type": "plain_text", "text": "Deny"},
+                "style": "danger",
+                "value": request.id,
+            },
+            {
+                "type": "button",
+                "action_id": ActionId.CANCEL,
+                "text": {"type": "plain_text", "text": "Cancel"},
+                "value": request.id,
+            },
+        ],
+    }

@@ -1,0 +1,51 @@
+"""Approve / Deny / Cancel buttons: ack, call the flow, tell a refused clicker why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from approvals.flow import Click
+from commands.deps import DEPS_KEY, Deps
+from commands.ids import ActionId
+from core.errors import ChatOpsError
+
+log = structlog.get_logger(__name__)
+
+
+async def on_click(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: dict[str, Any],
+) -> None:
+    await ack()
+    deps: Deps = context[DEPS_KEY]
+    user = str(body.get("user", {}).get("id", ""))
+    request_id = str(action.get("value", ""))
+    flow = deps.flow
+    handlers = {
+        ActionId.APPROVE: flow.approve,
+        ActionId.DENY: flow.deny,
+        ActionId.CANCEL: flow.cancel,
+    }
+    handler = handlers[ActionId(action["action_id"])]
+    async with deps.inflight.track():
+        try:
+            click: Click = await handler(request_id, user)
+        except ChatOpsError as exc:
+            await respond(response_type="ephemeral", replace_original=False, text=exc.user_message)
+            return
+    log.info(
+        "approval.click", action=action["action_id"], request_id=request_id, status=click.status
+    )
+    if click.refusal is not None:
+        await respond(response_type="ephemeral", replace_original=False, text=click.refusal.text)
+
+
+def register(app: AsyncApp) -> None:
+    for action_id in ActionId:
+        app.action(action_id.value)(on_click)
