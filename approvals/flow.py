@@ -176,43 +176,41 @@ class ApprovalFlow:
         return Submitted(stored, runs_now=required == 0)
 
     # -- clicks ----------------------------------------------------------------------------
+    async def eligible_in(self, user: str) -> list[str]:
+        """The environments ``user`` may approve in (group membership is cached: no Redis)."""
+        return [
+            name
+            for name, env in self.config.environments.items()
+            if user in await self.members.expand(env.approvers)
+        ]
+
     async def approve(self, request_id: str, user: str) -> Click:
-        request = await self.store.get(request_id)
-        if request is None:
-            return Click(Status.MISSING, refusal_for("missing", None, None), None)
-        env = self.config.environments.get(request.env)
-        eligible = env is not None and user in await self.members.expand(env.approvers)
-        outcome = await self.store.approve(request_id, user, eligible=eligible)
-        return await self._after_click(outcome, user, "approved", env)
+        """One Redis round trip decides the click; the card edit and audit follow."""
+        envs = await self.eligible_in(user)
+        outcome = await self.store.approve(request_id, user, eligible_in=envs)
+        return await self._after_click(outcome, user, "approved")
 
     async def deny(self, request_id: str, user: str) -> Click:
-        request = await self.store.get(request_id)
-        if request is None:
-            return Click(Status.MISSING, refusal_for("missing", None, None), None)
-        env = self.config.environments.get(request.env)
-        eligible = env is not None and user in await self.members.expand(env.approvers)
+        envs = await self.eligible_in(user)
         outcome = await self.store.deny(
-            request_id, user, eligible=eligible, note=f"denied by <@{user}>"
+            request_id, user, eligible_in=envs, note=f"denied by <@{user}>"
         )
-        return await self._after_click(outcome, user, "denied", env)
+        return await self._after_click(outcome, user, "denied")
 
     async def cancel(self, request_id: str, user: str) -> Click:
         outcome = await self.store.cancel(request_id, user)
+        return await self._after_click(outcome, user, "cancelled")
+
+    async def _after_click(self, outcome: Outcome, user: str, verb: str) -> Click:
         request = outcome.request
         env = self.config.environments.get(request.env) if request else None
-        return await self._after_click(outcome, user, "cancelled", env)
-
-    async def _after_click(self, outcome: Outcome, user: str, verb: str, env: Any) -> Click:
-        request = outcome.request
         effective = {Status.RECORDED, Status.APPROVED, Status.DENIED, Status.CANCELLED}
         if outcome.status is Status.EXPIRED and request is not None:
-            await self._audit(request, "expired", "")
-            await self._refresh_card(request)
+            await self._refresh_card(request, audit=self._entry(request, "expired", ""))
         if outcome.status not in effective or request is None:
             return Click(outcome.status, refusal_for(outcome.status.value, request, env), request)
         event = "approval" if outcome.status is Status.RECORDED else verb
-        await self._audit(request, event, user)
-        await self._refresh_card(request)
+        await self._refresh_card(request, audit=self._entry(request, event, user))
         if outcome.status is Status.APPROVED:
             self._spawn(self.execute(request.id))
         return Click(outcome.status, None, request)
@@ -226,8 +224,7 @@ class ApprovalFlow:
         if claim.status is not Status.CLAIMED or claim.request is None:
             return
         request = claim.request
-        await self._audit(request, "executing", "")
-        await self._refresh_card(request)
+        await self._refresh_card(request, audit=self._entry(request, "executing", ""))
         action = self._prepare(self.registry.load(request), request)
         scope = f"exec:{action.lock_scope}"
         lock_token = secrets.token_hex(8)
@@ -249,8 +246,9 @@ class ApprovalFlow:
                 await self.store.release(scope, lock_token)
         finished = await self.store.finish(request.id, token, ok=ok, outcome=outcome)
         final = finished.request or request
-        await self._audit(final, finished.status.value, "", note=outcome)
-        await self._refresh_card(final)
+        await self._refresh_card(
+            final, audit=self._entry(final, finished.status.value, "", note=outcome)
+        )
         await self._thread(final, outcome)
 
     async def _run(self, action: Action, approved: Plan) -> tuple[bool, str]:
@@ -298,8 +296,8 @@ class ApprovalFlow:
                 continue
             if outcome.status in (Status.EXPIRED, Status.IN_DOUBT):
                 handled += 1
-                await self._audit(request, outcome.status.value, "")
-                await self._refresh_card(request)
+                entry = self._entry(request, outcome.status.value, "")
+                await self._refresh_card(request, audit=entry)
                 if outcome.status is Status.IN_DOUBT:
                     await self._thread(
                         request,
@@ -336,20 +334,35 @@ class ApprovalFlow:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _refresh_card(self, request: ApprovalRequest) -> None:
+    async def _refresh_card(
+        self, request: ApprovalRequest, *, audit: dict[str, str] | None = None
+    ) -> None:
         """Edit the card to the newest version. Concurrent transitions may finish their edits
-        out of order, so re-read after editing and edit again if something newer landed."""
+        out of order, so after editing compare versions (in the same round trip as the audit
+        write) and edit again if something newer landed meanwhile."""
+        if audit is not None:
+            self._log(audit)
         current = request
         for _ in range(3):
-            if not current.channel or not current.ts:
-                return
+            if current.channel and current.ts:
+                try:
+                    await self.notifier.update_card(current)
+                except Exception:
+                    log.exception("approval.card_update_failed", request_id=current.id)
             try:
-                await self.notifier.update_card(current)
-            except Exception:
-                log.exception("approval.card_update_failed", request_id=current.id)
+                if audit is not None:
+                    version = await self.store.audit_and_version(audit, current.id)
+                    audit = None
+                else:
+                    latest_request = await self.store.get(current.id)
+                    version = latest_request.version if latest_request else None
+            except StoreUnavailableError:
+                log.exception("audit.write_failed", request_id=current.id)
+                return
+            if version is None or version <= current.version:
                 return
             latest = await self.store.get(current.id)
-            if latest is None or latest.version <= current.version:
+            if latest is None:
                 return
             current = latest
 
@@ -362,7 +375,22 @@ class ApprovalFlow:
     async def _audit(
         self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
     ) -> None:
-        fields = {
+        fields = self._entry(request, event, user, note=note)
+        self._log(fields)
+        try:
+            await self.store.audit(fields)
+        except StoreUnavailableError:
+            log.exception("audit.write_failed", request_id=request.id, audit_event=event)
+
+    def _log(self, fields: dict[str, str]) -> None:
+        event = fields["event"]
+        # structlog event names are identifiers, not format strings.
+        log.info(f"approval.{event}", **{k: v for k, v in fields.items() if k != "event"})  # noqa: G004
+
+    def _entry(
+        self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
+    ) -> dict[str, str]:
+        return {
             "event": event,
             "request_id": request.id,
             "kind": request.kind,
@@ -377,9 +405,3 @@ class ApprovalFlow:
             "note": note,
             "at": self.clock.now().isoformat(),
         }
-        # structlog event names are identifiers, not format strings.
-        log.info(f"approval.{event}", **{k: v for k, v in fields.items() if k != "event"})  # noqa: G004
-        try:
-            await self.store.audit(fields)
-        except StoreUnavailableError:
-            log.exception("audit.write_failed", request_id=request.id, audit_event=event)

@@ -31,6 +31,13 @@ local function retain(ms)
   redis.call('PEXPIRE', k, ms)
   redis.call('PEXPIRE', ev, ms)
 end
+local function eligible(envs)
+  local env = redis.call('HGET', k, 'env')
+  for name in string.gmatch(envs, '[^,]+') do
+    if name == env then return true end
+  end
+  return false
+end
 local function expire_if_due(now, retention)
   if now >= tonumber(redis.call('HGET', k, 'expires_ms')) then
     move('expired', '', now, 'expired unapproved')
@@ -41,7 +48,7 @@ local function expire_if_due(now, retention)
 end
 """
 
-# ARGV: user, now_ms, eligible (1|0), retention_ms
+# ARGV: user, now_ms, environments the user may approve in (comma-separated), retention_ms
 APPROVE = (
     _PRELUDE
     + """
@@ -50,7 +57,7 @@ local user, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 if redis.call('HGET', k, 'state') ~= 'pending' then return reply('decided') end
 if expire_if_due(now, retention) then return reply('expired') end
 if redis.call('HGET', k, 'requester') == user then return reply('self') end
-if ARGV[3] ~= '1' then return reply('not_approver') end
+if not eligible(ARGV[3]) then return reply('not_approver') end
 local approvals = cjson.decode(redis.call('HGET', k, 'approvals'))
 for _, a in ipairs(approvals) do
   if a.user == user then return reply('duplicate') end
@@ -67,7 +74,7 @@ return reply('recorded')
 """
 )
 
-# ARGV: user, now_ms, eligible (1|0), retention_ms, note
+# ARGV: user, now_ms, environments the user may approve in (comma-separated), retention_ms, note
 DENY = (
     _PRELUDE
     + """
@@ -76,7 +83,7 @@ local user, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 if redis.call('HGET', k, 'state') ~= 'pending' then return reply('decided') end
 if expire_if_due(now, retention) then return reply('expired') end
 if redis.call('HGET', k, 'requester') == user then return reply('self') end
-if ARGV[3] ~= '1' then return reply('not_approver') end
+if not eligible(ARGV[3]) then return reply('not_approver') end
 move('denied', user, now, ARGV[5])
 retain(retention)
 return reply('denied')

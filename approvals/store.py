@@ -218,14 +218,18 @@ class ApprovalStore:
         raw: list[str] = await self._call(lambda: self._redis.lrange(events_key(request_id), 0, -1))
         return [json.loads(item) for item in raw]
 
-    async def approve(self, request_id: str, user: str, *, eligible: bool) -> Outcome:
+    async def approve(self, request_id: str, user: str, *, eligible_in: list[str]) -> Outcome:
+        """One round trip. ``eligible_in``: the environments ``user`` may approve in; the
+        script checks the request's own environment against it."""
         return await self._run(
-            "approve", request_id, user, self._now_ms(), int(eligible), _ms(RETENTION)
+            "approve", request_id, user, self._now_ms(), ",".join(eligible_in), _ms(RETENTION)
         )
 
-    async def deny(self, request_id: str, user: str, *, eligible: bool, note: str) -> Outcome:
+    async def deny(
+        self, request_id: str, user: str, *, eligible_in: list[str], note: str
+    ) -> Outcome:
         return await self._run(
-            "deny", request_id, user, self._now_ms(), int(eligible), _ms(RETENTION), note
+            "deny", request_id, user, self._now_ms(), ",".join(eligible_in), _ms(RETENTION), note
         )
 
     async def cancel(self, request_id: str, user: str) -> Outcome:
@@ -285,6 +289,19 @@ class ApprovalStore:
     async def active_ids(self) -> list[str]:
         ids: list[str] = await self._call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1))
         return ids
+
+    async def audit_and_version(self, entry: dict[str, str], request_id: str) -> int | None:
+        """Append to the audit stream and read the request's version, in one round trip."""
+
+        async def both() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xadd(AUDIT_KEY, cast(Any, entry), maxlen=AUDIT_MAXLEN, approximate=True)
+            pipe.hget(request_key(request_id), "version")
+            result: list[Any] = await pipe.execute()
+            return result
+
+        results = await self._call(both)
+        return int(results[1]) if results[1] is not None else None
 
     # -- audit -----------------------------------------------------------------------------
     async def audit(self, entry: dict[str, str]) -> None:

@@ -62,7 +62,7 @@ async def test_create_and_read_back(store: ApprovalStore, clock: ManualClock) ->
 async def test_self_approval_is_refused(store: ApprovalStore, clock: ManualClock) -> None:
     request = make_request(clock)
     await store.create(request)
-    outcome = await store.approve(request.id, "U0ALICE", eligible=True)
+    outcome = await store.approve(request.id, "U0ALICE", eligible_in=["production"])
     assert outcome.status is Status.SELF
     assert outcome.request is not None
     assert outcome.request.state is State.PENDING
@@ -72,7 +72,7 @@ async def test_self_approval_is_refused(store: ApprovalStore, clock: ManualClock
 async def test_non_approver_is_refused(store: ApprovalStore, clock: ManualClock) -> None:
     request = make_request(clock)
     await store.create(request)
-    outcome = await store.approve(request.id, "U0DAVE", eligible=False)
+    outcome = await store.approve(request.id, "U0DAVE", eligible_in=["staging"])
     assert outcome.status is Status.NOT_APPROVER
     assert outcome.request is not None
     assert outcome.request.state is State.PENDING
@@ -81,41 +81,41 @@ async def test_non_approver_is_refused(store: ApprovalStore, clock: ManualClock)
 async def test_n_of_m_counts_distinct_approvers(store: ApprovalStore, clock: ManualClock) -> None:
     request = make_request(clock, required=2)
     await store.create(request)
-    first = await store.approve(request.id, "U0BOB", eligible=True)
+    first = await store.approve(request.id, "U0BOB", eligible_in=["production"])
     assert first.status is Status.RECORDED
-    again = await store.approve(request.id, "U0BOB", eligible=True)
+    again = await store.approve(request.id, "U0BOB", eligible_in=["production"])
     assert again.status is Status.DUPLICATE
     assert again.request is not None
     assert again.request.approvers == ["U0BOB"]
-    second = await store.approve(request.id, "U0CAROL", eligible=True)
+    second = await store.approve(request.id, "U0CAROL", eligible_in=["production"])
     assert second.status is Status.APPROVED
     assert second.request is not None
     assert second.request.state is State.APPROVED
     assert second.request.approvers == ["U0BOB", "U0CAROL"]
     assert second.request.decided_by == "U0CAROL"
-    late = await store.approve(request.id, "U0ERIN", eligible=True)
+    late = await store.approve(request.id, "U0ERIN", eligible_in=["production"])
     assert late.status is Status.DECIDED
 
 
 async def test_deny_and_cancel_end_the_request(store: ApprovalStore, clock: ManualClock) -> None:
     denied = make_request(clock)
     await store.create(denied)
-    assert (await store.deny(denied.id, "U0ALICE", eligible=True, note="x")).status is Status.SELF
+    assert (await store.deny(denied.id, "U0ALICE", eligible_in=["production"], note="x")).status is Status.SELF
     assert (
-        await store.deny(denied.id, "U0DAVE", eligible=False, note="x")
+        await store.deny(denied.id, "U0DAVE", eligible_in=["staging"], note="x")
     ).status is Status.NOT_APPROVER
-    outcome = await store.deny(denied.id, "U0BOB", eligible=True, note="not during the sale")
+    outcome = await store.deny(denied.id, "U0BOB", eligible_in=["production"], note="not during the sale")
     assert outcome.status is Status.DENIED
     assert outcome.request is not None
     assert outcome.request.outcome == "not during the sale"
-    assert (await store.approve(denied.id, "U0CAROL", eligible=True)).status is Status.DECIDED
+    assert (await store.approve(denied.id, "U0CAROL", eligible_in=["production"])).status is Status.DECIDED
 
     cancelled = make_request(clock)
     await store.create(cancelled)
     assert (await store.cancel(cancelled.id, "U0BOB")).status is Status.NOT_REQUESTER
     outcome = await store.cancel(cancelled.id, "U0ALICE")
     assert outcome.status is Status.CANCELLED
-    assert (await store.approve(cancelled.id, "U0BOB", eligible=True)).status is Status.DECIDED
+    assert (await store.approve(cancelled.id, "U0BOB", eligible_in=["production"])).status is Status.DECIDED
 
 
 async def test_expiry_on_click_and_by_sweep(store: ApprovalStore, clock: ManualClock) -> None:
@@ -125,7 +125,7 @@ async def test_expiry_on_click_and_by_sweep(store: ApprovalStore, clock: ManualC
     await store.create(swept)
     assert await store.due() == []
     clock.advance(61)
-    outcome = await store.approve(clicked.id, "U0BOB", eligible=True)
+    outcome = await store.approve(clicked.id, "U0BOB", eligible_in=["production"])
     assert outcome.status is Status.EXPIRED
     assert outcome.request is not None
     assert outcome.request.state is State.EXPIRED
@@ -133,13 +133,13 @@ async def test_expiry_on_click_and_by_sweep(store: ApprovalStore, clock: ManualC
     assert (await store.sweep_one(swept.id)).status is Status.EXPIRED
     assert (await store.sweep_one(clicked.id)).status is Status.FINAL
     assert await store.due() == []
-    assert (await store.approve(swept.id, "U0BOB", eligible=True)).status is Status.DECIDED
+    assert (await store.approve(swept.id, "U0BOB", eligible_in=["production"])).status is Status.DECIDED
 
 
 async def test_claim_happens_once(store: ApprovalStore, clock: ManualClock) -> None:
     request = make_request(clock)
     await store.create(request)
-    await store.approve(request.id, "U0BOB", eligible=True)
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
     outcomes = await asyncio.gather(
         *(store.claim(request.id, f"t{i}", timedelta(seconds=30)) for i in range(20))
     )
@@ -155,7 +155,7 @@ async def test_claim_needs_approval(store: ApprovalStore, clock: ManualClock) ->
 async def test_finish_by_the_lease_holder_only(store: ApprovalStore, clock: ManualClock) -> None:
     request = make_request(clock)
     await store.create(request)
-    await store.approve(request.id, "U0BOB", eligible=True)
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
     await store.claim(request.id, "mine", timedelta(seconds=30))
     assert (await store.finish(request.id, "theirs", ok=True, outcome="x")).status is Status.LOST
     done = await store.finish(request.id, "mine", ok=True, outcome="deployed rev 4")
@@ -172,7 +172,7 @@ async def test_lapsed_lease_means_in_doubt_never_rerun(
 ) -> None:
     request = make_request(clock)
     await store.create(request)
-    await store.approve(request.id, "U0BOB", eligible=True)
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
     await store.claim(request.id, "mine", timedelta(seconds=30))
     clock.advance(10)
     assert (await store.extend(request.id, "mine", timedelta(seconds=30))).status is Status.EXTENDED
@@ -196,7 +196,7 @@ async def test_orphaned_approval_is_offered_to_the_sweeper(
 ) -> None:
     request = make_request(clock)
     await store.create(request)
-    await store.approve(request.id, "U0BOB", eligible=True)
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
     assert (await store.sweep_one(request.id)).status is Status.WAIT
     clock.advance(31)
     assert (await store.sweep_one(request.id)).status is Status.ORPHAN
@@ -226,7 +226,7 @@ async def test_request_survives_a_redis_restart_with_aof(
     await store.create(request)
     await asyncio.to_thread(redis_server.kill)
     await asyncio.to_thread(redis_server.restart)
-    outcome = await store.approve(request.id, "U0BOB", eligible=True)
+    outcome = await store.approve(request.id, "U0BOB", eligible_in=["production"])
     assert outcome.status is Status.APPROVED
 
 
@@ -237,6 +237,6 @@ async def test_redis_down_fails_closed(
     await store.create(request)
     await asyncio.to_thread(redis_server.shutdown)
     with pytest.raises(StoreUnavailableError) as info:
-        await store.approve(request.id, "U0BOB", eligible=True)
+        await store.approve(request.id, "U0BOB", eligible_in=["production"])
     assert info.value.user_message == "approval store unavailable — nothing was changed"
     await asyncio.to_thread(redis_server.restart)
