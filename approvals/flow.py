@@ -123,14 +123,14 @@ class ApprovalFlow:
             raise NotPermittedError(
                 f"{action.title()} is blocked — "
                 + "; ".join(blocked)
-                + ". Nothing was changed. If it cannot wait, add --break-glass "
+                + ". If it cannot wait, add --break-glass "
                 "(it needs one more approver and is flagged in the audit)."
             )
         required = required_approvals(env, critical=action.critical, break_glass=action.break_glass)
         if required > 0 and not env.approvers:
             raise NotPermittedError(
                 f"{action.title()} needs {required} approval(s) but {action.env} has no approvers "
-                "configured. Nothing was changed."
+                "configured."
             )
         plan = await action.plan(self.runtime)
         now = self.clock.now()

@@ -78,7 +78,7 @@ def card_blocks(request: ApprovalRequest, approvers: list[str], now: datetime) -
                 {"type": "mrkdwn", "text": f"*Environment*\n{request.env}"},
                 {"type": "mrkdwn", "text": f"*Service*\n{request.service or '—'}"},
                 {"type": "mrkdwn", "text": f"*Approvals*\n{_approvals_line(request)}"},
-                {"type": "mrkdwn", "text": f"*Expires*\n{slack_time(request.expires_at)}"},
+                {"type": "mrkdwn", "text": f"*Requested*\n{slack_time(request.created_at)}"},
             ],
         }
     )

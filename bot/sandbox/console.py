@@ -51,6 +51,7 @@ class Console:
     def __post_init__(self) -> None:
         self._events: asyncio.Queue[EmulatorEvent] = self.world.slack.subscribe()
         self.quit = False
+        self._shown: dict[tuple[str, str], list[str]] = {}  # last rendering of each message
 
     @property
     def prompt(self) -> str:
@@ -204,7 +205,16 @@ class Console:
         message = event.message
         if event.kind in (EventKind.message_posted, EventKind.message_updated, EventKind.ephemeral):
             assert message is not None
-            self.say(self._message(message, event.kind, names, where))
+            rendered = self._message(message, event.kind, names, where).splitlines()
+            key = (message.channel, message.ts)
+            before = self._shown.get(key)
+            self._shown[key] = rendered
+            if event.kind is EventKind.message_updated and before is not None:
+                # In Slack the card changes in place: show what changed, not the card again.
+                changed = [line for line in rendered[1:] if line not in before]
+                self.say("\n".join([rendered[0], *(changed or ["│ (no visible change)"])]))
+            else:
+                self.say("\n".join(rendered))
         elif event.kind is EventKind.channel_created:
             self.say(f"+ channel {where} created")
         elif event.kind is EventKind.member_joined:

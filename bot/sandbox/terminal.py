@@ -15,6 +15,29 @@ from typing import Any
 
 WIDTH = 78
 _ENTITY = re.compile(r"<([@#!]?)([^>|]+)(?:\|([^>]*))?>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
+_EMOJI = {
+    "white_check_mark": "✅",
+    "x": "❌",
+    "hourglass_flowing_sand": "⏳",
+    "hourglass": "⌛",
+    "gear": "⚙️",
+    "no_entry": "⛔",
+    "heavy_multiplication_x": "✖️",
+    "grey_question": "❔",
+    "lock": "🔒",
+    "unlock": "🔓",
+    "rotating_light": "🚨",
+    "warning": "⚠️",
+    "fire": "🔥",
+    "large_green_circle": "🟢",
+    "red_circle": "🔴",
+    "large_yellow_circle": "🟡",
+    "ballot_box_with_check": "☑️",
+    "arrows_counterclockwise": "🔄",
+}
+_EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
 
 
 def mrkdwn(text: str, names: Mapping[str, str]) -> str:
@@ -34,7 +57,11 @@ def mrkdwn(text: str, names: Mapping[str, str]) -> str:
             return "@" + (label or target.split("^")[0])
         return f"{label} ({target})" if label else target
 
-    return html.unescape(_ENTITY.sub(entity, text))
+    text = _ENTITY.sub(entity, text)
+    text = _BOLD.sub(r"\1", text)
+    text = _ITALIC.sub(r"\1", text)
+    text = _EMOJI_CODE.sub(lambda m: _EMOJI.get(m.group(1), m.group(0)), text)
+    return html.unescape(text)
 
 
 def _text(obj: Any, names: Mapping[str, str]) -> str:
@@ -124,7 +151,8 @@ def render_blocks(blocks: list[dict[str, Any]], names: Mapping[str, str]) -> lis
             if block.get("text"):
                 lines.extend(_wrap(_text(block["text"], names)))
             for field in block.get("fields", []):
-                lines.extend(_wrap(_text(field, names), "  "))
+                # A field is "label\nvalue": one line reads better in a terminal.
+                lines.extend(_wrap(" ".join(_text(field, names).splitlines()), "  "))
             accessory = block.get("accessory")
             if isinstance(accessory, dict) and accessory.get("type") == "button":
                 lines.append("  " + counter.label(accessory, names))

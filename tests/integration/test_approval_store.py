@@ -100,22 +100,30 @@ async def test_n_of_m_counts_distinct_approvers(store: ApprovalStore, clock: Man
 async def test_deny_and_cancel_end_the_request(store: ApprovalStore, clock: ManualClock) -> None:
     denied = make_request(clock)
     await store.create(denied)
-    assert (await store.deny(denied.id, "U0ALICE", eligible_in=["production"], note="x")).status is Status.SELF
+    assert (
+        await store.deny(denied.id, "U0ALICE", eligible_in=["production"], note="x")
+    ).status is Status.SELF
     assert (
         await store.deny(denied.id, "U0DAVE", eligible_in=["staging"], note="x")
     ).status is Status.NOT_APPROVER
-    outcome = await store.deny(denied.id, "U0BOB", eligible_in=["production"], note="not during the sale")
+    outcome = await store.deny(
+        denied.id, "U0BOB", eligible_in=["production"], note="not during the sale"
+    )
     assert outcome.status is Status.DENIED
     assert outcome.request is not None
     assert outcome.request.outcome == "not during the sale"
-    assert (await store.approve(denied.id, "U0CAROL", eligible_in=["production"])).status is Status.DECIDED
+    assert (
+        await store.approve(denied.id, "U0CAROL", eligible_in=["production"])
+    ).status is Status.DECIDED
 
     cancelled = make_request(clock)
     await store.create(cancelled)
     assert (await store.cancel(cancelled.id, "U0BOB")).status is Status.NOT_REQUESTER
     outcome = await store.cancel(cancelled.id, "U0ALICE")
     assert outcome.status is Status.CANCELLED
-    assert (await store.approve(cancelled.id, "U0BOB", eligible_in=["production"])).status is Status.DECIDED
+    assert (
+        await store.approve(cancelled.id, "U0BOB", eligible_in=["production"])
+    ).status is Status.DECIDED
 
 
 async def test_expiry_on_click_and_by_sweep(store: ApprovalStore, clock: ManualClock) -> None:
@@ -133,7 +141,9 @@ async def test_expiry_on_click_and_by_sweep(store: ApprovalStore, clock: ManualC
     assert (await store.sweep_one(swept.id)).status is Status.EXPIRED
     assert (await store.sweep_one(clicked.id)).status is Status.FINAL
     assert await store.due() == []
-    assert (await store.approve(swept.id, "U0BOB", eligible_in=["production"])).status is Status.DECIDED
+    assert (
+        await store.approve(swept.id, "U0BOB", eligible_in=["production"])
+    ).status is Status.DECIDED
 
 
 async def test_claim_happens_once(store: ApprovalStore, clock: ManualClock) -> None:

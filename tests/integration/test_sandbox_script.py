@@ -48,3 +48,19 @@ def test_missing_script_is_one_line(tmp_path: Path) -> None:
     result = sandbox(tmp_path / "none.txt")
     assert result.returncode == 1
     assert result.stderr.strip().startswith("dhanam-bot: cannot read")
+
+
+def test_deploy_script_two_person_flow() -> None:
+    result = sandbox(ROOT / "examples" / "deploy.txt")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "DEPLOY API TO PRODUCTION: V1.2.0 → V1.3.0" in out
+    assert "[1 Approve] [2 Deny!] [3 Cancel]" in out
+    assert "the two-person\n│ rule needs someone else" in out or "two-person rule" in out.replace(
+        "\n│ ", " "
+    )
+    assert "You're not an approver here. Approvers: @bob, @carol, @sre." in out
+    assert "dhanam-api now on dhanam-api:4 (v1.3.0" in out
+    assert "is blocked — locked by @carol" in out.replace("\n│ ", " ")
+    assert "*auto_approved*" not in out  # mrkdwn is rendered, not shown raw
+    assert "auto_approved by @alice" in out.replace("\n│ ", " ")
