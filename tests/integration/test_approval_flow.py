@@ -284,3 +284,53 @@ async def test_audit_records_every_transition(pair: SandboxWorld) -> None:
     ]
     assert all(e["fingerprint"] == request.plan.fingerprint for e in entries)
     assert entries[-2]["user"] == "U0CAROL"  # newest first: the approval is second oldest
+
+
+async def test_crashed_executor_leaves_it_in_doubt_never_rerun(
+    pair: SandboxWorld, clock: ManualClock
+) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    request = await _request(pair, "crash")
+    card = _card(pair, request)
+    store = pair.flow(0).store
+    # Approve without executing (as if the replica that won died right after the claim).
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
+    claim = await store.claim(request.id, "dead-replica", timedelta(seconds=30))
+    assert claim.status.value == "claimed"
+    clock.advance(31)
+    assert await pair.flow(1).sweep_once() == 1
+    await _drain(pair)
+    stored = await store.get(request.id)
+    assert stored is not None
+    assert stored.state is State.IN_DOUBT
+    assert "Outcome unknown — check status" in str(_card(pair, stored).blocks)
+    thread = pair.slack.thread(stored.channel, stored.ts)  # type: ignore[arg-type]
+    assert any("will not be retried" in m.text for m in thread)
+    await pair.flow(0).execute(request.id)  # a late retry does nothing
+    assert EXECUTIONS["crash"] == 0
+    del card
+
+
+async def test_sweeper_loop_expires_requests_under_its_lease(
+    pair: SandboxWorld, clock: ManualClock
+) -> None:
+    request = await _request(pair, "sweeper-loop")
+    clock.advance(901)
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(pair.flow(i).run_sweeper(stop)) for i in range(2)]
+    try:
+        for _ in range(100):
+            stored = await pair.flow(0).store.get(request.id)
+            if stored is not None and stored.state is State.EXPIRED:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+    assert stored is not None
+    assert stored.state is State.EXPIRED
+    await _drain(pair)
+    assert "Expired" in str(_card(pair, stored).blocks)
+    events = [e["event"] for e in await pair.flow(0).store.events(request.id)]
+    assert events.count("expired") == 1

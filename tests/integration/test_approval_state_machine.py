@@ -256,9 +256,7 @@ class ApprovalMachine(RuleBasedStateMachine):
         break_glass=st.booleans(),
         explode=st.sampled_from([False, False, False, True]),
     )
-    def submit(
-        self, requester: str, env: str, svc: str, break_glass: bool, explode: bool
-    ) -> str:
+    def submit(self, requester: str, env: str, svc: str, break_glass: bool, explode: bool) -> str:
         self.markers += 1
         action = CountingAction(
             env=env, marker=f"m{self.markers}", svc=svc, explode=explode, break_glass=break_glass
@@ -385,7 +383,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             assert request is not None
             if request.state is State.PENDING:
                 assert now < request.expires_at, f"swept but still pending: {request!r}"
-            elif request.state is State.EXECUTING and request_id not in self.slow:
+            elif request.state is State.EXECUTING:
                 lease_until = self.run(self.redis.hget(request_key(request_id), "lease_until"))
                 lapsed = now.timestamp() * 1000 - int(lease_until or 0)
                 assert lapsed <= 5000, f"lease lapsed {lapsed} ms ago, not in doubt: {request!r}"
@@ -574,7 +572,7 @@ class ApprovalMachine(RuleBasedStateMachine):
         if self.slow:
             return
         for request_id, model in self.models.items():
-            if model.final is None or model.final is State.CANCELLED and not self.notifier.updates:
+            if model.final is None:
                 continue
             edits = self.notifier.updates.get(request_id)
             assert edits, f"{request_id} is {model.final} but its card was never edited"

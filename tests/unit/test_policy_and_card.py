@@ -1,0 +1,125 @@
+"""The two-person rule's pure parts: policy functions and the approval card renderer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from approvals.models import Approval, ApprovalRequest, Change, Plan, State
+from approvals.policy import Hold, blockers, may_request, refusal_for, required_approvals
+from commands.approval_card import card_blocks
+from commands.ids import ActionId
+from core.config import load_config
+
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
+PROD = CONFIG.environments["production"]
+STAGING = CONFIG.environments["staging"]
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def request(state: State = State.PENDING, **extra: object) -> ApprovalRequest:
+    fields: dict[str, object] = {
+        "id": "abc123",
+        "kind": "deploy",
+        "action": {},
+        "plan": Plan.build(
+            "Deploy api to production: v1.2.0 → v1.3.0",
+            inputs={"task_definition": "arn:3"},
+            changes=[Change(label="image tag", before="v1.2.0", after="v1.3.0")],
+            facts=["no alarms in ALARM"],
+        ),
+        "requester": "U0ALICE",
+        "reason": "fix login",
+        "env": "production",
+        "service": "api",
+        "channel": "C0DEPLOYS",
+        "ts": "1.0",
+        "required": 1,
+        "state": state,
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(minutes=15),
+    }
+    fields.update(extra)
+    return ApprovalRequest.model_validate(fields)
+
+
+def test_required_approvals() -> None:
+    assert required_approvals(PROD, critical=False, break_glass=False) == 1
+    assert required_approvals(PROD, critical=False, break_glass=True) == 2
+    assert required_approvals(PROD, critical=True, break_glass=False) == 2
+    assert required_approvals(PROD, critical=True, break_glass=True) == 3
+    assert required_approvals(STAGING, critical=False, break_glass=False) == 0
+    assert required_approvals(STAGING, critical=False, break_glass=True) == 1
+
+
+def test_may_request() -> None:
+    assert may_request(PROD, "U0ANYONE", frozenset())
+    restricted = PROD.model_copy(update={"requesters": ["U0ALICE", "S0DEVS"]})
+    assert may_request(restricted, "U0ALICE", frozenset({"U0ALICE"}))
+    assert may_request(restricted, "U0ERIN", frozenset({"U0ALICE", "U0ERIN"}))
+    assert not may_request(restricted, "U0DAVE", frozenset({"U0ALICE"}))
+
+
+def test_blockers_name_freeze_and_lock() -> None:
+    assert blockers(PROD, NOW, None) == []
+    christmas = datetime(2026, 12, 25, 12, tzinfo=UTC)
+    assert blockers(PROD, christmas, None) == ["freeze until 2026-12-27 00:00 UTC: Holiday freeze"]
+    hold = Hold(scope="api:production", reason="db migration", by="U0CAROL", at=NOW)
+    assert blockers(PROD, NOW, hold) == ["locked by <@U0CAROL>: db migration"]
+    assert len(blockers(PROD, christmas, hold)) == 2
+
+
+def test_refusals_say_why() -> None:
+    pending = request()
+    assert "two-person rule" in refusal_for("self", pending, PROD).text
+    not_approver = refusal_for("not_approver", pending, PROD).text
+    assert "<@U0BOB>, <@U0CAROL>, <!subteam^S0SRE>" in not_approver
+    assert "Only <@U0ALICE>" in refusal_for("not_requester", pending, PROD).text
+    assert "expired" in refusal_for("expired", pending, PROD).text
+    denied = request(State.DENIED, decided_by="U0BOB")
+    assert refusal_for("decided", denied, PROD).text == "Already decided: denied by <@U0BOB>."
+    approved = request(State.APPROVED, approvals=[Approval(user="U0BOB", at=NOW)], required=2)
+    assert "needs 1 more" in refusal_for("duplicate", approved, PROD).text
+
+
+def test_pending_card_has_everything_an_approver_needs() -> None:
+    blocks = card_blocks(request(), ["U0BOB", "S0SRE"], NOW)
+    text = str(blocks)
+    assert blocks[0]["text"]["text"] == "Deploy api to production: v1.2.0 → v1.3.0"
+    assert "<@U0ALICE>" in text
+    assert "fix login" in text
+    assert "`v1.2.0` → `v1.3.0`" in text
+    assert "no alarms in ALARM" in text
+    assert "0 of 1" in text
+    assert "Waiting for 1 more approval(s) from <@U0BOB>, <!subteam^S0SRE>" in text
+    assert "(in 15 min)" in text
+    assert request().plan.short_fingerprint in text
+    actions = next(b for b in blocks if b["type"] == "actions")
+    ids = [e["action_id"] for e in actions["elements"]]
+    assert ids == [ActionId.APPROVE, ActionId.DENY, ActionId.CANCEL]
+    approve, deny, _ = actions["elements"]
+    assert approve["style"] == "primary"
+    assert "confirm" in approve
+    assert deny["style"] == "danger"
+
+
+def test_decided_cards_have_no_buttons_and_say_the_outcome() -> None:
+    cases = {
+        State.SUCCEEDED: "Done",
+        State.FAILED: "Failed",
+        State.DENIED: "Denied by <@U0BOB>",
+        State.CANCELLED: "Cancelled by <@U0BOB>",
+        State.EXPIRED: "Expired — nothing was changed",
+        State.IN_DOUBT: "Outcome unknown — check status",
+        State.EXECUTING: "Executing",
+    }
+    for state, words in cases.items():
+        blocks = card_blocks(request(state, decided_by="U0BOB", outcome="it happened"), [], NOW)
+        assert not any(b["type"] == "actions" for b in blocks), state
+        assert words in str(blocks), state
+
+
+def test_break_glass_is_flagged() -> None:
+    blocks = card_blocks(request(break_glass=True, warnings=["Break-glass past: freeze"]), [], NOW)
+    assert "BREAK-GLASS" in str(blocks)
+    assert "Break-glass past: freeze" in str(blocks)
