@@ -112,6 +112,18 @@ class ServiceConfig(_Model):
     channel: ChannelId | None = None
 
 
+class RolloutsConfig(_Model):
+    """Following a deploy after update-service, and watching its alarms afterwards."""
+
+    poll_seconds: float = Field(default=10.0, ge=0.2, le=300)
+    timeout_seconds: int = Field(default=1800, ge=10, le=6 * 3600)
+    bake_seconds: int = Field(default=900, ge=0, le=24 * 3600)
+
+
+class ScaleConfig(_Model):
+    max_tasks: int = Field(default=50, ge=1, le=5000)  # refuse --max/--desired above this
+
+
 class SnsConfig(_Model):
     topics: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")]] = (
         Field(default_factory=list)
@@ -133,6 +145,8 @@ class Config(_Model):
     )
     sns: SnsConfig = Field(default_factory=SnsConfig)
     pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
+    rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
     @property
     def service_names(self) -> list[str]:
