@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import structlog
 
 from approvals.locks import Locks
-from approvals.models import Action, ApprovalRequest, Plan, State
+from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.policy import (
     Refusal,
     approver_list,
@@ -58,6 +58,11 @@ class ActionRegistry:
 
     def add(self, cls: type[Action]) -> None:
         self._kinds[cls.kind] = cls
+
+    def kind(self, kind: str) -> type[Action]:
+        if kind not in self._kinds:
+            raise ChatOpsError(f"{kind} is not enabled in this version of the bot")
+        return self._kinds[kind]
 
     def load(self, request: ApprovalRequest) -> Action:
         return self._kinds[request.kind].model_validate(request.action)
@@ -106,6 +111,8 @@ class ApprovalFlow:
         # (fields outside the plan's fingerprint).
         self._prepare = prepare or (lambda action, _request: action)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Called after a successful execution, e.g. to follow a deploy's rollout.
+        self.on_success: list[Callable[[ApprovalRequest, Result], Awaitable[None]]] = []
 
     # -- submit ----------------------------------------------------------------------------
     async def submit(self, action: Action, requester: str, origin_channel: str) -> Submitted:
@@ -230,6 +237,7 @@ class ApprovalFlow:
         lock_token = secrets.token_hex(8)
         heartbeat = asyncio.create_task(self._heartbeat(request.id, token, scope, lock_token))
         ok, outcome = False, "not executed"
+        result: Result | None = None
         try:
             if not await self.store.acquire(scope, lock_token, self.lease):
                 outcome = (
@@ -237,7 +245,8 @@ class ApprovalFlow:
                     "is running. Nothing was changed; ask again when it has finished."
                 )
             else:
-                ok, outcome = await self._run(action, request.plan)
+                result = await self._run(action, request.plan)
+                ok, outcome = result.ok, result.summary
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -250,24 +259,39 @@ class ApprovalFlow:
             final, audit=self._entry(final, finished.status.value, "", note=outcome)
         )
         await self._thread(final, outcome)
+        if result is not None and result.ok and finished.status is Status.SUCCEEDED:
+            for hook in self.on_success:
+                try:
+                    await hook(final, result)
+                except Exception:
+                    log.exception("approval.after_success_failed", request_id=final.id)
 
-    async def _run(self, action: Action, approved: Plan) -> tuple[bool, str]:
+    async def annotate(self, request_id: str, rollout: str) -> None:
+        """Record what happened after execution (a rollout's progress) and edit the card."""
+        outcome = await self.store.annotate(request_id, "rollout", rollout)
+        if outcome.request is not None:
+            await self._refresh_card(outcome.request)
+
+    async def _run(self, action: Action, approved: Plan) -> Result:
         try:
             plan = await action.plan(self.runtime)
             if plan.fingerprint != approved.fingerprint:
                 changed = "; ".join(plan.drift_from(approved)) or "its inputs"
-                return False, (
-                    f"Not executed: the plan changed since it was approved ({changed}). "
-                    "Nothing was changed; ask again to approve the new plan."
+                return Result(
+                    ok=False,
+                    summary=f"Not executed: the plan changed since it was approved ({changed}). "
+                    "Nothing was changed; ask again to approve the new plan.",
                 )
-            result = await action.execute(plan, self.runtime)
+            return await action.execute(plan, self.runtime)
         except ChatOpsError as exc:
-            return False, exc.user_message
+            return Result(ok=False, summary=exc.user_message)
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("approval.execute_failed", error_id=error_id)
-            return False, f"Failed with an unexpected error (error id {error_id}); check status."
-        return result.ok, result.summary
+            return Result(
+                ok=False,
+                summary=f"Failed with an unexpected error (error id {error_id}); check status.",
+            )
 
     async def _heartbeat(self, request_id: str, token: str, scope: str, lock_token: str) -> None:
         """Keep the execution lease and the lock alive while the action runs. If the lease is

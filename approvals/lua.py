@@ -201,3 +201,14 @@ redis.call('HINCRBY', k, 'version', 1)
 return reply('ok')
 """
 )
+
+# Record a note beside the request (e.g. the rollout's outcome). ARGV: field, value
+ANNOTATE = (
+    _PRELUDE
+    + """
+if redis.call('EXISTS', k) == 0 then return {'missing'} end
+redis.call('HSET', k, ARGV[1], ARGV[2])
+redis.call('HINCRBY', k, 'version', 1)
+return reply('ok')
+"""
+)

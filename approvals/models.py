@@ -186,6 +186,7 @@ class ApprovalRequest(BaseModel):
     decided_by: str | None = None
     outcome: str | None = None  # the result or refusal text of a final state
     warnings: list[str] = Field(default_factory=list)
+    rollout: str | None = None  # what happened after execution: the rollout's progress/outcome
 
     @property
     def approvers(self) -> list[str]:

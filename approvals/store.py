@@ -77,6 +77,7 @@ def events_key(request_id: str) -> str:
 
 
 ACTIVE_KEY = PREFIX + "active"
+ANNOTATIONS = frozenset({"rollout"})
 AUDIT_KEY = PREFIX + "audit"
 
 
@@ -137,6 +138,7 @@ def from_hash(fields: dict[str, str]) -> ApprovalRequest:
         decided_by=fields.get("decided_by") or None,
         outcome=fields.get("outcome") or fields.get("late_outcome") or None,
         warnings=json.loads(fields.get("warnings") or "[]"),
+        rollout=fields.get("rollout") or None,
     )
 
 
@@ -159,6 +161,7 @@ class ApprovalStore:
                 ("finish", lua.FINISH),
                 ("sweep", lua.SWEEP),
                 ("set_card", lua.SET_CARD),
+                ("annotate", lua.ANNOTATE),
             )
         }
 
@@ -258,6 +261,11 @@ class ApprovalStore:
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> Outcome:
         return await self._run("set_card", request_id, channel, ts, self._now_ms())
+
+    async def annotate(self, request_id: str, field: str, value: str) -> Outcome:
+        if field not in ANNOTATIONS:
+            raise ValueError(f"{field} is not an annotation")
+        return await self._run("annotate", request_id, field, value)
 
     async def sweep_one(self, request_id: str) -> Outcome:
         outcome = await self._run(

@@ -194,13 +194,20 @@ def create_app(
     async def resources(_: web.Application) -> AsyncIterator[None]:
         log.info("app.started", version=VERSION)
         stop = asyncio.Event()
-        sweeper = asyncio.create_task(deps.flow.run_sweeper(stop)) if overrides.sweeper else None
+        loops = (
+            [
+                asyncio.create_task(deps.flow.run_sweeper(stop)),
+                asyncio.create_task(deps.follower.run_takeover(stop)),
+            ]
+            if overrides.sweeper
+            else []
+        )
         yield
         stop.set()
-        if sweeper is not None:
-            await sweeper
+        await asyncio.gather(*loops)
         await deps.inflight.idle()
         await deps.flow.drain()
+        await deps.follower.stop()
         if overrides.redis is None:
             await redis.aclose()
         session = getattr(client, "session", None)

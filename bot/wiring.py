@@ -9,7 +9,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from approvals.flow import LEASE, ActionRegistry, ApprovalFlow
 from approvals.locks import Locks
-from approvals.models import Action, ApprovalRequest
+from approvals.models import Action, ApprovalRequest, Result
+from approvals.rollout import RolloutFollower, RolloutSettings, job_from_details
 from approvals.store import ApprovalStore
 from bot.settings import Settings
 from commands import risky
@@ -17,6 +18,7 @@ from commands.actions.runtime import ActionRuntime
 from commands.deps import Deps
 from commands.notifier import SlackNotifier
 from commands.parser import Parser
+from commands.rollout_report import EcsRolloutSource, SlackRolloutReporter
 from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
@@ -36,7 +38,8 @@ class Overrides:
     redis: RedisClient | None = None
     lease: timedelta = LEASE
     extra_actions: list[type[Action]] = field(default_factory=list)
-    sweeper: bool = True
+    sweeper: bool = True  # the background loops: request sweeper and rollout takeover
+    rollouts: RolloutSettings | None = None  # None: from the config's [rollouts]
 
 
 def _who(action: Action, request: ApprovalRequest) -> Action:
@@ -67,11 +70,9 @@ def build_deps(
     registry = ActionRegistry()
     for action in [*risky.ACTIONS, *overrides.extra_actions]:
         registry.add(action)
+    aws = AwsGateway(AwsClients(settings.aws_endpoint_url, settings.aws_region))
     runtime = ActionRuntime(
-        config=config,
-        clock=clock,
-        aws=AwsGateway(AwsClients(settings.aws_endpoint_url, settings.aws_region)),
-        history=DeployHistory(redis, clock),
+        config=config, clock=clock, aws=aws, history=DeployHistory(redis, clock)
     )
     flow = ApprovalFlow(
         config=config,
@@ -85,6 +86,39 @@ def build_deps(
         lease=overrides.lease,
         prepare=_who,
     )
+    rollouts = overrides.rollouts or RolloutSettings(
+        poll=timedelta(seconds=config.rollouts.poll_seconds),
+        timeout=timedelta(seconds=config.rollouts.timeout_seconds),
+        bake=timedelta(seconds=config.rollouts.bake_seconds),
+    )
+    follower = RolloutFollower(
+        redis=redis,
+        store=store,
+        source=EcsRolloutSource(aws),
+        reporter=SlackRolloutReporter(client),
+        annotate=flow.annotate,
+        clock=clock,
+        settings=rollouts,
+    )
+
+    async def follow_rollout(request: ApprovalRequest, result: Result) -> None:
+        if request.kind not in ("deploy", "rollback") or not request.channel or not request.ts:
+            return
+        service = config.services.get(request.service or "")
+        job = job_from_details(
+            request_id=request.id,
+            service=request.service or "",
+            env=request.env,
+            channel=request.channel,
+            card_ts=request.ts,
+            details=result.details,
+            alarms=list(service.alarms) if service else [],
+            now=clock.now(),
+        )
+        if job is not None:
+            await follower.start(job)
+
+    flow.on_success.append(follow_rollout)
     return Deps(
         config=config,
         parser=Parser(config),
@@ -95,4 +129,5 @@ def build_deps(
         locks=locks,
         flow=flow,
         inflight=InFlight(),
+        follower=follower,
     )

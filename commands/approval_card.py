@@ -59,6 +59,8 @@ def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> st
         line += f" by {mention(request.decided_by)}"
     if request.outcome and request.state not in (State.EXPIRED, State.CANCELLED, State.DENIED):
         line += f"\n{request.outcome}"
+    if request.rollout:
+        line += f"\n*Rollout:* {request.rollout}"
     return line
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -9,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from approvals.flow import Click
 from commands.deps import DEPS_KEY, Deps
-from commands.ids import ActionId
+from commands.ids import ActionId, AlarmActionId
 from core.errors import ChatOpsError
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,49 @@ async def on_click(
         await respond(response_type="ephemeral", replace_original=False, text=click.refusal.text)
 
 
+async def on_rollback(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: dict[str, Any],
+) -> None:
+    """Roll back button under an alarm that fired after a deploy: opens a rollback request
+    (through the same two-person flow) to the revision that ran before."""
+    await ack()
+    deps: Deps = context[DEPS_KEY]
+    user = str(body.get("user", {}).get("id", ""))
+    channel = str(body.get("channel", {}).get("id", ""))
+    async with deps.inflight.track():
+        try:
+            target = json.loads(str(action.get("value", "")))
+            revision = int(str(target["to"]).rsplit(":", 1)[1])
+            fields = {
+                "service": str(target["service"]),
+                "env": str(target["env"]),
+                "to_revision": revision,
+                "reason": f"{target.get('alarm', 'an alarm')} fired after the deploy",
+            }
+        except (ValueError, KeyError, IndexError, TypeError):
+            await respond(
+                response_type="ephemeral", replace_original=False, text="This button is broken."
+            )
+            return
+        try:
+            action_cls = deps.flow.registry.kind("rollback")
+            submitted = await deps.flow.submit(action_cls.model_validate(fields), user, channel)
+        except ChatOpsError as exc:
+            await respond(response_type="ephemeral", replace_original=False, text=exc.user_message)
+            return
+    request = submitted.request
+    await respond(
+        response_type="ephemeral",
+        replace_original=False,
+        text=f"Rollback requested: {request.plan.summary}. The card is in <#{request.channel}>.",
+    )
+
+
 def register(app: AsyncApp) -> None:
     for action_id in ActionId:
         app.action(action_id.value)(on_click)
+    app.action(AlarmActionId.ROLLBACK.value)(on_rollback)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from approvals.flow import ApprovalFlow
 from approvals.locks import Locks
+from approvals.rollout import RolloutFollower
 from approvals.store import ApprovalStore
 from commands.parser import Parser
 from core.clock import Clock
@@ -26,6 +27,7 @@ class Deps:
     locks: Locks
     flow: ApprovalFlow
     inflight: InFlight
+    follower: RolloutFollower
 
 
 DEPS_KEY = "deps"

@@ -11,6 +11,10 @@ class ActionId(StrEnum):
     CANCEL = "approval_cancel"
 
 
+class AlarmActionId(StrEnum):
+    ROLLBACK = "rollback_after_alarm"
+
+
 class BlockId(StrEnum):
     APPROVAL_BUTTONS = "approval_buttons"
     APPROVAL_STATUS = "approval_status"

@@ -11,16 +11,19 @@ import asyncio
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import ClientError
 
+from approvals.rollout import RolloutSettings
 from bot.logs import configure_logging
 from bot.sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
 from bot.sandbox.terminal import render_blocks, render_message
 from bot.sandbox.world import USERS, Reply, SandboxWorld, buttons_of
 from bot.settings import LogFormat
+from bot.wiring import Overrides
 
 SETTLE_QUIET = 0.3  # seconds without a Slack call before the console prints and prompts
 SETTLE_MAX = 5.0
@@ -253,7 +256,16 @@ class Console:
 
 
 async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
-    world = SandboxWorld(log_format=LogFormat.CONSOLE)
+    world = SandboxWorld(
+        log_format=LogFormat.CONSOLE,
+        advance_rollouts_after=3.0,
+        # Faster than production so a deploy completes and bakes while you watch.
+        overrides=Overrides(
+            rollouts=RolloutSettings(
+                poll=timedelta(seconds=1), timeout=timedelta(minutes=5), bake=timedelta(minutes=2)
+            )
+        ),
+    )
     print("Starting the sandbox: Redis, AWS (moto, seeded), the Slack emulator, the bot…", file=out)
     await world.start()
     try:

@@ -8,6 +8,7 @@ Slack emulator; AWS is moto in server mode; Redis is a real redis-server when th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,13 @@ from aiohttp import web
 
 from approvals.flow import ApprovalFlow
 from bot.app import DEPS, create_app
-from bot.sandbox.aws_world import DhanamWorld, MotoServer, seed_dhanam_world, set_alarm_state
+from bot.sandbox.aws_world import (
+    DhanamWorld,
+    MotoServer,
+    complete_rollouts,
+    seed_dhanam_world,
+    set_alarm_state,
+)
 from bot.sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
 from bot.sandbox.signing import block_actions_body, sign, slash_command_body
 from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
@@ -101,6 +108,7 @@ class SandboxWorld:
     signing_secret: str = SANDBOX_SIGNING_SECRET
     log_format: LogFormat = LogFormat.CONSOLE
     replicas: int = 1  # bot processes' worth of apps sharing Redis and the Slack emulator
+    advance_rollouts_after: float | None = None  # seconds: moto never completes a rollout
     overrides: Overrides | None = None
     slack_factory: Callable[[], SlackEmulator] = SlackEmulator.dhanam_defaults
 
@@ -117,6 +125,7 @@ class SandboxWorld:
         self._redis: RedisServer | FakeRedisServer | None = None
         self._moto: MotoServer | None = None
         self._runners: list[web.AppRunner] = []
+        self._driver: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="dhanam-sandbox-"))
         self.sns = SnsSigner(self._tmp / "sns-certs")
@@ -166,8 +175,39 @@ class SandboxWorld:
             self.bot_urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
         self.app, self.bot_url = self.apps[0], self.bot_urls[0]
         self._session = aiohttp.ClientSession()
+        if self.advance_rollouts_after is not None and self._moto is not None:
+            self._driver = asyncio.create_task(self._advance_rollouts(self.advance_rollouts_after))
+
+    async def _advance_rollouts(self, after: float) -> None:
+        """What ECS would do: a rollout in progress completes ``after`` seconds later. moto
+        keeps every deployment IN_PROGRESS forever, so the sandbox moves it along in moto's
+        in-process backend (bot.sandbox.aws_world.complete_rollouts)."""
+        if self.world is None or self.aws_endpoint_url is None:
+            return
+        endpoint, region = self.aws_endpoint_url, self.world.region
+        seen: dict[tuple[str, str], float] = {}
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.5)
+            for cluster in self.world.cluster_names:
+                for service in self.world.service_names:
+                    key = (cluster, service)
+                    rolling = await asyncio.to_thread(_rolling, endpoint, region, cluster, service)
+                    if not rolling:
+                        seen.pop(key, None)
+                        continue
+                    first = seen.setdefault(key, loop.time())
+                    if loop.time() - first >= after:
+                        await asyncio.to_thread(
+                            complete_rollouts, endpoint, region, cluster, service
+                        )
+                        seen.pop(key, None)
 
     async def stop(self) -> None:
+        if self._driver is not None:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
         if self._session is not None:
             await self._session.close()
         for runner in self._runners:
@@ -310,3 +350,20 @@ class SandboxWorld:
                 return
             seen = len(self.slack.calls)
             await asyncio.sleep(quiet)
+
+
+def _rolling(endpoint: str, region: str, cluster: str, service: str) -> bool:
+    import boto3  # noqa: PLC0415 - only the sandbox's rollout driver needs a raw client
+
+    ecs = boto3.client("ecs", region_name=region, endpoint_url=endpoint)
+    found = ecs.describe_services(cluster=cluster, services=[service])["services"]
+    for svc in found:
+        current = str(svc.get("taskDefinition", "")).rsplit("/", 1)[-1]
+        for deployment in svc.get("deployments", []):
+            if deployment.get("rolloutState") == "IN_PROGRESS":
+                return True
+            # moto leaves the old deployment in place after update-service.
+            target = str(deployment.get("taskDefinition", "")).rsplit("/", 1)[-1]
+            if deployment.get("status") == "PRIMARY" and target != current:
+                return True
+    return False

@@ -1,0 +1,308 @@
+"""Following a deploy's rollout after update-service, and watching its alarms while it bakes.
+
+One follower per rollout at a time, across replicas: it holds the Redis lease
+`rollout:<request id>` and renews it while it polls. A replica that dies stops renewing; any
+other replica's takeover loop picks the job up within the lease time and carries on editing
+the same progress message. Jobs live in Redis (`dhanam:rollouts` + `dhanam:{rollout:<id>}`).
+
+Slack and AWS are behind the `RolloutSource` and `RolloutReporter` protocols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol, cast
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+
+from approvals.models import utc_ms
+from approvals.store import PREFIX, ApprovalStore
+from core.clock import Clock
+from core.errors import ChatOpsError, StoreUnavailableError
+from integrations.redis_client import RedisClient
+
+log = structlog.get_logger(__name__)
+
+JOBS_KEY = PREFIX + "rollouts"
+
+
+def job_key(request_id: str) -> str:
+    return f"{PREFIX}{{rollout:{request_id}}}"
+
+
+class Phase(StrEnum):
+    ROLLING = "rolling"
+    BAKING = "baking"
+    DONE = "done"
+
+
+class RolloutJob(BaseModel):
+    """What to follow. Stored as JSON; `progress_ts` is the thread message being edited."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    service: str
+    env: str
+    region: str
+    cluster: str
+    ecs_service: str
+    target: str  # task definition ARN (or family:revision) the deploy moved to
+    previous: str | None = None
+    alarms: list[str] = Field(default_factory=list)
+    channel: str
+    card_ts: str
+    started: datetime
+    phase: Phase = Phase.ROLLING
+    progress_ts: str | None = None
+    completed: datetime | None = None
+    alarms_reported: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The rollout as ECS shows it now."""
+
+    state: str  # IN_PROGRESS | COMPLETED | FAILED | SUPERSEDED | WAITING
+    running: int
+    desired: int
+    pending: int
+    failed_tasks: int
+    reason: str = ""
+    events: list[str] = field(default_factory=list)
+    service_task_definition: str = ""
+
+
+class RolloutSource(Protocol):
+    async def snapshot(self, job: RolloutJob) -> Snapshot: ...
+
+    async def firing_alarms(self, job: RolloutJob) -> list[str]: ...
+
+
+class RolloutReporter(Protocol):
+    async def progress(self, job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> str:
+        """Post (first time) or edit the one progress message; returns its ts."""
+        ...
+
+    async def alarm_after_deploy(self, job: RolloutJob, alarm: str, since: timedelta) -> None: ...
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    poll: timedelta
+    timeout: timedelta
+    bake: timedelta
+    lease: timedelta = timedelta(seconds=30)
+
+
+def short(task_definition: str) -> str:
+    """`arn:…:task-definition/dhanam-api:4` -> `dhanam-api:4`."""
+    return task_definition.rsplit("/", 1)[-1]
+
+
+def duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class RolloutFollower:
+    def __init__(
+        self,
+        *,
+        redis: RedisClient,
+        store: ApprovalStore,
+        source: RolloutSource,
+        reporter: RolloutReporter,
+        annotate: Callable[[str, str], Awaitable[None]],
+        clock: Clock,
+        settings: RolloutSettings,
+    ) -> None:
+        self._redis = redis
+        self._store = store
+        self._source = source
+        self._reporter = reporter
+        self._annotate = annotate
+        self._clock = clock
+        self.settings = settings
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # -- jobs in Redis ---------------------------------------------------------------------
+    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await op()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def save(self, job: RolloutJob) -> None:
+        async def write() -> None:
+            await self._redis.set(job_key(job.request_id), job.model_dump_json())
+            if job.phase is Phase.DONE:
+                await self._redis.zrem(JOBS_KEY, job.request_id)
+                await self._redis.pexpire(job_key(job.request_id), 7 * 24 * 3600 * 1000)
+            else:
+                await self._redis.zadd(JOBS_KEY, {job.request_id: utc_ms(job.started)})
+
+        await self._call(write)
+
+    async def load(self, request_id: str) -> RolloutJob | None:
+        raw = await self._call(lambda: self._redis.get(job_key(request_id)))
+        return RolloutJob.model_validate_json(cast(str, raw)) if raw else None
+
+    async def active(self) -> list[str]:
+        ids: list[str] = await self._call(lambda: self._redis.zrange(JOBS_KEY, 0, -1))
+        return ids
+
+    # -- starting and taking over ----------------------------------------------------------
+    async def start(self, job: RolloutJob) -> None:
+        """Record the job, then follow it here (the replica that executed the deploy)."""
+        await self.save(job)
+        self._spawn(job.request_id)
+
+    def _spawn(self, request_id: str) -> None:
+        if request_id in self._tasks and not self._tasks[request_id].done():
+            return
+        task = asyncio.create_task(self.follow(request_id))
+        self._tasks[request_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(request_id, None))
+
+    async def takeover_once(self) -> list[str]:
+        """Start following every active job whose lease is free (its follower died)."""
+        started = []
+        for request_id in await self.active():
+            if request_id in self._tasks:
+                continue
+            if await self._store.holder(f"rollout:{request_id}") is None:
+                self._spawn(request_id)
+                started.append(request_id)
+        return started
+
+    async def run_takeover(self, stop: asyncio.Event) -> None:
+        interval = max(self.settings.poll.total_seconds(), 1.0)
+        while not stop.is_set():
+            try:
+                await self.takeover_once()
+            except StoreUnavailableError:
+                log.warning("rollout.takeover_store_unavailable")
+            except Exception:
+                log.exception("rollout.takeover_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def stop(self) -> None:
+        """Stop following here (shutdown): leases are released so another replica resumes."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- following -------------------------------------------------------------------------
+    async def follow(self, request_id: str) -> None:
+        token = secrets.token_hex(8)
+        name = f"rollout:{request_id}"
+        if not await self._store.acquire(name, token, self.settings.lease):
+            return
+        try:
+            job = await self.load(request_id)
+            while job is not None and job.phase is not Phase.DONE:
+                job = await self._step(job)
+                await self.save(job)
+                if job.phase is Phase.DONE:
+                    break
+                await asyncio.sleep(self.settings.poll.total_seconds())
+                if not await self._store.renew(name, token, self.settings.lease):
+                    log.warning("rollout.lease_lost", request_id=request_id)
+                    return
+        except StoreUnavailableError:
+            log.warning("rollout.store_unavailable", request_id=request_id)
+        finally:
+            with contextlib.suppress(StoreUnavailableError):
+                await self._store.release(name, token)
+
+    async def _step(self, job: RolloutJob) -> RolloutJob:
+        now = self._clock.now()
+        if job.phase is Phase.BAKING:
+            return await self._bake(job, now)
+        try:
+            snapshot = await self._source.snapshot(job)
+        except ChatOpsError as exc:
+            log.warning(
+                "rollout.snapshot_failed", request_id=job.request_id, error=exc.user_message
+            )
+            return job
+        elapsed = now - job.started
+        ts = await self._reporter.progress(job, snapshot, elapsed)
+        job = job.model_copy(update={"progress_ts": ts})
+        verdict = self._verdict(job, snapshot, elapsed)
+        if verdict is None:
+            return job
+        await self._annotate(job.request_id, verdict)
+        bake = snapshot.state == "COMPLETED" and self.settings.bake.total_seconds() > 0
+        phase = Phase.BAKING if bake and job.alarms else Phase.DONE
+        return job.model_copy(update={"phase": phase, "completed": now})
+
+    def _verdict(self, job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> str | None:
+        """The outcome line for the card once the rollout is over; None while it runs."""
+        tasks = f"{snapshot.running}/{snapshot.desired}"
+        if snapshot.state == "COMPLETED":
+            return f"completed in {duration(elapsed)} — {tasks} tasks on {short(job.target)}"
+        if snapshot.state in ("FAILED", "SUPERSEDED"):
+            return f"failed after {duration(elapsed)} — {snapshot.reason}"
+        if elapsed >= self.settings.timeout:
+            return f"timed out after {duration(elapsed)} — {tasks} running; check status"
+        return None
+
+    async def _bake(self, job: RolloutJob, now: datetime) -> RolloutJob:
+        completed = job.completed or now
+        if now - completed >= self.settings.bake:
+            return job.model_copy(update={"phase": Phase.DONE})
+        try:
+            firing = await self._source.firing_alarms(job)
+        except ChatOpsError as exc:
+            log.warning("rollout.alarms_failed", request_id=job.request_id, error=exc.user_message)
+            return job
+        fresh = [a for a in firing if a not in job.alarms_reported]
+        for alarm in fresh:
+            await self._reporter.alarm_after_deploy(job, alarm, now - completed)
+        if fresh:
+            return job.model_copy(update={"alarms_reported": [*job.alarms_reported, *fresh]})
+        return job
+
+
+def job_from_details(
+    *,
+    request_id: str,
+    service: str,
+    env: str,
+    channel: str,
+    card_ts: str,
+    details: dict[str, Any],
+    alarms: list[str],
+    now: datetime,
+) -> RolloutJob | None:
+    """A job from a deploy's or rollback's Result details, when they say where it runs."""
+    needed = ("region", "cluster", "ecs_service", "task_definition_arn")
+    if not all(details.get(k) for k in needed):
+        return None
+    return RolloutJob(
+        request_id=request_id,
+        service=service,
+        env=env,
+        region=str(details["region"]),
+        cluster=str(details["cluster"]),
+        ecs_service=str(details["ecs_service"]),
+        target=str(details["task_definition_arn"]),
+        previous=str(details.get("previous_task_definition_arn") or "") or None,
+        alarms=alarms,
+        channel=channel,
+        card_ts=card_ts,
+        started=now,
+    )
