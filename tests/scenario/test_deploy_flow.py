@@ -173,3 +173,41 @@ async def test_redis_down_on_click_fails_closed(
     stored = await aws_bot.flow().store.get(request_id)
     assert stored is not None
     assert stored.state is State.PENDING
+
+
+async def test_aws_refusal_puts_code_and_message_on_the_card_and_in_the_audit(
+    aws_bot: SandboxWorld,
+) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    before = service_task_definition(aws_bot)
+    ecs_client = aws_bot.flow().runtime.aws.clients.client("ecs", "us-east-1")
+
+    def deny(**_kwargs: object) -> None:
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "AccessDeniedException",
+                    "Message": "User is not authorized to perform: ecs:UpdateService",
+                }
+            },
+            "UpdateService",
+        )
+
+    ecs_client.meta.events.register("before-call.ecs.UpdateService", deny)
+    try:
+        await aws_bot.slash("deploy api production v1.3.0", user="alice")
+        await aws_bot.settle()
+        card = newest_card(aws_bot)
+        await aws_bot.click(card, button(card, "Approve"), user="bob")
+        await aws_bot.settle()
+    finally:
+        ecs_client.meta.events.unregister("before-call.ecs.UpdateService", deny)
+    final = next(m for m in aws_bot.slack.messages("C0DEPLOYS") if m.ts == card.ts)
+    text = str(final.blocks)
+    assert "Failed" in text
+    assert "AccessDeniedException" in text
+    assert "not authorized to perform: ecs:UpdateService" in text
+    assert service_task_definition(aws_bot) == before
+    failed = [e for e in await aws_bot.flow().store.recent_audit(10) if e["event"] == "failed"]
+    assert "AccessDeniedException" in failed[0]["note"]
