@@ -6,13 +6,26 @@ from collections.abc import Callable
 
 from approvals.models import Action
 from commands.actions.deploy import DeployAction
-from commands.requests import DeployRequest, Request
+from commands.actions.restore import DbRestoreAction
+from commands.actions.rollback import RollbackAction
+from commands.actions.scale import ScaleAction
+from commands.deps import Deps
+from commands.requests import (
+    DbRestoreRequest,
+    DeployRequest,
+    Request,
+    RollbackRequest,
+    ScaleRequest,
+)
 from commands.router import CommandRouter, Invocation
 
-Builder = Callable[[Request], Action]
+# A builder turns a parsed request into its Action. It may consult the config and the clock
+# (never AWS: that is the Action's plan) and raise ChatOpsError to refuse before anything is
+# stored or posted.
+Builder = Callable[[Request, Deps], Action]
 
 
-def _deploy(request: Request) -> Action:
+def _deploy(request: Request, _deps: Deps) -> Action:
     assert isinstance(request, DeployRequest)
     return DeployAction(
         service=request.service,
@@ -23,12 +36,54 @@ def _deploy(request: Request) -> Action:
     )
 
 
-BUILDERS: dict[str, Builder] = {"deploy": _deploy}
-ACTIONS: list[type[Action]] = [DeployAction]
+def _rollback(request: Request, _deps: Deps) -> Action:
+    assert isinstance(request, RollbackRequest)
+    return RollbackAction(
+        service=request.service,
+        env=request.env,
+        to_revision=request.to_revision,
+        reason=request.reason,
+        break_glass=request.break_glass,
+    )
+
+
+def _scale(request: Request, _deps: Deps) -> Action:
+    assert isinstance(request, ScaleRequest)
+    return ScaleAction(
+        service=request.service,
+        env=request.env,
+        min=request.min,
+        max=request.max,
+        desired=request.desired,
+        reason=request.reason,
+        break_glass=request.break_glass,
+    )
+
+
+def _db_restore(request: Request, deps: Deps) -> Action:
+    assert isinstance(request, DbRestoreRequest)
+    action = DbRestoreAction(
+        env=request.env,
+        to=request.to,
+        requested_at=deps.clock.now(),
+        reason=request.reason,
+        break_glass=request.break_glass,
+    )
+    action.db_instance(deps.config)  # refuse at once when the env has no database
+    return action
+
+
+BUILDERS: dict[str, Builder] = {
+    "deploy": _deploy,
+    "rollback": _rollback,
+    "scale": _scale,
+    "db_restore": _db_restore,
+}
+ACTIONS: list[type[Action]] = [DeployAction, RollbackAction, ScaleAction, DbRestoreAction]
 
 
 async def submit(invocation: Invocation) -> None:
-    action = BUILDERS[invocation.request.kind](invocation.request)
+    action = BUILDERS[invocation.request.kind](invocation.request, invocation.deps)
     submitted = await invocation.deps.flow.submit(action, invocation.user_id, invocation.channel_id)
     request = submitted.request
     where = f"<#{request.channel}>"
