@@ -253,7 +253,9 @@ class ApprovalFlow:
                 await heartbeat
             with contextlib.suppress(StoreUnavailableError):
                 await self.store.release(scope, lock_token)
-        finished = await self.store.finish(request.id, token, ok=ok, outcome=outcome)
+        finished = await self._finish(request.id, token, ok=ok, outcome=outcome)
+        if finished is None:
+            return
         final = finished.request or request
         await self._refresh_card(
             final, audit=self._entry(final, finished.status.value, "", note=outcome)
@@ -271,6 +273,23 @@ class ApprovalFlow:
         outcome = await self.store.annotate(request_id, "rollout", rollout)
         if outcome.request is not None:
             await self._refresh_card(outcome.request)
+
+    async def _finish(
+        self, request_id: str, token: str, *, ok: bool, outcome: str
+    ) -> Outcome | None:
+        """Record the outcome, riding out a short Redis outage (the lease gives it time). If it
+        cannot be recorded the lease lapses and the sweeper marks the request in doubt: the
+        action ran, and the store must not pretend to know how it ended."""
+        delay = 0.25
+        for attempt in range(6):
+            try:
+                return await self.store.finish(request_id, token, ok=ok, outcome=outcome)
+            except StoreUnavailableError:
+                log.warning("approval.finish_retry", request_id=request_id, attempt=attempt)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 4.0)
+        log.error("approval.finish_lost", request_id=request_id, ok=ok, outcome=outcome)
+        return None
 
     async def _run(self, action: Action, approved: Plan) -> Result:
         try:
@@ -348,8 +367,18 @@ class ApprovalFlow:
                 await asyncio.wait_for(stop.wait(), SWEEP_EVERY)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except StoreUnavailableError:
+                # Nothing ran that is not recorded: a claim that failed never started; the
+                # sweeper picks the request up again (orphan) or marks it in doubt (lease).
+                log.warning("approval.background_store_unavailable")
+            except Exception:
+                log.exception("approval.background_failed")
+
+        task = asyncio.create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

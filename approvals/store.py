@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from approvals import lua
 from approvals.models import Approval, ApprovalRequest, Plan, State, from_ms, utc_ms
@@ -146,6 +146,12 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[0::2], flat[1::2], strict=True))
 
 
+def _outcome(raw: list[str]) -> Outcome:
+    status = Status(raw[0])
+    request = from_hash(_pairs(raw[1:])) if len(raw) > 1 else None
+    return Outcome(status, request)
+
+
 class ApprovalStore:
     def __init__(self, redis: RedisClient, clock: Clock) -> None:
         self._redis = redis
@@ -179,9 +185,31 @@ class ApprovalStore:
         script = self._scripts[name]
         keys = [request_key(request_id), events_key(request_id)]
         raw: list[str] = await self._call(lambda: script(keys=keys, args=list(args)))
-        status = Status(raw[0])
-        request = from_hash(_pairs(raw[1:])) if len(raw) > 1 else None
-        return Outcome(status, request)
+        return _outcome(raw)
+
+    async def _run_and_index(
+        self, name: str, request_id: str, due: datetime, *args: str | int
+    ) -> Outcome:
+        """Run a transition script and, in the same round trip, make sure the sweeper looks at
+        the request by ``due`` (ZADD LT only ever brings the next look forward). A pipeline of
+        raw EVALSHA, because redis-py's script pipelines check SCRIPT EXISTS first (another
+        round trip); the script is loaded only when Redis says it does not know it."""
+        script = self._scripts[name]
+        keys = [request_key(request_id), events_key(request_id)]
+
+        async def both() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            pipe.zadd(ACTIVE_KEY, {request_id: utc_ms(due)}, lt=True)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            return results
+
+        results = await self._call(both)
+        if isinstance(results[0], NoScriptError):  # first use, or Redis restarted
+            return await self._run(name, request_id, *args)
+        if isinstance(results[0], Exception):
+            raise StoreUnavailableError(f"{type(results[0]).__name__}: {results[0]}")
+        return _outcome(results[0])
 
     # -- lifecycle -------------------------------------------------------------------------
     async def create(self, request: ApprovalRequest) -> None:
@@ -224,8 +252,16 @@ class ApprovalStore:
     async def approve(self, request_id: str, user: str, *, eligible_in: list[str]) -> Outcome:
         """One round trip. ``eligible_in``: the environments ``user`` may approve in; the
         script checks the request's own environment against it."""
-        return await self._run(
-            "approve", request_id, user, self._now_ms(), ",".join(eligible_in), _ms(RETENTION)
+        # If this click decides and this replica then dies before executing, the sweeper must
+        # find the approved request soon, not at its expiry: bring its next look forward.
+        return await self._run_and_index(
+            "approve",
+            request_id,
+            self._clock.now() + ORPHAN_AFTER,
+            user,
+            self._now_ms(),
+            ",".join(eligible_in),
+            _ms(RETENTION),
         )
 
     async def deny(

@@ -63,6 +63,45 @@ def main() -> int:
                     f"{ratio['rps']:.2f}x",
                 ),
             ]
+        out = Path(tmp) / "approvals.json"
+        cmd = [sys.executable, str(HERE / "approvals.py"), "--json", str(out)]
+        print("$", " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, check=False).returncode != 0
+        if out.exists():
+            data = json.loads(out.read_text())
+            run = data["runs"]["appendonly no"]["per_click"]["approved"]
+            rows += [
+                (
+                    "approval click to transition p50 / p99 (ms)",
+                    f"{data['p50_ms']:.2f} / {data['p99_ms']:.2f}",
+                    "—",
+                    "—",
+                ),
+                (
+                    "approval clicks/s, 50 concurrent clickers",
+                    f"{data['clicks_per_s']:.0f}",
+                    "—",
+                    "—",
+                ),
+                (
+                    "Redis round trips to decide a click",
+                    f"{run['decision_round_trips']:.0f}",
+                    "aim: 1",
+                    f"{run['decision_round_trips']:.2f}x",
+                ),
+                (
+                    "Redis round trips per click, all (audit + card version after the edit)",
+                    f"{run['total_round_trips']:.0f}",
+                    "—",
+                    "—",
+                ),
+                (
+                    "executions from 50 concurrent approvals, 20 rounds",
+                    str(data["race_executions"]),
+                    "20 (exactly one each)",
+                    f"{data['race_executions'] / 20:.2f}x",
+                ),
+            ]
     lines = [
         "# Benchmark results",
         "",

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 RedisClient = Redis | RedisCluster
+MAX_CONNECTIONS = 64
 
 
 def create_redis(url: str, *, cluster: bool = False, timeout: float = 1.0) -> RedisClient:
@@ -30,14 +31,19 @@ def create_redis(url: str, *, cluster: bool = False, timeout: float = 1.0) -> Re
     }
     if cluster:
         return RedisCluster.from_url(url, **common)
-    return Redis.from_url(
+    # A blocking pool: a burst of clicks waits for a free connection instead of failing with
+    # "Too many connections" (redis-py's default pool raises at once when it is exhausted).
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout * 2,
         # Reconnect and retry after a dropped connection (a Redis restart or failover). The
         # transition scripts are written so a retried call cannot apply twice.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
         **common,
     )
+    return Redis.from_pool(pool)  # closing the client closes its pool
 
 
 @dataclass(frozen=True)

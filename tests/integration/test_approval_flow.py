@@ -334,3 +334,21 @@ async def test_sweeper_loop_expires_requests_under_its_lease(
     assert "Expired" in str(_card(pair, stored).blocks)
     events = [e["event"] for e in await pair.flow(0).store.events(request.id)]
     assert events.count("expired") == 1
+
+
+async def test_approval_orphaned_by_a_dead_replica_runs_within_a_minute(
+    pair: SandboxWorld, clock: ManualClock
+) -> None:
+    request = await _request(pair, "orphan")
+    # The deciding click lands on a replica that dies before it can start the execution.
+    outcome = await pair.flow(0).store.approve(request.id, "U0BOB", eligible_in=["production"])
+    assert outcome.status.value == "approved"
+    clock.advance(10)
+    assert await pair.flow(1).sweep_once() == 0  # too early: the winner may still start it
+    clock.advance(25)
+    assert await pair.flow(1).sweep_once() == 1
+    await _drain(pair)
+    stored = await pair.flow(0).store.get(request.id)
+    assert stored is not None
+    assert stored.state is State.SUCCEEDED
+    assert EXECUTIONS["orphan"] == 1

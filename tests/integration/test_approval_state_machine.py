@@ -33,14 +33,13 @@ from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
 
 from approvals.flow import ActionRegistry, ApprovalFlow, Click
 from approvals.locks import Locks
-from approvals.models import FINAL_STATES, TRANSITIONS, Action, ApprovalRequest, Plan, Result, State
+from approvals.models import TRANSITIONS, Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore, Status, request_key
 from bot.sandbox.redis_server import RedisServer
 from core.clock import ManualClock
@@ -316,10 +315,17 @@ class ApprovalMachine(RuleBasedStateMachine):
     def approve(self, request_id: str, user: str) -> None:
         self._click("approve", request_id, user)
 
-    @rule(request_id=requests, user=st.sampled_from(USERS))
-    def approve_and_die(self, request_id: str, user: str) -> None:
-        """A replica runs the approval script and dies before spawning the execution."""
+    @rule(
+        request_id=requests,
+        user=st.sampled_from([BOB, CAROL, ERIN, FRANK, *USERS]),
+        claimed=st.booleans(),
+    )
+    def approve_and_die(self, request_id: str, user: str, claimed: bool) -> None:
+        """A replica runs the approval script and dies before spawning the execution (or,
+        with ``claimed``, right after claiming it)."""
         self._click("approve", request_id, user, via_store=True)
+        if claimed:
+            self.replica_crash(request_id)
 
     @rule(request_id=requests, user=st.sampled_from(USERS))
     def deny(self, request_id: str, user: str) -> None:
@@ -372,7 +378,9 @@ class ApprovalMachine(RuleBasedStateMachine):
                 self._note(request_id, user, result.status)
         self.settle()
 
-    @rule(seconds=st.integers(min_value=0, max_value=1000))
+    # Small steps matter as much as big ones: the lease is 30 s, orphans wait 30 s, the
+    # sweeper looks again 5 s later, a request expires after 900 s.
+    @rule(seconds=st.one_of(st.integers(0, 45), st.integers(0, 1000)))
     def advance_and_sweep(self, seconds: int) -> None:
         self.clock.advance(seconds)
         self.run(self.flow.sweep_once())
@@ -427,12 +435,11 @@ class ApprovalMachine(RuleBasedStateMachine):
             assert outcome.request is not None
             assert outcome.request.state is before.state
 
-    @precondition(lambda self: not self.slow)
     @rule(request_id=requests)
     def start_slow_execution(self, request_id: str) -> None:
         """A replica starts executing and stalls inside the action (until released)."""
         before = self.get(request_id)
-        if before is None or before.state is not State.APPROVED:
+        if request_id in self.slow or before is None or before.state is not State.APPROVED:
             return
         gate = asyncio.Event()
 
@@ -440,24 +447,42 @@ class ApprovalMachine(RuleBasedStateMachine):
             SLOW_GATE.set(gate)
             await self.flow.execute(request_id)
 
+        task = self.loop.create_task(slow())
         self.gates[request_id] = gate
-        self.slow[request_id] = self.loop.create_task(slow())
-        for _ in range(500):
-            task = self.slow[request_id]
+        self.slow[request_id] = task
+        for _ in range(1000):
             if request_id in self.runtime.at_gate or task.done():
                 break
             self.run(asyncio.sleep(0.001))
-        assert request_id in self.runtime.at_gate, "the slow execution never reached the action"
+        assert request_id in self.runtime.at_gate or task.done(), "the slow execution stuck"
 
-    @precondition(lambda self: bool(self.slow))
+    @rule(request_id=requests, seconds=st.one_of(st.integers(31, 45), st.integers(31, 1000)))
+    def stall_past_the_lease(self, request_id: str, seconds: int) -> None:
+        """An execution stalls in the action past its lease; the sweeper marks the request in
+        doubt; then the action returns: its outcome is kept as a late report, nothing more."""
+        self.start_slow_execution(request_id)
+        task = self.slow.get(request_id)
+        if task is None or task.done() or request_id not in self.runtime.at_gate:
+            return
+        self.advance_and_sweep(seconds)
+        request = self.get(request_id)
+        assert request is not None
+        assert request.state is State.IN_DOUBT, request
+        self.release_slow_executions()
+        late = self.run(self.redis.hget(request_key(request_id), "late_outcome"))
+        assert late, "the late outcome was not kept"
+        assert self.runtime.executions[request_id] == 1
+
     @rule()
     def release_slow_executions(self) -> None:
+        if not self.slow:
+            return
         for gate in self.gates.values():
             gate.set()
-        tasks = list(self.slow.values())
-        self.run(asyncio.gather(*tasks))
+        self.run(asyncio.gather(*self.slow.values()))
         self.gates.clear()
         self.slow.clear()
+        self.runtime.at_gate.clear()
         self.settle()
 
     @rule(revision=st.sampled_from(["1", "2", "3"]))
@@ -581,12 +606,9 @@ class ApprovalMachine(RuleBasedStateMachine):
             )
 
 
-assert FINAL_STATES  # the invariants rely on State.final
-
-
 SETTINGS = settings(
-    max_examples=25,
-    stateful_step_count=30,
+    max_examples=200,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
