@@ -64,3 +64,15 @@ def test_deploy_script_two_person_flow() -> None:
     assert "is blocked — locked by @carol" in out.replace("\n│ ", " ")
     assert "*auto_approved*" not in out  # mrkdwn is rendered, not shown raw
     assert "auto_approved by @alice" in out.replace("\n│ ", " ")
+
+
+def test_operations_script_rollback_scale_restore() -> None:
+    result = sandbox(ROOT / "examples" / "operations.txt")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout.replace("\n│ ", " ")
+    assert "dhanam-api rolled back to dhanam-api:2" in out
+    assert "Rollout: completed" in out
+    assert "api in production: max 10 → 15" in out
+    assert "--desired 9 is above the autoscaling max of 5 — raise --max too" in out
+    assert "Waiting for 2 more approval(s)" in out  # db restore is critical: two approvers
+    assert "restoring into dhanam-production-restore-" in out
