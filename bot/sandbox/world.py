@@ -102,6 +102,7 @@ def buttons_of(blocks: list[dict[str, Any]]) -> list[Button]:
 class SandboxWorld:
     config_path: Path = EXAMPLE_CONFIG
     redis_url: str | None = None  # None: start a redis-server (or the in-process stand-in)
+    redis_cluster: bool = False  # redis_url names a node of a Redis Cluster
     aws: bool = True  # start moto seeded with the Dhanam world
     aws_endpoint_url: str | None = None  # or use an already running moto
     clock: Clock = field(default_factory=SystemClock)
@@ -158,6 +159,7 @@ class SandboxWorld:
             slack_signing_secret=self.signing_secret,
             slack_api_url=self.slack.api_url,
             redis_url=self.redis_url,
+            redis_cluster=self.redis_cluster,
             dhanam_config=self.config_path,
             aws_region="us-east-1",
             aws_endpoint_url=self.aws_endpoint_url,

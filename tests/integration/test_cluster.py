@@ -1,0 +1,163 @@
+"""The same guarantees on Redis Cluster (REDIS_CLUSTER=1, ElastiCache cluster mode): a local
+3-master cluster of redis-server processes; every multi-key script runs on hash-tagged keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from approvals.models import State
+from bot.app import DEPS
+from bot.sandbox.aws_world import DhanamWorld, complete_rollouts
+from bot.sandbox.world import SandboxWorld
+from bot.settings import LogFormat
+from bot.wiring import Overrides
+from core.clock import ManualClock
+from tests.fixtures.bot import FAST_ROLLOUTS
+from tests.integration.test_approval_flow import (
+    EXECUTIONS,
+    MANY,
+    CountingAction,
+    _button,
+    _card,
+    _emulator,
+)
+from tests.integration.test_rollout_follower import (
+    card_text,
+    deploy_and_approve,
+    progress_messages,
+    wait_for,
+)
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    from bot.sandbox.world import EXAMPLE_CONFIG  # noqa: PLC0415
+
+    text = EXAMPLE_CONFIG.read_text().replace(
+        'approvers = ["U0BOB", "U0CAROL", "S0SRE"]',
+        'approvers = ["U0BOB", "U0CAROL", "S0SRE", "S0MANY"]',
+    )
+    path = tmp_path / "dhanam.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+async def cluster_pair(cluster_url: str, config_path: Path) -> AsyncIterator[SandboxWorld]:
+    world = SandboxWorld(
+        config_path=config_path,
+        redis_url=cluster_url,
+        redis_cluster=True,
+        aws=False,
+        log_format=LogFormat.JSON,
+        replicas=2,
+        overrides=Overrides(clock=ManualClock(), extra_actions=[CountingAction], sweeper=False),
+        slack_factory=_emulator,
+    )
+    await world.start()
+    yield world
+    await world.stop()
+
+
+async def test_the_bot_really_talks_to_a_cluster(cluster_pair: SandboxWorld) -> None:
+    assert isinstance(cluster_pair.apps[0][DEPS].redis, RedisCluster)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(cluster_pair.bot_url + "/health") as resp,
+    ):
+        assert resp.status == 200
+        assert (await resp.json())["checks"]["redis"]["ok"] is True
+
+
+async def test_fifty_concurrent_clicks_on_two_replicas_run_once_on_a_cluster(
+    cluster_pair: SandboxWorld,
+) -> None:
+    for round_ in range(5):
+        marker = f"cluster-race-{round_}"
+        submitted = await cluster_pair.flow(0).submit(
+            CountingAction(env="production", marker=marker), "U0ALICE", "C0OPS"
+        )
+        request = submitted.request
+        card = _card(cluster_pair, request)
+        approve = _button(card, "Approve")
+        replies = await asyncio.gather(
+            *(
+                cluster_pair.click(card, approve, user=user, replica=i % 2)
+                for i, user in enumerate(MANY)
+            )
+        )
+        assert all(r.status == 200 for r in replies)
+        await cluster_pair.settle()
+        stored = await cluster_pair.flow(0).store.get(request.id)
+        assert stored is not None
+        assert stored.state is State.SUCCEEDED
+        assert len(stored.approvals) == 1
+        assert EXECUTIONS[marker] == 1
+        events = [e["event"] for e in await cluster_pair.flow(1).store.events(request.id)]
+        assert events == ["created", "approved", "executing", "succeeded"]
+
+
+async def test_sweeper_and_leases_on_a_cluster(cluster_pair: SandboxWorld) -> None:
+    clock = cluster_pair.apps[0][DEPS].clock
+    assert isinstance(clock, ManualClock)
+    submitted = await cluster_pair.flow(0).submit(
+        CountingAction(env="production", marker="cluster-expiry"), "U0ALICE", "C0OPS"
+    )
+    clock.advance(901)
+    async with cluster_pair.flow(1).store.lease("sweeper", timedelta(seconds=5)) as held:
+        assert held is not None
+        assert await cluster_pair.flow(1).sweep_once() == 1
+    stored = await cluster_pair.flow(0).store.get(submitted.request.id)
+    assert stored is not None
+    assert stored.state is State.EXPIRED
+
+
+@pytest.fixture
+async def cluster_aws_pair(cluster_url: str, aws_world: DhanamWorld) -> AsyncIterator[SandboxWorld]:
+    world = SandboxWorld(
+        redis_url=cluster_url,
+        redis_cluster=True,
+        aws=False,
+        aws_endpoint_url=aws_world.endpoint_url,
+        log_format=LogFormat.JSON,
+        replicas=2,
+        overrides=Overrides(sweeper=True, rollouts=FAST_ROLLOUTS),
+    )
+    await world.start()
+    world.world = aws_world
+    yield world
+    await world.stop()
+
+
+async def test_rollout_follower_takeover_on_a_cluster(
+    cluster_aws_pair: SandboxWorld, aws_world: DhanamWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = cluster_aws_pair
+    card = await deploy_and_approve(world, replica=0)
+    first = world.apps[0][DEPS].follower
+    second = world.apps[1][DEPS].follower
+    await wait_for(lambda: len(progress_messages(world, card)) == 1)
+    request_id = next(iter(first._tasks))
+
+    async def dead(*_args: object) -> bool:
+        return False
+
+    monkeypatch.setattr(world.apps[0][DEPS].store, "release", dead)
+    first._tasks[request_id].cancel()
+    await wait_for(lambda: request_id in second._tasks, limit=8)
+    await asyncio.to_thread(
+        complete_rollouts,
+        aws_world.endpoint_url,
+        aws_world.region,
+        "dhanam-production",
+        "dhanam-api",
+    )
+    await wait_for(lambda: "Rollout:* completed" in card_text(world, card))
+    assert len(progress_messages(world, card)) == 1
