@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -10,6 +11,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
@@ -106,17 +108,53 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-async def slack_events(request: web.Request) -> web.Response:
+EVENT_TTL_SECONDS = 3600
+
+
+async def _seen_before(deps: Deps, body: str, headers: Mapping[str, str]) -> bool:
+    """Events API deliveries carry an event_id; the first delivery claims it in Redis and
+    retries of it are acknowledged without being processed again. Without Redis, events are
+    processed (none of them changes anything risky)."""
+    if not headers.get("Content-Type", "").startswith("application/json"):
+        return False
+    try:
+        event_id = json.loads(body).get("event_id")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(event_id, str) or not event_id:
+        return False
+    try:
+        first = await deps.redis.set(
+            f"dhanam:slack-event:{event_id}", "1", nx=True, ex=EVENT_TTL_SECONDS
+        )
+    except (RedisError, OSError, TimeoutError):
+        log.warning("slack.event_dedupe_unavailable", event_id=event_id)
+        return False
+    return not first
+
+
+async def _admit(request: web.Request) -> str | web.Response:
+    """The body, once it is UTF-8, signed by Slack and not a retry already handled; else the
+    answer to give. Verify before parsing, so an unsigned body learns nothing about what we
+    accept (Bolt verifies again: one more HMAC). Without a signing secret (Socket Mode) the
+    HTTP endpoint accepts nothing: fail closed."""
     raw = await request.read()
-    # Verify before parsing, so an unsigned body learns nothing about what we accept. Bolt
-    # verifies again; that costs one HMAC. Without a signing secret (Socket Mode) the HTTP
-    # endpoint accepts nothing: fail closed.
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         return json_error(400, "bad_request", "body is not UTF-8")
     if not request.app[VERIFIER].valid(body, request.headers):
         return json_error(401, "unauthorized", "invalid or stale Slack signature")
+    if await _seen_before(request.app[DEPS], body, request.headers):
+        # Slack retries an event it thinks we missed (X-Slack-Retry-Num); it was handled.
+        return web.json_response({"ok": True, "duplicate": True})
+    return body
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    body = await _admit(request)
+    if isinstance(body, web.Response):
+        return body
     try:
         bolt_request = AsyncBoltRequest(
             body=body,

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import BOLT
 from bot.sandbox.redis_server import RedisServer
-from bot.sandbox.signing import block_actions_body, sign
+from bot.sandbox.signing import block_actions_body, event_callback_body, sign
 from bot.sandbox.world import SandboxWorld
 
 
@@ -161,3 +161,27 @@ async def test_request_id_is_echoed(world: SandboxWorld) -> None:
         session.get(world.bot_url + "/health", headers={"X-Request-Id": "abc123"}) as resp,
     ):
         assert resp.headers["X-Request-Id"] == "abc123"
+
+
+async def test_slack_event_retries_are_processed_once(world: SandboxWorld) -> None:
+    body = event_callback_body(
+        {"type": "app_mention", "user": "U0BOB", "text": "hi", "channel": "C0OPS", "ts": "1.1"},
+        event_id="Ev0RETRY01",
+    )
+    first = await world.post(
+        "/slack/events", body, sign(world.signing_secret, body, content_type="application/json")
+    )
+    assert first.status < 500
+    headers = sign(world.signing_secret, body, content_type="application/json")
+    headers |= {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    retry = await world.post("/slack/events", body, headers)
+    assert retry.status == 200
+    assert retry.body == {"ok": True, "duplicate": True}
+    other = event_callback_body(
+        {"type": "app_mention", "user": "U0BOB", "text": "hi", "channel": "C0OPS", "ts": "1.2"},
+        event_id="Ev0RETRY02",
+    )
+    fresh = await world.post(
+        "/slack/events", other, sign(world.signing_secret, other, content_type="application/json")
+    )
+    assert fresh.body != {"ok": True, "duplicate": True}
