@@ -90,6 +90,7 @@ def build_deps(
         poll=timedelta(seconds=config.rollouts.poll_seconds),
         timeout=timedelta(seconds=config.rollouts.timeout_seconds),
         bake=timedelta(seconds=config.rollouts.bake_seconds),
+        lease=timedelta(seconds=config.rollouts.lease_seconds),
     )
     follower = RolloutFollower(
         redis=redis,

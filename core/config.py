@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -118,6 +118,8 @@ class RolloutsConfig(_Model):
     poll_seconds: float = Field(default=10.0, ge=0.2, le=300)
     timeout_seconds: int = Field(default=1800, ge=10, le=6 * 3600)
     bake_seconds: int = Field(default=900, ge=0, le=24 * 3600)
+    # How long a dead follower's rollout waits before another replica takes it over.
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=600)
 
 
 class ScaleConfig(_Model):
@@ -134,6 +136,15 @@ class PagerDutyConfig(_Model):
     services: dict[str, ChannelId] = Field(default_factory=dict)
 
 
+class StatusConfig(_Model):
+    """`/dhanam status` and the App Home: how long each source may take, what metrics to show."""
+
+    http_timeout_seconds: float = Field(default=2.0, gt=0, le=30)  # each API health endpoint
+    source_timeout_seconds: float = Field(default=3.0, gt=0, le=30)  # each AWS or Redis source
+    metrics_minutes: int = Field(default=60, ge=5, le=24 * 60)  # the sparklines' time span
+    metrics_period_seconds: Literal[60, 300] = 300  # one sparkline point per period
+
+
 class Config(_Model):
     slack: SlackConfig
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
@@ -147,6 +158,7 @@ class Config(_Model):
     pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
     rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
 
     @property
     def service_names(self) -> list[str]:
