@@ -31,6 +31,7 @@ from bot.sandbox.slack_emulator_models import (
     RecordedCall,
     dhanam_world,
 )
+from bot.sandbox.slack_socket import SocketHub
 
 __all__ = [
     "BOT_USER_ID",
@@ -83,6 +84,7 @@ class SlackEmulator:
             publish=self._publish,
         )
         self.calls: list[RecordedCall] = []
+        self.sockets = SocketHub()
         self._faults: list[Fault] = []
         self._subscribers: list[asyncio.Queue[EmulatorEvent]] = []
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -104,6 +106,7 @@ class SlackEmulator:
         app.router.add_route("POST", "/api/{method}", self._handle_api)
         app.router.add_route("GET", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{token}", self._handle_response_url)
+        app.router.add_get("/socket", self.sockets.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -112,6 +115,7 @@ class SlackEmulator:
         self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
+        await self.sockets.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -245,6 +249,10 @@ class SlackEmulator:
             self._record(method, params, now, fault.status, None)
             return self._fault_response(fault)
         answer: dict[str, Any]
+        if method == "apps.connections.open":
+            answer = self.sockets.open_connection(self.base_url, token)
+            self._record(method, params, now, 200, answer)
+            return web.json_response(answer)
         if not readable:
             answer = {"ok": False, "error": "invalid_json"}
         elif method not in self.world.handlers:
