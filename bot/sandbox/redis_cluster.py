@@ -3,7 +3,9 @@ for the tests that prove the bot runs on ElastiCache in cluster mode."""
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import time
 
@@ -12,10 +14,26 @@ from bot.sandbox.redis_server import RedisServer, RedisServerError, _command
 CLUSTER_TIMEOUT = 20.0
 
 
+def _cluster_port() -> int:
+    """A free port a cluster node may use: its bus port (port + 10000) must exist too, so the
+    OS's ephemeral ports above 55535 will not do."""
+    for _ in range(200):
+        port = random.randint(20_000, 55_000)  # noqa: S311 - not for security
+        with socket.socket() as first, socket.socket() as bus:
+            try:
+                first.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+            return port
+    raise RedisServerError("no free port pair for a cluster node")
+
+
 class RedisClusterServer:
     def __init__(self, masters: int = 3) -> None:
         self._nodes = [
             RedisServer(
+                port=_cluster_port(),
                 appendonly=True,
                 extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
             )

@@ -150,6 +150,12 @@ async def test_rollout_follower_takeover_on_a_cluster(
         return False
 
     monkeypatch.setattr(world.apps[0][DEPS].store, "release", dead)
+
+    async def nothing() -> list[str]:
+        return []
+
+    # A dead process runs no takeover loop either.
+    monkeypatch.setattr(first, "takeover_once", nothing)
     first._tasks[request_id].cancel()
     await wait_for(lambda: request_id in second._tasks, limit=8)
     await asyncio.to_thread(
