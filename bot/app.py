@@ -17,10 +17,13 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import bind_request, clear_request
+from bot.pagerduty_webhook import pagerduty_webhook
 from bot.settings import Settings
 from bot.slack_app import create_bolt_app
+from bot.sns_webhook import sns_handler
 from bot.wiring import Overrides, build_deps
 from commands.deps import Deps
+from commands.incident_loop import IncidentLoop
 from core.config import Config
 from core.metrics import CONTENT_TYPE, Metrics
 from integrations.redis_client import create_redis, ping
@@ -224,8 +227,8 @@ def create_app(
     app[METRICS] = metrics
     app[VERIFIER] = SlackVerifier(secret.get_secret_value() if secret else None)
     app.router.add_post("/slack/events", slack_events)
-    app.router.add_post("/webhooks/sns", not_implemented)
-    app.router.add_post("/webhooks/pagerduty", not_implemented)
+    app.router.add_post("/webhooks/sns", sns_handler(deps))
+    app.router.add_post("/webhooks/pagerduty", pagerduty_webhook(deps, settings.webhook_secrets()))
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_view)
 
@@ -236,6 +239,8 @@ def create_app(
             [
                 asyncio.create_task(deps.flow.run_sweeper(stop)),
                 asyncio.create_task(deps.follower.run_takeover(stop)),
+                asyncio.create_task(deps.alarms.run_background(stop)),
+                asyncio.create_task(IncidentLoop(deps.incidents, deps.store).run(stop)),
             ]
             if overrides.sweeper
             else []
@@ -246,6 +251,8 @@ def create_app(
         await deps.inflight.idle()
         await deps.flow.drain()
         await deps.follower.stop()
+        await deps.outbox.stop()
+        await deps.incidents.pager.pagerduty.close()
         if overrides.redis is None:
             await redis.aclose()
         session = getattr(client, "session", None)

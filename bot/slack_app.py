@@ -12,7 +12,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import bind_request
-from commands import approvals_ui, risky, state_cmds
+from commands import approvals_ui, home, incidents, risky, state_cmds, status
 from commands import router as router_module
 from commands.deps import DEPS_KEY, Deps
 from commands.render import error_blocks
@@ -50,8 +50,12 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
     router = router_module.CommandRouter()
     risky.register(router)
     state_cmds.register(router)
+    status.register(router)
+    incidents.register(router)
     router_module.register(app, router, deps.config.slack.command)
     approvals_ui.register(app)
+    home.register(app)
+    incidents.register_actions(app)
 
     @app.error
     async def on_error(

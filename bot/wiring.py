@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from approvals.flow import LEASE, ActionRegistry, ApprovalFlow
@@ -15,19 +16,31 @@ from approvals.store import ApprovalStore
 from bot.settings import Settings
 from commands import risky
 from commands.actions.runtime import ActionRuntime
+from commands.alarms import AlarmService
 from commands.deps import Deps
+from commands.incident_pager import IncidentPager, IncidentTimings
+from commands.incident_pagerduty import PagerDutySync
+from commands.incident_service import IncidentService
+from commands.incident_slack import IncidentSlack
+from commands.incident_store import IncidentStore
 from commands.notifier import SlackNotifier
 from commands.parser import Parser
 from commands.rollout_report import EcsRolloutSource, SlackRolloutReporter
+from commands.status import StatusCollector
 from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
 from core.metrics import Metrics
+from integrations.alarm_state import AlarmSettings, AlarmStore
 from integrations.aws.clients import AwsClients
 from integrations.aws.gateway import AwsGateway
+from integrations.aws.metrics import CloudWatchReader
 from integrations.deploy_history import DeployHistory
+from integrations.pagerduty import PagerDuty
 from integrations.redis_client import RedisClient
+from integrations.slack.outbox import Outbox
 from integrations.slack.usergroups import GroupMembers
+from integrations.sns import Fetch, SnsVerifier, https_get
 
 
 @dataclass
@@ -40,6 +53,9 @@ class Overrides:
     extra_actions: list[type[Action]] = field(default_factory=list)
     sweeper: bool = True  # the background loops: request sweeper and rollout takeover
     rollouts: RolloutSettings | None = None  # None: from the config's [rollouts]
+    incidents: IncidentTimings | None = None  # None: production timings
+    alarms: AlarmSettings | None = None  # None: from the config's [alarms]
+    sns_fetch: Fetch | None = None  # HTTPS GET for SNS certificates and SubscribeURLs
 
 
 def _who(action: Action, request: ApprovalRequest) -> Action:
@@ -120,6 +136,29 @@ def build_deps(
             await follower.start(job)
 
     flow.on_success.append(follow_rollout)
+    incidents = _incidents(
+        settings, config, overrides, redis=redis, client=client, history=runtime.history, flow=flow
+    )
+    pagerduty_sync = PagerDutySync(incidents)
+    flow.on_success.append(pagerduty_sync.deploy_changed)
+    alarm_settings = overrides.alarms or alarm_settings_from(config)
+    alarm_store = AlarmStore(redis, clock)
+    outbox = Outbox(
+        redis=redis,
+        client=client,
+        leases=store,
+        writes_per_second=alarm_settings.writes_per_second,
+    )
+    alarms = AlarmService(
+        config=config,
+        store=alarm_store,
+        outbox=outbox,
+        history=DeployHistory(redis, clock),
+        leases=store,
+        clock=clock,
+        settings=alarm_settings,
+        bake=rollouts.bake,
+    )
     return Deps(
         config=config,
         parser=Parser(config),
@@ -131,4 +170,72 @@ def build_deps(
         flow=flow,
         inflight=InFlight(),
         follower=follower,
+        incidents=incidents,
+        pagerduty=pagerduty_sync,
+        status=StatusCollector(
+            config=config,
+            aws=aws,
+            cloudwatch=CloudWatchReader(aws.clients),
+            history=runtime.history,
+            store=store,
+            locks=locks,
+            clock=clock,
+        ),
+        sns=SnsVerifier(
+            topics=list(config.sns.topics),
+            cert_dir=settings.sns_cert_cache_dir,
+            fetch=overrides.sns_fetch or https_get,
+        ),
+        alarm_store=alarm_store,
+        outbox=outbox,
+        alarms=alarms,
+    )
+
+
+def _incidents(
+    settings: Settings,
+    config: Config,
+    overrides: Overrides,
+    *,
+    redis: RedisClient,
+    client: AsyncWebClient,
+    history: DeployHistory,
+    flow: ApprovalFlow,
+) -> IncidentService:
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    pagerduty = PagerDuty(
+        routing_key=secret(settings.pagerduty_routing_key),
+        events_url=settings.pagerduty_events_url,
+        api_token=secret(settings.pagerduty_api_token),
+        api_url=settings.pagerduty_api_url,
+        from_email=settings.pagerduty_from_email,
+    )
+    store = IncidentStore(redis)
+    pager = IncidentPager(
+        store=store,
+        pagerduty=pagerduty,
+        clock=overrides.clock,
+        timings=overrides.incidents or IncidentTimings(),
+    )
+    return IncidentService(
+        store=store,
+        slack=IncidentSlack(client),
+        pager=pager,
+        config=config,
+        clock=overrides.clock,
+        history=history,
+        members=flow.members,
+    )
+
+
+def alarm_settings_from(config: Config) -> AlarmSettings:
+    section = config.alarms
+    return AlarmSettings(
+        reminder=timedelta(seconds=section.reminder_seconds),
+        writes_per_second=section.writes_per_second,
+        storm_threshold=section.storm_threshold,
+        storm_window=timedelta(seconds=section.storm_window_seconds),
+        new_thread_after=timedelta(seconds=section.new_thread_after_seconds),
     )

@@ -8,12 +8,19 @@ from approvals.flow import ApprovalFlow
 from approvals.locks import Locks
 from approvals.rollout import RolloutFollower
 from approvals.store import ApprovalStore
+from commands.alarms import AlarmService
+from commands.incident_pagerduty import PagerDutySync
+from commands.incident_service import IncidentService
 from commands.parser import Parser
+from commands.status import StatusCollector
 from core.clock import Clock
 from core.config import Config
 from core.inflight import InFlight
 from core.metrics import Metrics
+from integrations.alarm_state import AlarmStore
 from integrations.redis_client import RedisClient
+from integrations.slack.outbox import Outbox
+from integrations.sns import SnsVerifier
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,13 @@ class Deps:
     flow: ApprovalFlow
     inflight: InFlight
     follower: RolloutFollower
+    incidents: IncidentService
+    pagerduty: PagerDutySync
+    status: StatusCollector
+    sns: SnsVerifier
+    alarm_store: AlarmStore
+    outbox: Outbox
+    alarms: AlarmService
 
 
 DEPS_KEY = "deps"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -145,6 +145,28 @@ class StatusConfig(_Model):
     metrics_period_seconds: Literal[60, 300] = 300  # one sparkline point per period
 
 
+class IncidentsConfig(_Model):
+    """Incident channels: who is invited, when the commander is nudged, the sev1 checklist."""
+
+    oncall_group: Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")] | None = None
+    update_reminder_seconds: int = Field(default=1800, ge=60, le=24 * 3600)
+    sev1_checklist: bool = True
+
+    @property
+    def update_reminder(self) -> timedelta:
+        return timedelta(seconds=self.update_reminder_seconds)
+
+
+class AlarmsConfig(_Model):
+    """CloudWatch alarms in Slack: reminders, write pacing, storms and threads."""
+
+    reminder_seconds: int = Field(default=1800, ge=60, le=7 * 24 * 3600)  # still ALARM: remind
+    writes_per_second: float = Field(default=1.0, gt=0, le=5)  # per channel (Slack: ~1/s)
+    storm_threshold: int = Field(default=5, ge=1, le=100)  # more alarms changing: one digest
+    storm_window_seconds: int = Field(default=10, ge=1, le=600)
+    new_thread_after_seconds: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+
+
 class Config(_Model):
     slack: SlackConfig
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
@@ -159,6 +181,8 @@ class Config(_Model):
     rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
 
     @property
     def service_names(self) -> list[str]:

@@ -115,6 +115,10 @@ class Console:
             return name
         found = self.world.slack.channel_by_name(name)
         if found is None:
+            # A channel the bot created meanwhile (inc-YYYYMMDD-<slug>): part of its name will do.
+            partial = [c for c in channels.values() if name and name in c.name]
+            found = partial[0] if len(partial) == 1 else None
+        if found is None:
             known = ", ".join("#" + c.name for c in channels.values())
             raise ConsoleError(f'unknown channel "{ref}" — known: {known}')
         return found.id
@@ -160,6 +164,7 @@ class Console:
         except ClientError as exc:
             raise ConsoleError(f"CloudWatch refused: {exc}") from None
         self.say(f"  CloudWatch: {name} → {state}; SNS delivered to the bot: HTTP {reply.status}")
+        await self.world.settle_alarms()  # the alarm's writes are paced: show them all
         if reply.status >= 400 and isinstance(reply.body, dict):
             self.say(f"  bot answered: {reply.body.get('message', reply.body)}")
 
@@ -259,6 +264,7 @@ async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
     world = SandboxWorld(
         log_format=LogFormat.CONSOLE,
         advance_rollouts_after=3.0,
+        dhanam_api=True,  # the API's health endpoints, for /dhanam status
         # Faster than production so a deploy completes and bakes while you watch.
         overrides=Overrides(
             rollouts=RolloutSettings(

@@ -30,6 +30,8 @@ from bot.sandbox.aws_world import (
     seed_dhanam_world,
     set_alarm_state,
 )
+from bot.sandbox.fake_dhanam_api import FakeDhanamApi, pointed_at
+from bot.sandbox.fake_pagerduty import SANDBOX_PD_TOKEN, FakePagerDuty
 from bot.sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
 from bot.sandbox.signing import block_actions_body, sign, slash_command_body
 from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
@@ -47,6 +49,10 @@ EXAMPLE_CONFIG = REPO_ROOT / "config" / "dhanam.example.toml"
 # The sandbox's people (PRODUCT.md §7): alice may request, bob and carol approve in
 # production, dave may not approve.
 USERS: dict[str, str] = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE"}
+
+# The fake PagerDuty's integration key (32 characters, as PagerDuty's are) and webhook secret.
+SANDBOX_PD_ROUTING_KEY = "R0SANDBOXDHANAMROUTINGKEY0000001"
+SANDBOX_PD_WEBHOOK_SECRET = "sandbox-pagerduty-webhook-secret"  # noqa: S105 - public fake
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,11 @@ class SandboxWorld:
     advance_rollouts_after: float | None = None  # seconds: moto never completes a rollout
     overrides: Overrides | None = None
     slack_factory: Callable[[], SlackEmulator] = SlackEmulator.dhanam_defaults
+    # Start the fake Dhanam API (health endpoints) and point every environment's api_base_url
+    # at it, one prefix per environment (`/production/health`): the console does.
+    dhanam_api: bool = False
+    # PAGERDUTY_WEBHOOK_SECRET (comma-separated during a rotation; the fake signs with the first)
+    pagerduty_webhook_secret: str = SANDBOX_PD_WEBHOOK_SECRET
 
     slack: SlackEmulator = field(init=False)
     config: Config = field(init=False)
@@ -120,6 +131,8 @@ class SandboxWorld:
     bot_url: str = field(init=False, default="")
     bot_urls: list[str] = field(init=False, default_factory=list)
     world: DhanamWorld | None = field(init=False, default=None)
+    api: FakeDhanamApi | None = field(init=False, default=None)  # when dhanam_api
+    pagerduty: FakePagerDuty = field(init=False)
     redis_kind: str = field(init=False, default="external")
 
     def __post_init__(self) -> None:
@@ -154,6 +167,12 @@ class SandboxWorld:
         self.slack = self.slack_factory()
         await self.slack.start()
         self.config = load_config(self.config_path)
+        if self.dhanam_api:
+            self.api = FakeDhanamApi()
+            await self.api.start()
+            self.config = pointed_at(self.config, self.api)
+        self.pagerduty = FakePagerDuty()
+        await self.pagerduty.start()
         settings = Settings(
             slack_bot_token=SANDBOX_BOT_TOKEN,
             slack_signing_secret=self.signing_secret,
@@ -165,6 +184,12 @@ class SandboxWorld:
             aws_endpoint_url=self.aws_endpoint_url,
             sns_cert_cache_dir=self.sns.cert_path.parent,
             log_format=self.log_format,
+            pagerduty_routing_key=SANDBOX_PD_ROUTING_KEY,
+            pagerduty_events_url=self.pagerduty.url,
+            pagerduty_api_url=self.pagerduty.url,
+            pagerduty_api_token=SANDBOX_PD_TOKEN,
+            pagerduty_from_email="dhanam-bot@dhanam.dev",
+            pagerduty_webhook_secret=self.pagerduty_webhook_secret,
         )
         overrides = self.overrides or Overrides(clock=self.clock)
         for _ in range(self.replicas):
@@ -215,6 +240,9 @@ class SandboxWorld:
         for runner in self._runners:
             await runner.cleanup()
         await self.slack.stop()
+        if self.api is not None:
+            await self.api.stop()
+        await self.pagerduty.stop()
         if self._moto is not None:
             await asyncio.to_thread(self._moto.stop)
         if self._redis is not None:
@@ -320,6 +348,21 @@ class SandboxWorld:
             "x-amz-sns-topic-arn": world.topic_arn,
         }
         return await self.post("/webhooks/sns", body, headers)
+
+    async def pagerduty_webhook(self, event_type: str, incident_id: str, replica: int = 0) -> int:
+        """The fake PagerDuty sends a signed v3 webhook about ``incident_id`` to the bot."""
+        return await self.pagerduty.send_webhook(
+            self.bot_urls[replica] + "/webhooks/pagerduty",
+            event_type,
+            incident_id,
+            self.pagerduty_webhook_secret.split(",")[0].strip(),
+        )
+
+    async def settle_alarms(self, limit: float = 60.0) -> None:
+        """Wait until every replica's alarm outbox is drained (writes are paced ~1/s)."""
+        for app in self.apps:
+            await app[DEPS].outbox.idle(limit)
+        await self.settle()
 
     def newest_with_buttons(self, user: str) -> EmuMessage | None:
         """The newest message ``user`` can see that has a button (channels, threads, ephemerals)."""

@@ -43,6 +43,8 @@ async def test_every_command_stays_inside_the_policy(
         await approve_newest(aws_bot, "bob")
         await aws_bot.slash("db restore production --to latest", user="alice")
         await approve_newest(aws_bot, "bob", "carol")
+        await aws_bot.slash("status api production", user="bob")  # CloudWatch GetMetricData
+        await aws_bot.settle()
         recorded = set(record_aws_operations)
     finally:
         record_aws_operations.update(before)
@@ -53,6 +55,7 @@ async def test_every_command_stays_inside_the_policy(
         "ecs:UpdateService",
         "ecr:DescribeImages",
         "cloudwatch:DescribeAlarms",
+        "cloudwatch:GetMetricData",
         "application-autoscaling:DescribeScalableTargets",
         "application-autoscaling:RegisterScalableTarget",
         "rds:DescribeDBInstances",

@@ -152,6 +152,13 @@ async def test_another_replica_takes_over_when_the_follower_dies(
         return False
 
     monkeypatch.setattr(world.apps[0][DEPS].store, "release", dead)
+
+    # Nor does a dead replica take anything over: without this its own takeover loop races
+    # replica 1's for the expired lease, and which one ticks first is down to timing.
+    async def takes_nothing() -> list[str]:
+        return []
+
+    monkeypatch.setattr(first, "takeover_once", takes_nothing)
     first._tasks[request_id].cancel()
     await asyncio.sleep(0)
     assert await world.apps[1][DEPS].store.holder(f"rollout:{request_id}") is not None

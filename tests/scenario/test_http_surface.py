@@ -93,11 +93,12 @@ async def test_unknown_route_and_method_are_json(world: SandboxWorld) -> None:
     assert json.loads(body)["error"] == "method_not_allowed"
 
 
-async def test_webhooks_answer_501_until_verification_exists(world: SandboxWorld) -> None:
-    for path in ("/webhooks/sns", "/webhooks/pagerduty"):
-        reply = await world.post(path, "{}", {"Content-Type": "application/json"})
-        assert reply.status == 501
-        assert reply.body["error"] == "not_implemented"
+async def test_webhooks_refuse_unverified_bodies(world: SandboxWorld) -> None:
+    # /webhooks/pagerduty: tests/scenario/test_incident_pagerduty.py (403s);
+    # /webhooks/sns: tests/scenario/test_sns_webhook.py (every sample, 400s and 403s).
+    reply = await world.post("/webhooks/sns", "{}", {"Content-Type": "text/plain"})
+    assert reply.status == 400
+    assert reply.body["error"] == "bad_request"
 
 
 async def test_signed_but_malformed_bodies_are_4xx_never_500(world: SandboxWorld) -> None:

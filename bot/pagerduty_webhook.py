@@ -1,0 +1,50 @@
+"""`POST /webhooks/pagerduty`: verify the v3 signature, then hand the event to PagerDutySync.
+
+403 for a missing or wrong signature (and when no secret is configured: fail closed), 400
+for a body that is not a v3 envelope, 503 when Redis is down (PagerDuty retries), 2xx
+otherwise — pagey.ping and event types the bot does not act on included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from commands.deps import Deps
+from core.errors import StoreUnavailableError
+from integrations.pagerduty_webhooks import MalformedWebhookError, parse_event, signature_valid
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _error(status: int, error: str, message: str) -> web.Response:
+    return web.json_response({"error": error, "message": message}, status=status)
+
+
+def pagerduty_webhook(
+    deps: Deps, secrets: list[str]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, "payload_too_large", "request body is over 1 MiB")
+        header = request.headers.get("X-PagerDuty-Signature", "")
+        if not secrets or not signature_valid(raw, header, secrets):
+            log.warning("pagerduty.webhook_rejected", signed=bool(header))
+            return _error(403, "forbidden", "invalid PagerDuty signature")
+        try:
+            event = parse_event(raw)
+        except MalformedWebhookError as exc:
+            return _error(400, "bad_request", str(exc))
+        try:
+            async with deps.inflight.track():
+                outcome = await deps.pagerduty.handle(event)
+        except StoreUnavailableError:
+            return _error(503, "unavailable", "state store unavailable; retry later")
+        return web.json_response({"ok": True, "event": event.event_type, "outcome": outcome})
+
+    return handle

@@ -1,0 +1,92 @@
+"""`POST /webhooks/sns`: verify, de-duplicate, then confirm a subscription or take an alarm.
+
+400 malformed, 403 unverifiable or topic not allowed, 503 when Redis is down (SNS retries),
+502 when a subscription could not be confirmed; never 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from commands.deps import Deps
+from core.errors import StoreUnavailableError
+from integrations.cloudwatch_alarms import AlarmParseError, parse_alarm
+from integrations.sns import (
+    SUBSCRIPTION_CONFIRMATION,
+    UNSUBSCRIBE_CONFIRMATION,
+    FetchError,
+    SnsError,
+    describe,
+    parse_message,
+)
+
+log = structlog.get_logger(__name__)
+
+_REASONS = {400: "bad_request", 403: "forbidden", 502: "bad_gateway", 503: "unavailable"}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"error": _REASONS.get(status, "error"), "message": message}, status=status
+    )
+
+
+def _ok(status: str, **extra: Any) -> web.Response:
+    return web.json_response({"status": status, **extra})
+
+
+def sns_handler(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            message = parse_message(raw)
+            deps.sns.check_topic(message)
+            await deps.sns.verify(message)
+        except SnsError as exc:
+            log.warning("sns.refused", status=exc.status, reason=exc.message)
+            return _error(exc.status, exc.message)
+        fields = describe(message)
+        try:
+            if not await deps.alarm_store.first_delivery(message["MessageId"]):
+                log.info("sns.duplicate", **fields)
+                return _ok("duplicate")
+            try:
+                return await _dispatch(deps, message, fields)
+            except BaseException:
+                await deps.alarm_store.forget_delivery(message["MessageId"])
+                raise
+        except StoreUnavailableError as exc:
+            log.warning("sns.store_unavailable", error=exc.detail, **fields)
+            return _error(503, "store unavailable; retry later")
+
+    return handle
+
+
+async def _dispatch(deps: Deps, message: dict[str, str], fields: dict[str, Any]) -> web.Response:
+    kind = message["Type"]
+    if kind == SUBSCRIPTION_CONFIRMATION:
+        try:
+            await deps.sns.confirm(message)
+        except SnsError as exc:
+            await deps.alarm_store.forget_delivery(message["MessageId"])
+            return _error(exc.status, exc.message)
+        except FetchError as exc:
+            log.warning("sns.confirm_failed", error=str(exc), **fields)
+            await deps.alarm_store.forget_delivery(message["MessageId"])
+            return _error(502, "could not confirm the subscription")
+        log.info("sns.subscription_confirmed", **fields)
+        return _ok("confirmed")
+    if kind == UNSUBSCRIBE_CONFIRMATION:
+        log.warning("sns.unsubscribed", **fields)
+        return _ok("logged")
+    try:
+        alarm = parse_alarm(message["Message"])
+    except AlarmParseError as exc:
+        log.info("sns.not_an_alarm", reason=str(exc), **fields)
+        return _ok("ignored")
+    applied = await deps.alarms.receive(alarm)
+    return _ok("accepted" if applied else "stale", alarm=alarm.name)

@@ -1,0 +1,189 @@
+"""Block Kit for CloudWatch alarms: the root message, thread replies, digests, reminders. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from approvals.rollout import duration
+from commands.ids import AlarmActionId
+from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
+
+DIGEST_LINES_PER_BLOCK = 10
+DIGEST_MAX_BLOCKS = 45
+TITLE_MAX = 150
+
+_MARKS = {
+    AlarmState.ALARM: ":red_circle:",
+    AlarmState.OK: ":large_green_circle:",
+    AlarmState.INSUFFICIENT_DATA: ":white_circle:",
+}
+
+
+class AlarmButton(StrEnum):
+    # The incidents module registers the listener (it opens `incident declare`, prefilled).
+    DECLARE_INCIDENT = "alarm_declare_incident"
+
+
+@dataclass(frozen=True)
+class RollbackOffer:
+    """A deploy of the alarm's service finished within the bake window: offer to undo it."""
+
+    service: str
+    env: str
+    to: str  # family:revision that ran before the deploy
+    deployed_at: datetime
+
+
+@dataclass(frozen=True)
+class AlarmView:
+    alarm: AlarmNotification
+    service: str | None = None
+    fired_at: datetime | None = None  # when the current (or last) ALARM began
+    rollback: RollbackOffer | None = None
+
+    @property
+    def state(self) -> AlarmState:
+        return self.alarm.new_state
+
+    @property
+    def fired_for(self) -> timedelta | None:
+        if self.fired_at is None or self.state is AlarmState.ALARM:
+            return None
+        return max(self.alarm.changed_at - self.fired_at, timedelta(0))
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def state_word(state: AlarmState) -> str:
+    return state.value.replace("_", " ")
+
+
+def headline(view: AlarmView) -> str:
+    alarm = view.alarm
+    line = f"{_MARKS[view.state]} *{state_word(view.state)}* · *{alarm.name}*"
+    if view.service:
+        line += f" · {view.service}"
+    return line
+
+
+def rollback_button(offer: RollbackOffer, alarm: str) -> dict[str, Any]:
+    """The same button as commands.rollout_report.rollback_blocks: the existing listener
+    (approvals_ui.on_rollback) opens a rollback request through the two-person flow."""
+    value = json.dumps({"service": offer.service, "env": offer.env, "to": offer.to, "alarm": alarm})
+    return {
+        "type": "button",
+        "action_id": AlarmActionId.ROLLBACK,
+        "text": {"type": "plain_text", "text": f"Roll back {offer.service}"},
+        "style": "danger",
+        "value": value,
+    }
+
+
+def declare_button(view: AlarmView) -> dict[str, Any]:
+    subject = view.service or view.alarm.name
+    title = f"{subject}: {view.alarm.name} in ALARM"[:TITLE_MAX]
+    value = json.dumps({"title": title, "severity": "sev2", "alarm": view.alarm.name})
+    return {
+        "type": "button",
+        "action_id": AlarmButton.DECLARE_INCIDENT,
+        "text": {"type": "plain_text", "text": "Declare incident"},
+        "value": value,
+    }
+
+
+def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
+    """The one message that tracks an alarm: edited on every transition."""
+    alarm = view.alarm
+    lines = [headline(view)]
+    if alarm.description:
+        lines.append(alarm.description)
+    lines.append(f"*Condition:* {alarm.condition}")
+    if view.state is AlarmState.ALARM:
+        since = view.fired_at or alarm.changed_at
+        lines.append(f"*Since:* {_when(since)}")
+    elif view.fired_for is not None:
+        lines.append(
+            f"*{state_word(view.state)} since:* {_when(alarm.changed_at)} · "
+            f"fired for {duration(view.fired_for)}"
+        )
+    else:
+        lines.append(f"*{state_word(view.state)} since:* {_when(alarm.changed_at)}")
+    if alarm.reason:
+        lines.append(f"> {alarm.reason[:1500]}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+    ]
+    context = [alarm.region_name or alarm.region or "region unknown"]
+    if alarm.console_url:
+        context.append(f"<{alarm.console_url}|Open in CloudWatch>")
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]}
+    )
+    if view.state is AlarmState.ALARM:
+        buttons = [rollback_button(view.rollback, alarm.name)] if view.rollback else []
+        buttons.append(declare_button(view))
+        blocks.append({"type": "actions", "elements": buttons})
+    text = f"{state_word(view.state)}: {alarm.name}"
+    return text, blocks
+
+
+def transition_text(view: AlarmView, shown: AlarmState | None) -> str:
+    """The thread reply for a transition since what the root showed."""
+    before = f"{state_word(shown)} → " if shown and shown is not view.state else ""
+    text = (
+        f"{_MARKS[view.state]} {before}*{state_word(view.state)}* at {_when(view.alarm.changed_at)}"
+    )
+    if view.fired_for is not None:
+        text += f" — fired for {duration(view.fired_for)}"
+    if view.alarm.reason:
+        text += f"\n> {view.alarm.reason[:1500]}"
+    if view.rollback and view.state is AlarmState.ALARM:
+        text += f"\nA deploy of {view.rollback.service} to {view.rollback.env} finished lately."
+    return text
+
+
+def reminder_text(name: str, fired_for: timedelta) -> str:
+    return f":alarm_clock: *{name}* is still in ALARM — firing for {duration(fired_for)}."
+
+
+def digest_line(view: AlarmView) -> str:
+    alarm = view.alarm
+    line = f"{_MARKS[view.state]} *{alarm.name}* — {state_word(view.state)}"
+    if view.state is AlarmState.ALARM:
+        line += f" since {(view.fired_at or alarm.changed_at):%H:%M:%S}"
+    elif view.fired_for is not None:
+        line += f" (fired for {duration(view.fired_for)})"
+    if view.service:
+        line += f" · {view.service}"
+    if alarm.console_url:
+        line += f" · <{alarm.console_url}|console>"
+    return line
+
+
+def digest_message(views: list[AlarmView]) -> tuple[str, list[dict[str, Any]]]:
+    """Many alarms changing at once in one channel: one message, edited as they change."""
+    firing = sum(1 for v in views if v.state is AlarmState.ALARM)
+    header = (
+        f":rotating_light: *Alarm storm* — {len(views)} alarms changed together; "
+        f"{firing} in ALARM now. This message is kept up to date."
+    )
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+    lines = [digest_line(v) for v in views]
+    chunks = [
+        lines[i : i + DIGEST_LINES_PER_BLOCK] for i in range(0, len(lines), DIGEST_LINES_PER_BLOCK)
+    ]
+    for chunk in chunks[:DIGEST_MAX_BLOCKS]:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
+    hidden = len(lines) - DIGEST_LINES_PER_BLOCK * DIGEST_MAX_BLOCKS
+    if hidden > 0:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"…and {hidden} more"}]}
+        )
+    text = f"Alarm storm: {len(views)} alarms, {firing} in ALARM"
+    return text, blocks

@@ -1,0 +1,251 @@
+"""CloudWatch alarms in Slack: route, thread, coalesce storms into digests, remind.
+
+`receive` (from the SNS webhook) stores the newest state of an alarm and queues `alarm:<name>`
+in its channel's outbox; the outbox drainer calls `process`, which renders the alarm's state
+*at that moment* — so repeated transitions collapse to the latest one, and what is shown is
+always the newest by StateChangeTime. The first ALARM posts one root message; later transitions
+edit it and reply in its thread. When more than `storm_threshold` alarms change within
+`storm_window` in one channel, new alarms join one digest message instead, edited as they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from approvals.rollout import short
+from commands.alarm_render import (
+    AlarmView,
+    RollbackOffer,
+    digest_message,
+    reminder_text,
+    root_message,
+    transition_text,
+)
+from core.clock import Clock
+from core.config import Config
+from core.errors import StoreUnavailableError
+from integrations.alarm_state import AlarmRecord, AlarmSettings, AlarmStore
+from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
+from integrations.deploy_history import DeployHistory
+from integrations.slack.outbox import Leases, Outbox, PacedSlack
+
+log = structlog.get_logger(__name__)
+
+OWN = "alarm"
+DIGEST = "digest"
+
+
+def _at(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+
+
+class AlarmService:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: AlarmStore,
+        outbox: Outbox,
+        history: DeployHistory,
+        leases: Leases,
+        clock: Clock,
+        settings: AlarmSettings,
+        bake: timedelta,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._outbox = outbox
+        self._history = history
+        self._leases = leases
+        self._clock = clock
+        self.settings = settings
+        self._bake = bake
+        outbox.processor = self
+
+    def channel_for(self, alarm: str) -> str:
+        service = self._config.service_for_alarm(alarm)
+        channel = self._config.services[service].channel if service else None
+        return channel or self._config.slack.alerts_channel
+
+    # -- intake ------------------------------------------------------------------------------
+    async def receive(self, alarm: AlarmNotification) -> bool:
+        """Store and queue a notification; False when an older state arrived late."""
+        channel = self.channel_for(alarm.name)
+        if not await self._store.update(alarm, channel):
+            log.info("alarm.stale", alarm=alarm.name, state=alarm.new_state)
+            return False
+        if alarm.new_state is AlarmState.ALARM:
+            due = self._clock.now() + self.settings.reminder
+            await self._store.schedule_reminder(alarm.name, due, replace=False)
+        else:
+            await self._store.cancel_reminder(alarm.name)
+        record = await self._store.get(alarm.name)
+        target = (record.root_channel if record else None) or channel
+        await self._outbox.enqueue(target, f"alarm:{alarm.name}")
+        log.info("alarm.received", alarm=alarm.name, state=alarm.new_state, channel=target)
+        return True
+
+    # -- the outbox's processor --------------------------------------------------------------
+    async def process(self, channel: str, item: str, slack: PacedSlack) -> None:
+        kind, _, ref = item.partition(":")
+        if kind == "alarm":
+            await self._alarm(channel, ref, slack)
+        elif kind == "digest":
+            await self._digest(channel, ref, slack)
+        elif kind == "reminder":
+            await self._reminder(ref, slack)
+        else:
+            log.warning("alarm.unknown_outbox_item", item=item)
+
+    async def view(self, record: AlarmRecord) -> AlarmView:
+        service = self._config.service_for_alarm(record.name)
+        offer = None
+        if service and record.state is AlarmState.ALARM:
+            offer = await self._rollback_offer(service, record.alarm)
+        return AlarmView(
+            alarm=record.alarm, service=service, fired_at=_at(record.fired_ms), rollback=offer
+        )
+
+    async def _rollback_offer(self, service: str, alarm: AlarmNotification) -> RollbackOffer | None:
+        envs = self._config.environments
+        # Environments in the alarm's region first; any deploy within the bake window counts.
+        names = sorted(envs, key=lambda e: envs[e].region != alarm.region)
+        best = None
+        for env in names:
+            record = await self._history.deployed_within(service, env, self._bake)
+            if record and record.previous_task_definition and (best is None or record.at > best.at):
+                best = record
+        if best is None:
+            return None
+        return RollbackOffer(
+            service=service,
+            env=best.env,
+            to=short(best.previous_task_definition),
+            deployed_at=best.at,
+        )
+
+    async def _alarm(self, channel: str, name: str, slack: PacedSlack) -> None:
+        record = await self._store.get(name)
+        if record is None or not record.pending:
+            return
+        if record.root_current(self.settings.new_thread_after):
+            assert record.root_ts is not None
+            root_channel = record.root_channel or channel
+            if record.root_kind == DIGEST:
+                await self._outbox.enqueue(root_channel, f"digest:{record.root_ts}")
+                return
+            view = await self.view(record)
+            text, blocks = root_message(view)
+            await slack.update(root_channel, record.root_ts, text, blocks)
+            await slack.post(
+                root_channel, transition_text(view, record.shown_state), thread_ts=record.root_ts
+            )
+            await self._store.mark_shown(record)
+            return
+        if record.state is not AlarmState.ALARM and not record.fired_unseen:
+            await self._store.mark_shown(record)  # never fired since shown: nothing to open
+            return
+        if await self._storm(channel):
+            await self._join_digest(channel, record, slack)
+            return
+        view = await self.view(record)
+        text, blocks = root_message(view)
+        ts = await slack.post(channel, text, blocks)
+        await self._store.set_root(record, channel, ts, OWN)
+        await self._store.mark_shown(record)
+        await self._store.note_root(channel, name, self.settings.storm_window)
+        log.info("alarm.posted", alarm=name, channel=channel, ts=ts)
+
+    async def _storm(self, channel: str) -> bool:
+        if await self._store.open_digest(channel):
+            return True
+        recent = await self._store.recent_roots(channel, self.settings.storm_window)
+        waiting = [i for i in await self._outbox.pending(channel) if i.startswith("alarm:")]
+        return recent + len(waiting) + 1 > self.settings.storm_threshold
+
+    async def _join_digest(self, channel: str, record: AlarmRecord, slack: PacedSlack) -> None:
+        ts = await self._store.open_digest(channel)
+        if ts is None:
+            text, blocks = digest_message([await self.view(record)])
+            ts = await slack.post(channel, text, blocks)
+            await self._store.join_digest(channel, ts, record.name)
+            await self._store.set_root(record, channel, ts, DIGEST)
+            await self._store.mark_shown(record)
+            log.info("alarm.digest_opened", channel=channel, ts=ts, alarm=record.name)
+        else:
+            await self._store.join_digest(channel, ts, record.name)
+            await self._store.set_root(record, channel, ts, DIGEST)
+            await self._outbox.enqueue(channel, f"digest:{ts}")
+        await self._store.hold_digest(channel, ts, self.settings.digest_hold)
+        await self._store.note_root(channel, record.name, self.settings.storm_window)
+
+    async def _digest(self, channel: str, ts: str, slack: PacedSlack) -> None:
+        records = [
+            r
+            for n in await self._store.digest_members(channel, ts)
+            if (r := await self._store.get(n))
+        ]
+        if not records:
+            return
+        views = [
+            AlarmView(
+                alarm=r.alarm,
+                service=self._config.service_for_alarm(r.name),
+                fired_at=_at(r.fired_ms),
+            )
+            for r in records
+        ]
+        text, blocks = digest_message(views)
+        await slack.update(channel, ts, text, blocks)
+        for record in records:
+            await self._store.mark_shown(record)
+
+    async def _reminder(self, name: str, slack: PacedSlack) -> None:
+        record = await self._store.get(name)
+        if record is None or record.state is not AlarmState.ALARM or not record.root_ts:
+            return
+        fired = _at(record.fired_ms) or record.alarm.changed_at
+        since = max(self._clock.now() - fired, timedelta(0))
+        channel = record.root_channel or record.channel
+        await slack.post(channel, reminder_text(name, since), thread_ts=record.root_ts)
+
+    # -- background: reminders and outbox recovery -------------------------------------------
+    async def remind_once(self) -> list[str]:
+        sent = []
+        for name in await self._store.reminders_due():
+            record = await self._store.get(name)
+            if record is None or record.state is not AlarmState.ALARM:
+                await self._store.cancel_reminder(name)
+                continue
+            due = self._clock.now() + self.settings.reminder
+            await self._store.schedule_reminder(name, due, replace=True)
+            await self._outbox.enqueue(record.root_channel or record.channel, f"reminder:{name}")
+            sent.append(name)
+        return sent
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        tick = min(max(self.settings.reminder.total_seconds() / 4, 0.2), 15.0)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick)
+            if stop.is_set():
+                return
+            token = secrets.token_hex(8)
+            try:
+                if await self._leases.acquire(
+                    "alarms:reminders", token, timedelta(seconds=tick * 2)
+                ):
+                    try:
+                        await self.remind_once()
+                    finally:
+                        await self._leases.release("alarms:reminders", token)
+                await self._outbox.recover()
+            except StoreUnavailableError:
+                log.warning("alarm.background_store_unavailable")
+            except Exception:
+                log.exception("alarm.background_failed")

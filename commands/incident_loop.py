@@ -1,0 +1,52 @@
+"""The incidents' background loop: PagerDuty retries and update reminders, on one replica at
+a time (the Redis lease `incidents:loop`; another replica takes over when it lapses)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+
+import structlog
+
+from approvals.store import ApprovalStore
+from commands.incident_service import IncidentService
+from core.errors import StoreUnavailableError
+
+log = structlog.get_logger(__name__)
+
+LEASE_NAME = "incidents:loop"
+
+
+class IncidentLoop:
+    def __init__(self, service: IncidentService, leases: ApprovalStore) -> None:
+        self._service = service
+        self._leases = leases
+        self._token = secrets.token_hex(8)
+
+    async def _holding(self) -> bool:
+        ttl = self._service.pager.timings.lease
+        if await self._leases.renew(LEASE_NAME, self._token, ttl):
+            return True
+        return await self._leases.acquire(LEASE_NAME, self._token, ttl)
+
+    async def once(self) -> None:
+        if not await self._holding():
+            return
+        now = self._service.clock.now()
+        await self._service.pager.retry_due(now)
+        await self._service.remind(now)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self._service.pager.timings.tick.total_seconds()
+        while not stop.is_set():
+            try:
+                await self.once()
+            except StoreUnavailableError:
+                log.warning("incident.loop_store_unavailable")
+            except Exception:
+                log.exception("incident.loop_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        with contextlib.suppress(StoreUnavailableError):
+            await self._leases.release(LEASE_NAME, self._token)

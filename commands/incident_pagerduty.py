@@ -1,0 +1,158 @@
+"""PagerDuty into Slack (v3 webhooks) and deploys into PagerDuty (change events).
+
+A webhook about an incident linked to a bot incident (its incident_key is our incident id, or
+its PagerDuty id is one we stored) updates that incident's card and timeline. Any other
+PagerDuty incident gets one message in the channel mapped from `[pagerduty].services`, else
+`oncall_channel`, edited as it changes; notes go in its thread. Each delivery is processed
+once (event id, SET NX), even when PagerDuty retries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from approvals.models import ApprovalRequest, Result
+from commands import incident_render as render
+from commands.incident_models import Incident, PdState
+from commands.incident_pager import slack_link
+from commands.incident_service import IncidentService
+from integrations.pagerduty import Link, PagerDutyError
+from integrations.pagerduty_webhooks import PdEvent
+
+log = structlog.get_logger(__name__)
+
+_STATES = {
+    "incident.triggered": PdState.TRIGGERED,
+    "incident.acknowledged": PdState.ACKNOWLEDGED,
+    "incident.unacknowledged": PdState.TRIGGERED,
+    "incident.resolved": PdState.RESOLVED,
+    "incident.reopened": PdState.TRIGGERED,
+}
+
+
+class PagerDutySync:
+    def __init__(self, service: IncidentService) -> None:
+        self._service = service
+        self._store = service.store
+
+    # -- webhooks -------------------------------------------------------------------------
+    async def handle(self, event: PdEvent) -> str:
+        """``ignored`` (not about an incident), ``duplicate`` or ``processed``."""
+        if not event.is_incident:
+            return "ignored"
+        if event.id and not await self._store.first_delivery(event.id):
+            log.info("pagerduty.webhook_duplicate", event_id=event.id)
+            return "duplicate"
+        try:
+            incident = await self._linked(event)
+            if incident is not None:
+                await self._apply(incident, event)
+            else:
+                await self._standalone(event)
+        except Exception:
+            if event.id:
+                await self._store.forget_delivery(event.id)
+            raise
+        log.info("pagerduty.webhook", event_type=event.event_type, incident=event.incident_id)
+        return "processed"
+
+    async def _linked(self, event: PdEvent) -> Incident | None:
+        if event.incident_key:
+            incident = await self._store.get(event.incident_key)
+            if incident is not None:
+                if incident.pd_incident_id != event.incident_id:
+                    await self._store.link_pd(event.incident_id, incident.id)
+                return incident
+        return await self._store.by_pd(event.incident_id)
+
+    async def _apply(self, incident: Incident, event: PdEvent) -> None:
+        update: dict[str, Any] = {"pd_incident_id": event.incident_id}
+        if event.html_url:
+            update["pd_url"] = event.html_url
+        state = _STATES.get(event.event_type)
+        if state is not None:
+            update["pd_state"] = state
+            update["pd_error"] = ""
+        kind = event.event_type
+        if kind == "incident.acknowledged":
+            update["pd_ack_by"] = event.agent
+        elif kind == "incident.unacknowledged":
+            update["pd_ack_by"] = ""
+        elif kind == "incident.resolved":
+            update["pd_resolved_by"] = event.agent
+        elif kind == "incident.reopened":
+            update["pd_resolved_by"] = ""
+        elif kind in ("incident.escalated", "incident.reassigned"):
+            update["pd_escalated"] = ", ".join(event.assignees) or event.agent
+        elif kind == "incident.priority_updated":
+            update["pd_priority"] = event.priority
+        changed = incident.model_copy(update=update)
+        await self._store.save(changed, *update)
+        if kind == "incident.annotated":
+            text = f"PagerDuty note from {event.agent or 'someone'}: {event.note}"
+            await self._service.slack.say(incident.channel, render.pd_note_text(event))
+        else:
+            by = f" by {event.agent}" if event.agent else ""
+            text = f"PagerDuty: {event.verb}{by}"
+            if kind in ("incident.escalated", "incident.reassigned") and event.assignees:
+                text += f" → {', '.join(event.assignees)}"
+        await self._store.add_timeline(incident.id, self._service.clock.now(), "", text)
+        await self._service.refresh(incident.id)
+
+    async def _standalone(self, event: PdEvent) -> None:
+        slack = self._service.slack
+        existing = await self._store.pd_message(event.incident_id)
+        if event.event_type == "incident.annotated":
+            if existing is None:
+                channel = self._service.config.slack.oncall_channel
+                ts = await slack.say(channel, render.pd_only_text(event))
+                await self._store.set_pd_message(event.incident_id, channel, ts)
+                existing = (channel, ts)
+            await slack.say(existing[0], render.pd_note_text(event), thread_ts=existing[1])
+            return
+        text = render.pd_only_text(event)
+        if existing is not None:
+            await slack.client.chat_update(channel=existing[0], ts=existing[1], text=text)
+            return
+        config = self._service.config
+        channel = config.pagerduty.services.get(event.service_id, config.slack.oncall_channel)
+        ts = await slack.say(channel, text)
+        await self._store.set_pd_message(event.incident_id, channel, ts)
+
+    # -- deploys as change events -----------------------------------------------------------
+    async def deploy_changed(self, request: ApprovalRequest, result: Result) -> None:
+        """A deploy or rollback succeeded: tell PagerDuty (a change event) and refresh the
+        cards of open incidents, which list the deploys made while they run."""
+        if request.kind not in ("deploy", "rollback"):
+            return
+        pagerduty = self._service.pager.pagerduty
+        if pagerduty.enabled:
+            details = {
+                "service": request.service,
+                "env": request.env,
+                "kind": request.kind,
+                "requested_by": request.requester,
+                "approved_by": request.approvers,
+                "request_id": request.id,
+                "result": result.summary,
+                **{
+                    k: result.details[k]
+                    for k in ("task_definition_arn", "image", "tag", "digest")
+                    if result.details.get(k)
+                },
+            }
+            links = [Link(slack_link(request.channel), "Approval card")] if request.channel else []
+            try:
+                await pagerduty.change(
+                    summary=f"{request.plan.summary} (by {request.requester}, approved by "
+                    f"{', '.join(request.approvers) or 'no approval needed'})",
+                    timestamp=self._service.clock.now(),
+                    details=details,
+                    links=links,
+                )
+            except PagerDutyError as exc:
+                log.warning("pagerduty.change_event_failed", request_id=request.id, error=str(exc))
+        for incident_id in await self._store.active_ids():
+            await self._service.refresh(incident_id)

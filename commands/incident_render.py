@@ -1,0 +1,223 @@
+"""The incident's Slack surfaces, as pure functions: status card, checklist, topic,
+announcement, timeline summary, reminder, and the message about a PagerDuty-only incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from approvals.policy import mention
+from commands.approval_card import slack_time
+from commands.incident_models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
+from commands.incident_store import TimelineEntry
+from commands.requests import IncidentState, Severity
+from integrations.deploy_history import DeployRecord
+from integrations.pagerduty_webhooks import PdEvent
+
+Block = dict[str, Any]
+TOPIC_MAX = 250
+
+
+class IncidentActionId(StrEnum):
+    CHECKLIST = "incident_checklist"
+    DECLARE_FROM_ALARM = "alarm_declare_incident"
+
+
+class IncidentBlockId(StrEnum):
+    CARD_STATUS = "incident_status"
+    CHECKLIST = "incident_checklist"
+
+
+_SEV_EMOJI = {Severity.SEV1: ":red_circle:", Severity.SEV2: ":large_orange_circle:"}
+_STATUS_EMOJI = {
+    IncidentState.INVESTIGATING: ":mag:",
+    IncidentState.IDENTIFIED: ":dart:",
+    IncidentState.MONITORING: ":eyes:",
+    IncidentState.RESOLVED: ":white_check_mark:",
+}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def sev_label(incident: Incident) -> str:
+    emoji = _SEV_EMOJI.get(incident.severity, ":large_yellow_circle:")
+    return f"{emoji} {incident.severity.value.upper()}"
+
+
+def pagerduty_line(incident: Incident) -> str:
+    state = incident.pd_state
+    link = f" · <{incident.pd_url}|open in PagerDuty>" if incident.pd_url else ""
+    if state is PdState.OFF:
+        return "not configured"
+    if state is PdState.PENDING:
+        tries = f" (attempt {incident.pd_attempts})" if incident.pd_attempts else ""
+        why = f" — {incident.pd_error}" if incident.pd_error else ""
+        return f":hourglass_flowing_sand: paging{tries}{why}; retrying in the background"
+    if state is PdState.FAILED:
+        error = incident.pd_error or "unknown error"
+        return f":x: PagerDuty failed — {error}; page the on-call by hand"
+    parts = [state.value]
+    if state is PdState.ACKNOWLEDGED and incident.pd_ack_by:
+        parts = [f"acknowledged by {incident.pd_ack_by}"]
+    if state is PdState.RESOLVED and incident.pd_resolved_by:
+        parts = [f"resolved by {incident.pd_resolved_by}"]
+    if incident.pd_escalated:
+        parts.append(f"escalated to {incident.pd_escalated}")
+    if incident.pd_priority:
+        parts.append(f"priority {incident.pd_priority}")
+    return ", ".join(parts) + link
+
+
+def _deploy_line(record: DeployRecord) -> str:
+    what = record.tag or record.new_task_definition.rsplit("/", 1)[-1]
+    who = f" by {mention(record.requested_by)}" if record.requested_by else ""
+    return (
+        f"• {slack_time(record.at)} {record.kind} *{record.service}* {record.env} → `{what}`{who}"
+    )
+
+
+def card_text(incident: Incident) -> str:
+    return f"{incident.severity.value.upper()} {incident.title} — {incident.status.value}"
+
+
+def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) -> list[Block]:
+    status = f"{_STATUS_EMOJI[incident.status]} {incident.status.value}"
+    if not incident.open:
+        status += f" after {incident.duration(now)}"
+    last = "none yet"
+    if incident.last_update:
+        by = f" — {mention(incident.last_update_by)}" if incident.last_update_by else ""
+        last = f"{incident.last_update}{by}, {slack_time(incident.last_update_at)}"
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"{card_text(incident)}"[:150]},
+        },
+        {
+            "type": "section",
+            "block_id": IncidentBlockId.CARD_STATUS,
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Severity*\n{sev_label(incident)}"},
+                {"type": "mrkdwn", "text": f"*Status*\n{status}"},
+                {"type": "mrkdwn", "text": f"*Commander*\n{mention(incident.commander)}"},
+                {"type": "mrkdwn", "text": f"*Started*\n{slack_time(incident.started_at)}"},
+            ],
+        },
+        _section(f"*PagerDuty:* {pagerduty_line(incident)}"),
+        _section(f"*Last update:* {last}"),
+    ]
+    if deploys:
+        lines = "\n".join(_deploy_line(d) for d in deploys[:10])
+        blocks.append(_section(f"*Deploys and rollbacks since it started*\n{lines}"))
+    else:
+        blocks.append(_section("*Deploys and rollbacks since it started:* none"))
+    if not incident.open:
+        summary = incident.summary or "no summary given"
+        blocks.append(_section(f":white_check_mark: *Resolved* — {summary}"))
+    origin = f" · declared from alarm `{incident.alarm}`" if incident.alarm else ""
+    blocks.append(
+        _context(
+            f"Incident `{incident.id}` · declared by {mention(incident.declared_by)}{origin} · "
+            "`/dhanam incident update|status|commander|resolve` in this channel"
+        )
+    )
+    return blocks
+
+
+def topic(incident: Incident) -> str:
+    text = (
+        f"{incident.severity.value.upper()} · {incident.status.value} · "
+        f"IC {mention(incident.commander)} · {incident.title}"
+    )
+    return text[:TOPIC_MAX]
+
+
+def checklist_blocks(incident: Incident) -> list[Block]:
+    options = [
+        {"text": {"type": "mrkdwn", "text": label}, "value": value} for value, label in CHECKLIST
+    ]
+    initial = [o for o in options if o["value"] in incident.checks]
+    element: Block = {
+        "type": "checkboxes",
+        "action_id": IncidentActionId.CHECKLIST,
+        "options": options,
+    }
+    if initial:
+        element["initial_options"] = initial
+    done = [
+        f"• {CHECKLIST_LABELS[key]} — {mention(check.by)}, {slack_time(check.at)}"
+        for key, check in incident.checks.items()
+        if key in CHECKLIST_LABELS
+    ]
+    blocks: list[Block] = [
+        _section(f"*Total System Outage checklist* — {len(done)} of {len(CHECKLIST)} done"),
+        {"type": "actions", "block_id": IncidentBlockId.CHECKLIST, "elements": [element]},
+    ]
+    if done:
+        blocks.append(_context("\n".join(done)))
+    return blocks
+
+
+def checklist_text(incident: Incident) -> str:
+    return f"Total System Outage checklist: {len(incident.checks)} of {len(CHECKLIST)} done"
+
+
+def announcement(incident: Incident, now: datetime) -> str:
+    head = f"{sev_label(incident)} *{incident.title}*"
+    if incident.open:
+        return (
+            f":rotating_light: {head} declared by {mention(incident.declared_by)} — "
+            f"join <#{incident.channel}> · commander {mention(incident.commander)}"
+        )
+    return (
+        f":white_check_mark: {head} resolved after {incident.duration(now)} — "
+        f"<#{incident.channel}> · {incident.summary or 'no summary given'}"
+    )
+
+
+def timeline_summary(incident: Incident, entries: list[TimelineEntry], now: datetime) -> str:
+    lines = [
+        f"*Timeline of {incident.id}* — {incident.title} "
+        f"({incident.severity.value}, {incident.duration(now)})"
+    ]
+    for entry in entries:
+        who = f"{mention(entry.by)}: " if entry.by else ""
+        lines.append(f"• {slack_time(entry.at)} {who}{entry.text}")
+    return "\n".join(lines)[:39_000]
+
+
+def nudge(incident: Incident, quiet_minutes: int) -> str:
+    return (
+        f":alarm_clock: {mention(incident.commander)} no update for {quiet_minutes} min on this "
+        f"{incident.severity.value.upper()} — post one with `/dhanam incident update TEXT` "
+        "(stakeholders are watching the card)."
+    )
+
+
+def pd_only_text(event: PdEvent) -> str:
+    """The message about a PagerDuty incident not tied to a bot incident."""
+    number = f"#{event.number} " if event.number else ""
+    link = f"<{event.html_url}|{number}{event.title or event.incident_id}>"
+    state = event.status or event.verb
+    by = f" by {event.agent}" if event.agent and event.event_type != "incident.triggered" else ""
+    parts = [f":pager: PagerDuty {link} — *{state}*{by}"]
+    details = [d for d in (event.service_name, event.urgency and f"{event.urgency} urgency") if d]
+    if event.assignees:
+        details.append("assigned to " + ", ".join(event.assignees))
+    if event.priority:
+        details.append(f"priority {event.priority}")
+    if details:
+        parts.append(" · ".join(details))
+    return "\n".join(parts)
+
+
+def pd_note_text(event: PdEvent) -> str:
+    by = event.agent or "someone"
+    return f":memo: Note from {by} in PagerDuty: {event.note}"

@@ -1,0 +1,144 @@
+"""The incident's Slack side: its channel, card, checklist, topic and announcement.
+
+Every method reads the incident as given and writes Slack only; the Redis side is the
+service's. Slack errors other than the expected ones surface as ChatOpsError.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from commands import incident_render as render
+from commands.incident_models import Incident, channel_name
+from core.errors import ChatOpsError
+from integrations.deploy_history import DeployRecord
+
+log = structlog.get_logger(__name__)
+
+MAX_NAME_ATTEMPTS = 50
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "unknown")) if exc.response else "unknown"
+
+
+class IncidentSlack:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def create_channel(self, title: str, started: datetime) -> tuple[str, str]:
+        """A new public channel ``inc-YYYYMMDD-<slug>``, suffixed while the name is taken."""
+        for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
+            name = channel_name(title, started, attempt)
+            try:
+                response = await self.client.conversations_create(name=name, is_private=False)
+            except SlackApiError as exc:
+                if _error(exc) == "name_taken":
+                    continue
+                raise ChatOpsError(
+                    f"Slack refused to create the incident channel #{name} ({_error(exc)}) — "
+                    "nothing was declared."
+                ) from exc
+            return str(response["channel"]["id"]), name
+        raise ChatOpsError(
+            f"every channel name from #{channel_name(title, started)} to "
+            f"-{MAX_NAME_ATTEMPTS} is taken — nothing was declared; try a different title."
+        )
+
+    async def invite(self, channel: str, users: list[str]) -> None:
+        wanted = sorted({u for u in users if u})
+        if not wanted:
+            return
+        try:
+            await self.client.conversations_invite(channel=channel, users=",".join(wanted))
+        except SlackApiError as exc:
+            if _error(exc) != "already_in_channel":
+                log.warning("incident.invite_failed", channel=channel, error=_error(exc))
+
+    async def set_topic(self, incident: Incident) -> None:
+        try:
+            await self.client.conversations_setTopic(
+                channel=incident.channel, topic=render.topic(incident)
+            )
+        except SlackApiError as exc:
+            log.warning("incident.topic_failed", channel=incident.channel, error=_error(exc))
+
+    async def post_card(
+        self, incident: Incident, deploys: list[DeployRecord], now: datetime
+    ) -> str:
+        response = await self.client.chat_postMessage(
+            channel=incident.channel,
+            text=render.card_text(incident),
+            blocks=render.card_blocks(incident, deploys, now),
+            unfurl_links=False,
+        )
+        ts = str(response["ts"])
+        try:
+            await self.client.pins_add(channel=incident.channel, timestamp=ts)
+        except SlackApiError as exc:
+            log.warning("incident.pin_failed", channel=incident.channel, error=_error(exc))
+        return ts
+
+    async def update_card(
+        self, incident: Incident, deploys: list[DeployRecord], now: datetime
+    ) -> None:
+        if not incident.card_ts:
+            return
+        try:
+            await self.client.chat_update(
+                channel=incident.channel,
+                ts=incident.card_ts,
+                text=render.card_text(incident),
+                blocks=render.card_blocks(incident, deploys, now),
+            )
+        except SlackApiError as exc:
+            log.warning("incident.card_update_failed", incident=incident.id, error=_error(exc))
+
+    async def post_checklist(self, incident: Incident) -> str:
+        response = await self.client.chat_postMessage(
+            channel=incident.channel,
+            text=render.checklist_text(incident),
+            blocks=render.checklist_blocks(incident),
+        )
+        return str(response["ts"])
+
+    async def update_checklist(self, incident: Incident) -> None:
+        if not incident.checklist_ts:
+            return
+        try:
+            await self.client.chat_update(
+                channel=incident.channel,
+                ts=incident.checklist_ts,
+                text=render.checklist_text(incident),
+                blocks=render.checklist_blocks(incident),
+            )
+        except SlackApiError as exc:
+            log.warning("incident.checklist_failed", incident=incident.id, error=_error(exc))
+
+    async def announce(self, incident: Incident, channel: str, now: datetime) -> str:
+        response = await self.client.chat_postMessage(
+            channel=channel, text=render.announcement(incident, now), unfurl_links=False
+        )
+        return str(response["ts"])
+
+    async def edit_announcement(self, incident: Incident, now: datetime) -> None:
+        if not incident.announce_ts:
+            return
+        try:
+            await self.client.chat_update(
+                channel=incident.announce_channel,
+                ts=incident.announce_ts,
+                text=render.announcement(incident, now),
+            )
+        except SlackApiError as exc:
+            log.warning("incident.announce_edit_failed", incident=incident.id, error=_error(exc))
+
+    async def say(self, channel: str, text: str, thread_ts: str | None = None) -> str:
+        response = await self.client.chat_postMessage(
+            channel=channel, text=text, thread_ts=thread_ts, unfurl_links=False
+        )
+        return str(response["ts"])

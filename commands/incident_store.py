@@ -1,0 +1,203 @@
+"""Incidents in Redis, so any replica serves any command.
+
+Keys (prefix `dhanam:`):
+  {inc:<id>}              hash: the incident (checklist ticks as `check:<item>` fields)
+  {inc:<id>}:timeline     stream: what happened, who, when
+  incidents:channel:<C…>  string: the incident of an incident channel
+  incidents:active        sorted set: open incidents (reminders)
+  incidents:pd_retry      sorted set: incident id -> when to retry its PagerDuty event
+  incidents:pd:<PD id>    string: our incident for a PagerDuty incident id
+  pd:event:<event id>     string, 7 days: a webhook delivery already processed
+  pd:msg:<PD id>          hash: channel and ts of the message about a PagerDuty incident
+
+Every Redis failure surfaces as StoreUnavailableError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from approvals.models import from_ms, utc_ms
+from approvals.store import PREFIX
+from commands.incident_models import Check, Incident, check_value, from_hash, to_hash
+from commands.requests import IncidentState
+from core.errors import StoreUnavailableError
+from integrations.redis_client import RedisClient
+
+ACTIVE_KEY = PREFIX + "incidents:active"
+RETRY_KEY = PREFIX + "incidents:pd_retry"
+TIMELINE_MAX = 2000
+DELIVERY_TTL = timedelta(days=7)
+RETENTION = timedelta(days=90)
+
+_SET_STATUS = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 'missing' end
+if cur == 'resolved' then return 'resolved' end
+if cur == ARGV[1] then return 'same' end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+return 'ok'
+"""
+
+
+def incident_key(incident_id: str) -> str:
+    return f"{PREFIX}{{inc:{incident_id}}}"
+
+
+def timeline_key(incident_id: str) -> str:
+    return f"{PREFIX}{{inc:{incident_id}}}:timeline"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    by: str  # a Slack user id, or "" for the bot / PagerDuty
+    text: str
+
+
+class IncidentStore:
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+
+    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await op()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    # -- the incident -------------------------------------------------------------------------
+    async def create(self, incident: Incident) -> None:
+        async def write() -> None:
+            mapping: dict[Any, Any] = to_hash(incident)
+            await self._redis.hset(incident_key(incident.id), mapping=mapping)
+            await self._redis.set(f"{PREFIX}incidents:channel:{incident.channel}", incident.id)
+            await self._redis.zadd(ACTIVE_KEY, {incident.id: utc_ms(incident.started_at)})
+
+        await self._call(write)
+
+    async def get(self, incident_id: str) -> Incident | None:
+        fields: dict[str, str] = await self._call(
+            lambda: self._redis.hgetall(incident_key(incident_id))
+        )
+        return from_hash(fields) if fields else None
+
+    async def by_channel(self, channel: str) -> Incident | None:
+        found: str | None = await self._call(
+            lambda: self._redis.get(f"{PREFIX}incidents:channel:{channel}")
+        )
+        return await self.get(found) if found else None
+
+    async def save(self, incident: Incident, *names: str) -> None:
+        """Write the named fields of ``incident`` (field-level, so concurrent edits of other
+        fields are not lost)."""
+        full = to_hash(incident)
+        mapping: dict[Any, Any] = {name: full[name] for name in names}
+        if mapping:
+            await self._call(lambda: self._redis.hset(incident_key(incident.id), mapping=mapping))
+
+    async def set_status(self, incident_id: str, state: IncidentState) -> str:
+        """``ok``, ``same``, ``resolved`` (already, nothing changed) or ``missing``. Atomic:
+        of two concurrent resolves exactly one gets ``ok``."""
+        result: str = await self._call(
+            lambda: self._redis.eval(_SET_STATUS, 1, incident_key(incident_id), state.value)
+        )
+        return result
+
+    async def set_check(self, incident_id: str, item: str, check: Check | None) -> bool:
+        """Tick (or untick, with None); False when it already was so."""
+        key, field = incident_key(incident_id), f"check:{item}"
+        if check is None:
+            removed: int = await self._call(lambda: self._redis.hdel(key, field))
+            return bool(removed)
+        added: int = await self._call(lambda: self._redis.hsetnx(key, field, check_value(check)))
+        return bool(added)
+
+    # -- the timeline -------------------------------------------------------------------------
+    async def add_timeline(self, incident_id: str, at: datetime, by: str, text: str) -> None:
+        fields: dict[Any, Any] = {"at": str(utc_ms(at)), "by": by, "text": text}
+        await self._call(
+            lambda: self._redis.xadd(
+                timeline_key(incident_id), fields, maxlen=TIMELINE_MAX, approximate=True
+            )
+        )
+
+    async def timeline(self, incident_id: str) -> list[TimelineEntry]:
+        raw: list[tuple[str, dict[str, str]]] = await self._call(
+            lambda: self._redis.xrange(timeline_key(incident_id))
+        )
+        return [
+            TimelineEntry(at=from_ms(f["at"]), by=f.get("by", ""), text=f.get("text", ""))
+            for _id, f in raw
+        ]
+
+    # -- indexes ------------------------------------------------------------------------------
+    async def active_ids(self) -> list[str]:
+        ids: list[str] = await self._call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1))
+        return ids
+
+    async def close(self, incident: Incident) -> None:
+        """Resolved: off the reminder index; kept for RETENTION."""
+        ttl = int(RETENTION.total_seconds() * 1000)
+
+        async def write() -> None:
+            await self._redis.zrem(ACTIVE_KEY, incident.id)
+            await self._redis.pexpire(incident_key(incident.id), ttl)
+            await self._redis.pexpire(timeline_key(incident.id), ttl)
+
+        await self._call(write)
+
+    async def schedule_pd(self, incident_id: str, due: datetime) -> None:
+        await self._call(lambda: self._redis.zadd(RETRY_KEY, {incident_id: utc_ms(due)}))
+
+    async def unschedule_pd(self, incident_id: str) -> None:
+        await self._call(lambda: self._redis.zrem(RETRY_KEY, incident_id))
+
+    async def due_pd(self, now: datetime) -> list[str]:
+        ids: list[str] = await self._call(
+            lambda: self._redis.zrangebyscore(RETRY_KEY, "-inf", utc_ms(now))
+        )
+        return ids
+
+    async def link_pd(self, pd_incident_id: str, incident_id: str) -> None:
+        await self._call(
+            lambda: self._redis.set(f"{PREFIX}incidents:pd:{pd_incident_id}", incident_id)
+        )
+
+    async def by_pd(self, pd_incident_id: str) -> Incident | None:
+        found: str | None = await self._call(
+            lambda: self._redis.get(f"{PREFIX}incidents:pd:{pd_incident_id}")
+        )
+        return await self.get(found) if found else None
+
+    # -- webhook deliveries and PagerDuty-only messages ---------------------------------------
+    async def first_delivery(self, event_id: str) -> bool:
+        """True the first time ``event_id`` is seen (SET NX): retries are processed once."""
+        ttl = int(DELIVERY_TTL.total_seconds())
+        result: bool | None = await self._call(
+            lambda: self._redis.set(f"{PREFIX}pd:event:{event_id}", "1", nx=True, ex=ttl)
+        )
+        return bool(result)
+
+    async def forget_delivery(self, event_id: str) -> None:
+        """Processing failed: let PagerDuty's retry through."""
+        await self._call(lambda: self._redis.delete(f"{PREFIX}pd:event:{event_id}"))
+
+    async def pd_message(self, pd_incident_id: str) -> tuple[str, str] | None:
+        found: dict[str, str] = await self._call(
+            lambda: self._redis.hgetall(f"{PREFIX}pd:msg:{pd_incident_id}")
+        )
+        return (found["channel"], found["ts"]) if found.get("ts") else None
+
+    async def set_pd_message(self, pd_incident_id: str, channel: str, ts: str) -> None:
+        key = f"{PREFIX}pd:msg:{pd_incident_id}"
+
+        async def write() -> None:
+            await self._redis.hset(key, mapping={"channel": channel, "ts": ts})
+            await self._redis.pexpire(key, int(RETENTION.total_seconds() * 1000))
+
+        await self._call(write)

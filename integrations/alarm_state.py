@@ -1,0 +1,241 @@
+"""Alarm state in Redis: per alarm, the newest state by StateChangeTime and where it is shown.
+
+Keys (prefix `dhanam:`):
+  {alarm:<name>}                 hash: state, changed_ms, payload (the newest notification),
+                                 channel, fired_ms, root_ts/root_kind/root_channel (the message
+                                 that shows it: its own root or a digest), shown_state/shown_ms
+  alarms:firing                  sorted set: alarm name -> when its next reminder is due (ms)
+  alarmch:<channel>:recent       sorted set: alarms that got a root lately (storm detection)
+  alarmch:<channel>:digest       string: ts of the channel's open digest (expires when quiet)
+  {alarmdigest:<channel>:<ts>}   sorted set: the digest's alarms, in the order they joined
+  sns:msg:<MessageId>            string: a delivery already processed (1 day)
+
+Deliveries can arrive out of order: `update` applies a notification only when its
+StateChangeTime is newer than the one stored (atomically, in one script).
+Every Redis failure surfaces as StoreUnavailableError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from core.clock import Clock
+from core.errors import StoreUnavailableError
+from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
+from integrations.redis_client import RedisClient
+
+PREFIX = "dhanam:"
+FIRING_KEY = PREFIX + "alarms:firing"
+RETENTION_MS = 30 * 24 * 3600 * 1000
+DEDUPE_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    reminder: timedelta = timedelta(seconds=1800)
+    writes_per_second: float = 1.0
+    storm_threshold: int = 5  # more alarms than this changing within storm_window: a digest
+    storm_window: timedelta = timedelta(seconds=10)
+    digest_hold: timedelta = timedelta(seconds=60)  # a digest stays open this long after a join
+    new_thread_after: timedelta = timedelta(seconds=3600)  # OK this long: next ALARM is new
+
+
+def alarm_key(name: str) -> str:
+    return f"{PREFIX}{{alarm:{name}}}"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class AlarmRecord:
+    name: str
+    alarm: AlarmNotification
+    channel: str
+    changed_ms: int
+    fired_ms: int | None
+    root_ts: str | None
+    root_kind: str | None  # "alarm" | "digest"
+    root_channel: str | None
+    shown_state: AlarmState | None
+    shown_ms: int | None
+
+    @property
+    def state(self) -> AlarmState:
+        return self.alarm.new_state
+
+    @property
+    def pending(self) -> bool:
+        return self.shown_ms != self.changed_ms
+
+    @property
+    def fired_unseen(self) -> bool:
+        """It went to ALARM after the last state shown (perhaps OK again by now)."""
+        return self.fired_ms is not None and (
+            self.shown_ms is None or self.fired_ms > self.shown_ms
+        )
+
+    def root_current(self, new_thread_after: timedelta) -> bool:
+        """Its message still tracks it: not OK (as shown) for longer than new_thread_after."""
+        if not self.root_ts:
+            return False
+        if self.shown_state is not AlarmState.OK or self.shown_ms is None:
+            return True
+        return self.changed_ms - self.shown_ms < new_thread_after.total_seconds() * 1000
+
+
+_UPDATE = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'changed_ms') or '-1')
+if tonumber(ARGV[2]) <= cur then return 0 end
+local prev = redis.call('HGET', KEYS[1], 'state')
+redis.call('HSET', KEYS[1], 'name', ARGV[5], 'state', ARGV[1], 'changed_ms', ARGV[2],
+  'payload', ARGV[3], 'channel', ARGV[4])
+if ARGV[1] == 'ALARM' and prev ~= 'ALARM' then redis.call('HSET', KEYS[1], 'fired_ms', ARGV[2]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+class AlarmStore:
+    def __init__(self, redis: RedisClient, clock: Clock) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._update = redis.register_script(_UPDATE)
+
+    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await op()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    def now_ms(self) -> int:
+        return _ms(self._clock.now())
+
+    # -- deliveries --------------------------------------------------------------------------
+    async def first_delivery(self, message_id: str) -> bool:
+        key = f"{PREFIX}sns:msg:{message_id}"
+        done = await self._call(lambda: self._redis.set(key, "1", nx=True, ex=DEDUPE_SECONDS))
+        return bool(done)
+
+    async def forget_delivery(self, message_id: str) -> None:
+        await self._call(lambda: self._redis.delete(f"{PREFIX}sns:msg:{message_id}"))
+
+    async def update(self, alarm: AlarmNotification, channel: str) -> bool:
+        """Store the notification if it is newer than what is stored; False when stale."""
+        args = [
+            alarm.new_state.value,
+            _ms(alarm.changed_at),
+            alarm.model_dump_json(),
+            channel,
+            alarm.name,
+            RETENTION_MS,
+        ]
+        applied = await self._call(lambda: self._update(keys=[alarm_key(alarm.name)], args=args))
+        return bool(applied)
+
+    async def get(self, name: str) -> AlarmRecord | None:
+        raw: dict[str, str] = await self._call(lambda: self._redis.hgetall(alarm_key(name)))
+        if not raw.get("payload"):
+            return None
+        try:
+            alarm = AlarmNotification.model_validate_json(raw["payload"])
+        except ValidationError:
+            return None
+        shown = raw.get("shown_state")
+        return AlarmRecord(
+            name=name,
+            alarm=alarm,
+            channel=raw.get("channel", ""),
+            changed_ms=int(raw["changed_ms"]),
+            fired_ms=_int(raw.get("fired_ms")),
+            root_ts=raw.get("root_ts") or None,
+            root_kind=raw.get("root_kind") or None,
+            root_channel=raw.get("root_channel") or None,
+            shown_state=AlarmState(shown) if shown else None,
+            shown_ms=_int(raw.get("shown_ms")),
+        )
+
+    async def mark_shown(self, record: AlarmRecord) -> None:
+        fields: dict[Any, Any] = {
+            "shown_state": record.state.value,
+            "shown_ms": str(record.changed_ms),
+        }
+        await self._call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
+
+    async def set_root(self, record: AlarmRecord, channel: str, ts: str, kind: str) -> None:
+        fields: dict[Any, Any] = {"root_ts": ts, "root_kind": kind, "root_channel": channel}
+        await self._call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
+
+    # -- reminders ---------------------------------------------------------------------------
+    async def schedule_reminder(self, name: str, due: datetime, *, replace: bool) -> None:
+        mapping = {name: _ms(due)}
+        if replace:
+            await self._call(lambda: self._redis.zadd(FIRING_KEY, mapping))
+        else:
+            await self._call(lambda: self._redis.zadd(FIRING_KEY, mapping, nx=True))
+
+    async def cancel_reminder(self, name: str) -> None:
+        await self._call(lambda: self._redis.zrem(FIRING_KEY, name))
+
+    async def reminders_due(self, limit: int = 100) -> list[str]:
+        now = self.now_ms()
+        due: list[str] = await self._call(
+            lambda: self._redis.zrangebyscore(FIRING_KEY, "-inf", now, start=0, num=limit)
+        )
+        return due
+
+    # -- storms and digests ------------------------------------------------------------------
+    async def note_root(self, channel: str, name: str, window: timedelta) -> None:
+        key = f"{PREFIX}alarmch:{channel}:recent"
+        now = self.now_ms()
+
+        async def write() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zadd(key, {name: now})
+            pipe.zremrangebyscore(key, "-inf", now - int(window.total_seconds() * 1000))
+            pipe.pexpire(key, int(window.total_seconds() * 1000) + 1000)
+            await pipe.execute()
+
+        await self._call(write)
+
+    async def recent_roots(self, channel: str, window: timedelta) -> int:
+        key = f"{PREFIX}alarmch:{channel}:recent"
+        since = self.now_ms() - int(window.total_seconds() * 1000)
+        count: int = await self._call(lambda: self._redis.zcount(key, since, "+inf"))
+        return count
+
+    async def open_digest(self, channel: str) -> str | None:
+        ts: str | None = await self._call(
+            lambda: self._redis.get(f"{PREFIX}alarmch:{channel}:digest")
+        )
+        return ts
+
+    async def hold_digest(self, channel: str, ts: str, hold: timedelta) -> None:
+        key = f"{PREFIX}alarmch:{channel}:digest"
+        px = int(hold.total_seconds() * 1000)
+        await self._call(lambda: self._redis.set(key, ts, px=px))
+
+    async def join_digest(self, channel: str, ts: str, name: str) -> None:
+        key = f"{PREFIX}{{alarmdigest:{channel}:{ts}}}"
+
+        async def write() -> None:
+            await self._redis.zadd(key, {name: self.now_ms()}, nx=True)
+            await self._redis.pexpire(key, RETENTION_MS)
+
+        await self._call(write)
+
+    async def digest_members(self, channel: str, ts: str) -> list[str]:
+        key = f"{PREFIX}{{alarmdigest:{channel}:{ts}}}"
+        members: list[str] = await self._call(lambda: self._redis.zrange(key, 0, -1))
+        return members

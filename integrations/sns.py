@@ -1,0 +1,214 @@
+"""SNS HTTP(S) deliveries: parse, check the topic, verify the AWS signature, confirm subscriptions.
+
+Fail closed: anything that cannot be verified is refused (SnsError 403); anything malformed is
+SnsError 400. The signature is RSA PKCS#1 v1.5 over the canonical string (SHA1 for
+SignatureVersion 1, SHA256 for 2) with the certificate named by SigningCertURL, which is trusted
+only when it is https on `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`) and ends in
+`.pem`. Certificates are read from SNS_CERT_CACHE_DIR first (file named as the URL's last path
+segment), else downloaded once and kept in memory. Certificate expiry is not checked: AWS's own
+SDK verifiers do not, and the samples AWS signed years ago must keep verifying.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+log = structlog.get_logger(__name__)
+
+NOTIFICATION = "Notification"
+SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
+UNSUBSCRIBE_CONFIRMATION = "UnsubscribeConfirmation"
+
+_NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+_CONFIRMATION_KEYS = (
+    "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+)  # fmt: skip
+_COMMON_REQUIRED = (
+    "Type", "MessageId", "TopicArn", "Message", "Timestamp",
+    "SignatureVersion", "Signature", "SigningCertURL",
+)  # fmt: skip
+_SNS_HOST = re.compile(r"^sns\.[a-z]{2}(-[a-z]+)+-\d\.amazonaws\.com(\.cn)?$")
+_CERT_NAME = re.compile(r"^[A-Za-z0-9._-]+\.pem$")
+FETCH_TIMEOUT = 5.0
+
+Fetch = Callable[[str], Awaitable[bytes]]
+
+
+class SnsError(Exception):
+    """A delivery the bot refuses: `status` 400 (malformed) or 403 (unverifiable/not allowed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class FetchError(Exception):
+    """An HTTPS GET that did not succeed."""
+
+
+async def https_get(url: str) -> bytes:
+    """GET over HTTPS with a short timeout; FetchError unless the answer is 2xx."""
+    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            body = await response.read()
+            if response.status >= 300:
+                raise FetchError(f"HTTP {response.status}")
+            return body
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def parse_message(raw: bytes) -> dict[str, str]:
+    """The SNS JSON body (sent as text/plain); SnsError(400) when malformed or incomplete."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SnsError(400, "body is not SNS JSON") from None
+    if not isinstance(data, dict):
+        raise SnsError(400, "body is not a JSON object")
+    kind = data.get("Type")
+    required = list(_COMMON_REQUIRED)
+    if kind in (SUBSCRIPTION_CONFIRMATION, UNSUBSCRIBE_CONFIRMATION):
+        required += ["SubscribeURL", "Token"]
+    elif kind != NOTIFICATION:
+        raise SnsError(400, f"unknown SNS message Type {kind!r}")
+    missing = [k for k in required if not isinstance(data.get(k), str) or not data.get(k)]
+    if missing:
+        raise SnsError(400, f"missing or empty SNS field(s): {', '.join(missing)}")
+    subject = data.get("Subject")
+    if subject is not None and not isinstance(subject, str):
+        raise SnsError(400, "Subject is not a string")
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def string_to_sign(message: dict[str, str]) -> bytes:
+    keys = _NOTIFICATION_KEYS if message["Type"] == NOTIFICATION else _CONFIRMATION_KEYS
+    parts = [f"{k}\n{message[k]}\n" for k in keys if k in message]
+    return "".join(parts).encode("utf-8")
+
+
+def trusted_sns_url(url: str, *, pem: bool) -> bool:
+    """https, host `sns.<region>.amazonaws.com[.cn]`, no userinfo or odd port; `.pem` path."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.scheme != "https" or "@" in parts.netloc or port not in (None, 443):
+        return False
+    if not _SNS_HOST.match(parts.hostname or ""):
+        return False
+    return parts.path.endswith(".pem") if pem else True
+
+
+@dataclass(frozen=True)
+class _Hash:
+    version: str
+
+    def algorithm(self) -> hashes.HashAlgorithm:
+        if self.version == "1":
+            return hashes.SHA1()  # noqa: S303 - SNS SignatureVersion 1 is SHA1 by definition
+        return hashes.SHA256()
+
+
+class SnsVerifier:
+    def __init__(
+        self,
+        *,
+        topics: list[str],
+        cert_dir: Path | None,
+        fetch: Fetch = https_get,
+    ) -> None:
+        self._topics = frozenset(topics)
+        self._cert_dir = cert_dir
+        self._fetch = fetch
+        self._certs: dict[str, rsa.RSAPublicKey] = {}
+
+    def check_topic(self, message: dict[str, str]) -> None:
+        if message["TopicArn"] not in self._topics:
+            raise SnsError(403, "SNS topic not allowed")
+
+    async def verify(self, message: dict[str, str]) -> None:
+        """SnsError(403) unless AWS signed exactly this message."""
+        version = message["SignatureVersion"]
+        if version not in ("1", "2"):
+            raise SnsError(403, f"unsupported SignatureVersion {version!r}")
+        url = message["SigningCertURL"]
+        if not trusted_sns_url(url, pem=True):
+            raise SnsError(403, "SigningCertURL is not an AWS SNS certificate URL")
+        try:
+            signature = base64.b64decode(message["Signature"], validate=True)
+        except (binascii.Error, ValueError):
+            raise SnsError(403, "signature is not base64") from None
+        key = await self._key(url)
+        try:
+            key.verify(
+                signature, string_to_sign(message), padding.PKCS1v15(), _Hash(version).algorithm()
+            )
+        except InvalidSignature:
+            raise SnsError(403, "SNS signature does not verify") from None
+
+    async def _key(self, url: str) -> rsa.RSAPublicKey:
+        cached = self._certs.get(url)
+        if cached is not None:
+            return cached
+        name = urlsplit(url).path.rsplit("/", 1)[-1]
+        pem = self._from_dir(name)
+        if pem is None:
+            try:
+                pem = await self._fetch(url)
+            except FetchError as exc:
+                log.warning("sns.cert_download_failed", url=url, error=str(exc))
+                raise SnsError(403, "cannot fetch the signing certificate") from None
+        try:
+            key = x509.load_pem_x509_certificate(pem).public_key()
+        except ValueError:
+            raise SnsError(403, "signing certificate is not a PEM certificate") from None
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise SnsError(403, "signing certificate is not RSA")
+        self._certs[url] = key
+        return key
+
+    def _from_dir(self, name: str) -> bytes | None:
+        if self._cert_dir is None or not _CERT_NAME.match(name):
+            return None
+        try:
+            return (self._cert_dir / name).read_bytes()
+        except OSError:
+            return None
+
+    async def confirm(self, message: dict[str, str]) -> None:
+        """Visit the SubscribeURL of a verified SubscriptionConfirmation (host checked too)."""
+        url = message["SubscribeURL"]
+        if not trusted_sns_url(url, pem=False):
+            raise SnsError(403, "SubscribeURL is not an AWS SNS URL")
+        await self._fetch(url)
+
+
+def describe(message: dict[str, str]) -> dict[str, Any]:
+    """Log fields for a delivery (no signature, no token)."""
+    return {
+        "sns_type": message.get("Type"),
+        "message_id": message.get("MessageId"),
+        "topic": message.get("TopicArn"),
+    }

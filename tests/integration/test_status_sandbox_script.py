@@ -1,0 +1,28 @@
+"""`dhanam-bot sandbox --script examples/status.txt`: status in the sandbox, with the fake API."""
+
+from __future__ import annotations
+
+from tests.integration.test_sandbox_script import ROOT, sandbox
+
+
+def test_status_script_shows_every_source() -> None:
+    result = sandbox(ROOT / "examples" / "status.txt")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout.replace("\n│ ", " ")
+    assert "STATUS: EVERY SERVICE IN EVERY ENVIRONMENT" in out
+    assert "🟢 api in production — ok · `dhanam-api:3` v1.2.0 · 2/2 running" in out
+    assert "🟢 web in staging — ok" in out
+    assert "STATUS: API IN PRODUCTION" in out
+    assert "🟡 degraded — 1 alarm in ALARM" in out
+    assert "Tasks running 2 · pending 0 · desired 2" in out
+    assert "Image `v1.2.0` `sha256:" in out
+    assert "🔴 `dhanam-api-high-error-rate` ALARM" in out
+    assert "🟢 `/health` ok · 1.2.0" in out
+    assert "12/100 connections · 340.5 queries/s" in out
+    assert "🟢 bitso ok" in out
+    assert "Deploy api to production: v1.2.0 → v1.3.0 — asked by @alice" in out
+    assert "🔒 locked by @carol" in out
+    assert "STATUS: EVERY SERVICE IN STAGING" in out
+    assert "STATUS: WEB IN EVERY ENVIRONMENT" in out
+    assert "only visible to bob" in out
+    assert "Traceback" not in out + result.stderr
