@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,64 @@ def main() -> int:
                     str(data["race_executions"]),
                     "20 (exactly one each)",
                     f"{data['race_executions'] / 20:.2f}x",
+                ),
+            ]
+        out = Path(tmp) / "status.json"
+        cmd = [sys.executable, str(HERE / "status.py"), "--json", str(out)]
+        print("$", " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, check=False).returncode != 0
+        if out.exists():
+            for result in json.loads(out.read_text())["results"]:
+                rows.append(
+                    (
+                        f"`{result['command']}` reply, every source +{result['delay_s']} s (s)",
+                        f"{result['p50_s']:.3f}",
+                        f"sequential sum {result['sequential_s']:.3f}",
+                        f"{result['p50_s'] / result['sequential_s']:.2f}x",
+                    )
+                )
+
+        out = Path(tmp) / "storm.json"
+        cmd = [sys.executable, str(HERE / "alarm_storm.py"), "--json", str(out)]
+        print("$", " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, check=False).returncode != 0
+        # Peak resident memory of the storm's process: the bot, the Slack emulator and the
+        # sender share it, so one replica uses less than this.
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if out.exists():
+            storm = json.loads(out.read_text())
+            total = storm["final_state_right"] + len(storm["final_state_wrong"])
+            rows += [
+                (
+                    f"alarm storm webhook p50 / p99, K={storm['k']} A={storm['a']} "
+                    f"C={storm['c']} (ms)",
+                    f"{storm['webhook_p50_ms']:.1f} / {storm['webhook_p99_ms']:.1f}",
+                    "—",
+                    "—",
+                ),
+                (
+                    "most Slack writes to one channel in any 1 s",
+                    str(storm["max_writes_in_1s"]),
+                    "~1/s (Slack's limit)",
+                    f"{storm['max_writes_in_1s'] / 1:.2f}x",
+                ),
+                (
+                    "top-level messages for the storm",
+                    str(storm["top_level_messages"]),
+                    f"{storm['a']} alarms",
+                    "—",
+                ),
+                (
+                    "alarms whose final shown state is right",
+                    f"{storm['final_state_right']}/{total}",
+                    "all",
+                    f"{storm['final_state_right'] / max(total, 1):.2f}x",
+                ),
+                (
+                    "peak RSS of the storm process (bot + emulator + sender, MB)",
+                    f"{peak_mb:.0f}",
+                    "target < 150 per replica",
+                    f"{peak_mb / 150:.2f}x",
                 ),
             ]
     lines = [

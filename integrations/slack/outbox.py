@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 PREFIX = "dhanam:"
 CHANNELS_KEY = PREFIX + "outbox:channels"
 LEASE_TTL = timedelta(seconds=20)
-MAX_ATTEMPTS = 5
+MAX_BACKOFF_SECONDS = 8
 
 
 class Leases(Protocol):
@@ -240,21 +240,31 @@ class Outbox:
                 await self._requeue(channel, item, score)
                 await asyncio.sleep(exc.seconds)
             except SlackApiError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
                 error = exc.response.get("error") if exc.response is not None else "unknown"
-                log.warning("outbox.write_refused", channel=channel, item=item, error=error)
+                if status == 429 or status >= 500:
+                    # Slack is overloaded or down: keep the item, however long it takes.
+                    log.warning("outbox.slack_unavailable", channel=channel, status=status)
+                    await self._requeue(channel, item, score)
+                    await asyncio.sleep(self._backoff(channel, item))
+                else:
+                    # A refusal that a retry cannot fix (channel_not_found, invalid_blocks…).
+                    self._attempts.pop((channel, item), None)
+                    log.exception("outbox.write_refused", channel=channel, item=item, error=error)
             except (StoreUnavailableError, OSError, TimeoutError) as exc:
                 log.warning("outbox.write_failed", channel=channel, item=item, error=str(exc))
                 await self._requeue(channel, item, score)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self._backoff(channel, item))
             if not await self._leases.renew(name, token, LEASE_TTL):
                 log.warning("outbox.lease_lost", channel=channel)
                 return
 
     async def _requeue(self, channel: str, item: str, score: float) -> None:
-        attempts = self._attempts.get((channel, item), 0) + 1
-        if attempts >= MAX_ATTEMPTS:
-            self._attempts.pop((channel, item), None)
-            log.error("outbox.gave_up", channel=channel, item=item)
-            return
-        self._attempts[(channel, item)] = attempts
+        """Put the item back at its place: transient failures never drop a write (the item is
+        the alarm's id; what is sent is always its newest state)."""
+        self._attempts[(channel, item)] = self._attempts.get((channel, item), 0) + 1
         await self._call(lambda: self._redis.zadd(self.key(channel), {item: score}, nx=True))
+
+    def _backoff(self, channel: str, item: str) -> float:
+        attempts = self._attempts.get((channel, item), 1)
+        return float(min(2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
