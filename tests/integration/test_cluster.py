@@ -167,3 +167,31 @@ async def test_rollout_follower_takeover_on_a_cluster(
     )
     await wait_for(lambda: "Rollout:* completed" in card_text(world, card))
     assert len(progress_messages(world, card)) == 1
+
+
+async def test_alarm_outbox_and_threading_on_a_cluster(cluster_url: str) -> None:
+    from datetime import timedelta as td  # noqa: PLC0415
+
+    from tests.scenario.alarm_support import (  # noqa: PLC0415
+        FAST,
+        T0,
+        alarm_world,
+        deliver,
+        notification,
+        text_of,
+        top_level,
+    )
+
+    async with alarm_world(cluster_url, FAST, replicas=2, redis_cluster=True) as world:
+        name = "dhanam-api-high-error-rate"
+        first = await deliver(world, notification(world, name, "ALARM", T0), replica=0)
+        assert first.status == 200
+        await world.settle_alarms()  # posted before the OK arrives (else they coalesce)
+        ok = notification(world, name, "OK", T0 + td(seconds=90), "ALARM")
+        assert (await deliver(world, ok, replica=1)).status == 200
+        assert (await deliver(world, ok, replica=0)).status == 200  # a duplicate delivery
+        await world.settle_alarms()
+        roots = top_level(world, "C0DEPLOYS")
+        assert len(roots) == 1
+        assert "*OK*" in text_of(roots[0])
+        assert len(world.slack.thread("C0DEPLOYS", roots[0].ts)) == 2  # root + the OK reply

@@ -77,11 +77,13 @@ async def alarm_world(
     config_path: Path | None = None,
     sns_fetch: Fetch | None = None,
     replicas: int = 1,
+    redis_cluster: bool = False,
 ) -> AsyncIterator[SandboxWorld]:
     """The bot without AWS, its alarm settings replaced (fast writes unless told otherwise)."""
     extra: dict[str, Any] = {"config_path": config_path} if config_path else {}
     world = SandboxWorld(
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         aws=False,
         log_format=LogFormat.JSON,
         replicas=replicas,
