@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -139,6 +140,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "digests": sum(1 for m in roots if "Alarm storm" in m.text),
             "final_state_right": len(final) - len(wrong),
             "final_state_wrong": wrong,
+            # Peak resident memory of this process through the storm: the bot, the Slack
+            # emulator and the sender together (Redis is its own process), so one replica's own
+            # share is smaller.
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "machine": machine_info(),
         }
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -122,9 +121,6 @@ def main() -> int:
         cmd = [sys.executable, str(HERE / "alarm_storm.py"), "--json", str(out)]
         print("$", " ".join(cmd[1:]), flush=True)
         failed |= subprocess.run(cmd, check=False).returncode != 0
-        # Peak resident memory of the storm's process: the bot, the Slack emulator and the
-        # sender share it, so one replica uses less than this.
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if out.exists():
             storm = json.loads(out.read_text())
             total = storm["final_state_right"] + len(storm["final_state_wrong"])
@@ -155,10 +151,10 @@ def main() -> int:
                     f"{storm['final_state_right'] / max(total, 1):.2f}x",
                 ),
                 (
-                    "peak RSS of the storm process (bot + emulator + sender, MB)",
-                    f"{peak_mb:.0f}",
+                    "peak RSS through the storm: bot + Slack emulator + sender in one process (MB)",
+                    f"{storm['peak_rss_mb']:.0f}",
                     "target < 150 per replica",
-                    f"{peak_mb / 150:.2f}x",
+                    f"{storm['peak_rss_mb'] / 150:.2f}x",
                 ),
             ]
     lines = [
@@ -169,6 +165,11 @@ def main() -> int:
         "| metric | value | floor or peer | ratio |",
         "|---|---|---|---|",
         *(f"| {m} | {v} | {p} | {r} |" for m, v, p, r in rows),
+        "",
+        "Notes: every figure comes from one run on a 2-core machine where the load generator,",
+        "the targets, the Slack emulator and redis-server share the CPUs; p99 ack latency moves",
+        "between runs (1.13x to 1.78x of the bare app's p99 seen this session) while p50 stays",
+        "within 1.1x. slack-bolt 1.30 polls for ack() every 10 ms: the floor of both targets.",
         "",
     ]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
