@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from integrations.cloudwatch_alarms import REGION_NAMES
+
 CERT_FILENAME = "SimpleNotificationService-sandbox.pem"
 NOTIFICATION_KEYS: tuple[str, ...] = (
     "Message",
@@ -38,31 +40,7 @@ NOTIFICATION_KEYS: tuple[str, ...] = (
 CONFIRMATION_KEYS: tuple[str, ...] = (
     "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
 )  # fmt: skip
-# CloudWatch's "Region" field is the region's display name.
-REGION_NAMES = {
-    "us-east-1": "US East (N. Virginia)",
-    "us-east-2": "US East (Ohio)",
-    "us-west-1": "US West (N. California)",
-    "us-west-2": "US West (Oregon)",
-    "af-south-1": "Africa (Cape Town)",
-    "ap-east-1": "Asia Pacific (Hong Kong)",
-    "ap-south-1": "Asia Pacific (Mumbai)",
-    "ap-northeast-1": "Asia Pacific (Tokyo)",
-    "ap-northeast-2": "Asia Pacific (Seoul)",
-    "ap-northeast-3": "Asia Pacific (Osaka)",
-    "ap-southeast-1": "Asia Pacific (Singapore)",
-    "ap-southeast-2": "Asia Pacific (Sydney)",
-    "ca-central-1": "Canada (Central)",
-    "eu-central-1": "EU (Frankfurt)",
-    "eu-west-1": "EU (Ireland)",
-    "eu-west-2": "EU (London)",
-    "eu-west-3": "EU (Paris)",
-    "eu-north-1": "EU (Stockholm)",
-    "eu-south-1": "EU (Milan)",
-    "me-south-1": "Middle East (Bahrain)",
-    "sa-east-1": "South America (Sao Paulo)",
-    "mx-central-1": "Mexico (Central)",
-}
+# CloudWatch's "Region" field is the region's display name: one table, the parser's.
 # What CloudWatch puts in Trigger.TreatMissingData when the alarm does not set it.
 DEFAULT_TREAT_MISSING_DATA = "- TreatMissingData:                    missing"
 

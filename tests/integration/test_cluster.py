@@ -14,7 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from approvals.models import State
 from bot.app import DEPS
-from bot.sandbox.aws_world import DhanamWorld, complete_rollouts
+from bot.sandbox.aws_world import DhanamWorld
 from bot.sandbox.world import SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
@@ -28,12 +28,7 @@ from tests.integration.test_approval_flow import (
     _card,
     _emulator,
 )
-from tests.integration.test_rollout_follower import (
-    card_text,
-    deploy_and_approve,
-    progress_messages,
-    wait_for,
-)
+from tests.integration.test_rollout_follower import check_takeover
 
 
 @pytest.fixture
@@ -139,34 +134,7 @@ async def cluster_aws_pair(cluster_url: str, aws_world: DhanamWorld) -> AsyncIte
 async def test_rollout_follower_takeover_on_a_cluster(
     cluster_aws_pair: SandboxWorld, aws_world: DhanamWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = cluster_aws_pair
-    card = await deploy_and_approve(world, replica=0)
-    first = world.apps[0][DEPS].follower
-    second = world.apps[1][DEPS].follower
-    await wait_for(lambda: len(progress_messages(world, card)) == 1)
-    request_id = next(iter(first._tasks))
-
-    async def dead(*_args: object) -> bool:
-        return False
-
-    monkeypatch.setattr(world.apps[0][DEPS].store, "release", dead)
-
-    async def nothing() -> list[str]:
-        return []
-
-    # A dead process runs no takeover loop either.
-    monkeypatch.setattr(first, "takeover_once", nothing)
-    first._tasks[request_id].cancel()
-    await wait_for(lambda: request_id in second._tasks, limit=8)
-    await asyncio.to_thread(
-        complete_rollouts,
-        aws_world.endpoint_url,
-        aws_world.region,
-        "dhanam-production",
-        "dhanam-api",
-    )
-    await wait_for(lambda: "Rollout:* completed" in card_text(world, card))
-    assert len(progress_messages(world, card)) == 1
+    await check_takeover(cluster_aws_pair, aws_world, monkeypatch)
 
 
 async def test_alarm_outbox_and_threading_on_a_cluster(cluster_url: str) -> None:

@@ -139,7 +139,13 @@ async def two_replicas(redis_url: str, aws_world: DhanamWorld) -> AsyncIterator[
 async def test_another_replica_takes_over_when_the_follower_dies(
     two_replicas: SandboxWorld, aws_world: DhanamWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = two_replicas
+    await check_takeover(two_replicas, aws_world, monkeypatch)
+
+
+async def check_takeover(
+    world: SandboxWorld, aws_world: DhanamWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica 0 follows a rollout and dies; replica 1 finishes the same report."""
     card = await deploy_and_approve(world, replica=0)
     first = world.apps[0][DEPS].follower
     second = world.apps[1][DEPS].follower
