@@ -12,7 +12,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import bind_request
-from commands import approvals_ui, home, incidents, risky, state_cmds, status
+from commands import alarm_ui, approvals_ui, home, incidents, risky, state_cmds, status
 from commands import router as router_module
 from commands.deps import DEPS_KEY, Deps
 from commands.render import error_blocks
@@ -54,6 +54,7 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
     incidents.register(router)
     router_module.register(app, router, deps.config.slack.command)
     approvals_ui.register(app)
+    alarm_ui.register(app)
     home.register(app)
     incidents.register_actions(app)
 

@@ -31,12 +31,13 @@ from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
 from core.metrics import Metrics
-from integrations.alarm_state import AlarmSettings, AlarmStore
+from integrations.alarm_state import AlarmSettings, AlarmStore, PagerDutyLink
 from integrations.aws.clients import AwsClients
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
 from integrations.deploy_history import DeployHistory
 from integrations.pagerduty import PagerDuty
+from integrations.pagerduty_webhooks import PdEvent
 from integrations.redis_client import RedisClient
 from integrations.slack.outbox import Outbox
 from integrations.slack.usergroups import GroupMembers
@@ -159,6 +160,14 @@ def build_deps(
         settings=alarm_settings,
         bake=rollouts.bake,
     )
+
+    async def link_alarm(event: PdEvent) -> None:
+        link = PagerDutyLink(
+            incident_id=event.incident_id, status=event.status, url=event.html_url, by=event.agent
+        )
+        await alarms.link_pagerduty(event.title, link)
+
+    pagerduty_sync.on_standalone.append(link_alarm)
     return Deps(
         config=config,
         parser=Parser(config),

@@ -10,6 +10,7 @@ from typing import Any
 
 from approvals.rollout import duration
 from commands.ids import AlarmActionId
+from integrations.alarm_state import PagerDutyLink
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 
 DIGEST_LINES_PER_BLOCK = 10
@@ -26,6 +27,7 @@ _MARKS = {
 class AlarmButton(StrEnum):
     # The incidents module registers the listener (it opens `incident declare`, prefilled).
     DECLARE_INCIDENT = "alarm_declare_incident"
+    ACKNOWLEDGE = "alarm_acknowledge"  # the alarm's PagerDuty incident (commands/alarm_ui.py)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class AlarmView:
     service: str | None = None
     fired_at: datetime | None = None  # when the current (or last) ALARM began
     rollback: RollbackOffer | None = None
+    pagerduty: PagerDutyLink | None = None
 
     @property
     def state(self) -> AlarmState:
@@ -122,12 +125,31 @@ def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
     context = [alarm.region_name or alarm.region or "region unknown"]
     if alarm.console_url:
         context.append(f"<{alarm.console_url}|Open in CloudWatch>")
+    if view.pagerduty is not None:
+        link = view.pagerduty
+        status = link.status + (f" by {link.by}" if link.by and link.status != "triggered" else "")
+        context.append(f"<{link.url}|PagerDuty: {status}>" if link.url else f"PagerDuty: {status}")
     blocks.append(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]}
     )
     if view.state is AlarmState.ALARM:
         buttons = [rollback_button(view.rollback, alarm.name)] if view.rollback else []
         buttons.append(declare_button(view))
+        if view.pagerduty is not None and view.pagerduty.status == "triggered":
+            buttons.append(
+                {
+                    "type": "button",
+                    "action_id": AlarmButton.ACKNOWLEDGE,
+                    "text": {"type": "plain_text", "text": "Acknowledge"},
+                    "value": json.dumps(
+                        {
+                            "incident": view.pagerduty.incident_id,
+                            "alarm": alarm.name,
+                            "url": view.pagerduty.url,
+                        }
+                    ),
+                }
+            )
         blocks.append({"type": "actions", "elements": buttons})
     text = f"{state_word(view.state)}: {alarm.name}"
     return text, blocks

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +30,7 @@ from commands.alarm_render import (
 from core.clock import Clock
 from core.config import Config
 from core.errors import StoreUnavailableError
-from integrations.alarm_state import AlarmRecord, AlarmSettings, AlarmStore
+from integrations.alarm_state import AlarmRecord, AlarmSettings, AlarmStore, PagerDutyLink
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 from integrations.deploy_history import DeployHistory
 from integrations.slack.outbox import Leases, Outbox, PacedSlack
@@ -99,6 +100,8 @@ class AlarmService:
             await self._digest(channel, ref, slack)
         elif kind == "reminder":
             await self._reminder(ref, slack)
+        elif kind == "link":
+            await self._refresh_root(ref, slack)
         else:
             log.warning("alarm.unknown_outbox_item", item=item)
 
@@ -108,8 +111,29 @@ class AlarmService:
         if service and record.state is AlarmState.ALARM:
             offer = await self._rollback_offer(service, record.alarm)
         return AlarmView(
-            alarm=record.alarm, service=service, fired_at=_at(record.fired_ms), rollback=offer
+            alarm=record.alarm,
+            service=service,
+            fired_at=_at(record.fired_ms),
+            rollback=offer,
+            pagerduty=record.pagerduty,
         )
+
+    async def link_pagerduty(self, title: str, link: PagerDutyLink) -> str | None:
+        """Tie a PagerDuty incident to the alarm its title names (CloudWatch's PagerDuty
+        integration titles it `ALARM: "<name>" in <region>`) and refresh the alarm's message.
+        Returns the alarm's name, or None when the title names no alarm the bot has seen."""
+        candidates: list[str] = re.findall(r'"([^"]+)"', title)
+        candidates += [
+            name for svc in self._config.services.values() for name in svc.alarms if name in title
+        ]
+        for name in dict.fromkeys(candidates):
+            if await self._store.link_pagerduty(name, link):
+                record = await self._store.get(name)
+                target = (record.root_channel if record else None) or self.channel_for(name)
+                await self._outbox.enqueue(target, f"link:{name}")
+                log.info("alarm.pagerduty_linked", alarm=name, incident=link.incident_id)
+                return name
+        return None
 
     async def _rollback_offer(self, service: str, alarm: AlarmNotification) -> RollbackOffer | None:
         envs = self._config.environments
@@ -160,6 +184,15 @@ class AlarmService:
         await self._store.mark_shown(record)
         await self._store.note_root(channel, name, self.settings.storm_window)
         log.info("alarm.posted", alarm=name, channel=channel, ts=ts)
+
+    async def _refresh_root(self, name: str, slack: PacedSlack) -> None:
+        """Edit the alarm's own message in place (its PagerDuty link changed; no new state,
+        so no thread reply). A pending state change is left to its own queued item."""
+        record = await self._store.get(name)
+        if record is None or record.root_ts is None or record.root_kind != OWN:
+            return
+        text, blocks = root_message(await self.view(record))
+        await slack.update(record.root_channel or record.channel, record.root_ts, text, blocks)
 
     async def _storm(self, channel: str) -> bool:
         if await self._store.open_digest(channel):

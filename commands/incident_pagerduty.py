@@ -9,6 +9,7 @@ once (event id, SET NX), even when PagerDuty retries it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -36,6 +37,8 @@ class PagerDutySync:
     def __init__(self, service: IncidentService) -> None:
         self._service = service
         self._store = service.store
+        # Called for PagerDuty incidents that are not the bot's (e.g. an alarm's own).
+        self.on_standalone: list[Callable[[PdEvent], Awaitable[None]]] = []
 
     # -- webhooks -------------------------------------------------------------------------
     async def handle(self, event: PdEvent) -> str:
@@ -51,6 +54,8 @@ class PagerDutySync:
                 await self._apply(incident, event)
             else:
                 await self._standalone(event)
+                for hook in self.on_standalone:
+                    await hook(event)
         except Exception:
             if event.id:
                 await self._store.forget_delivery(event.id)

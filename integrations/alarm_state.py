@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -55,6 +55,16 @@ def _ms(moment: datetime) -> int:
 
 
 @dataclass(frozen=True)
+class PagerDutyLink:
+    """The PagerDuty incident the alarm's own CloudWatch action opened."""
+
+    incident_id: str
+    status: str  # triggered | acknowledged | resolved
+    url: str = ""
+    by: str = ""
+
+
+@dataclass(frozen=True)
 class AlarmRecord:
     name: str
     alarm: AlarmNotification
@@ -66,6 +76,7 @@ class AlarmRecord:
     root_channel: str | None
     shown_state: AlarmState | None
     shown_ms: int | None
+    pagerduty: PagerDutyLink | None = None
 
     @property
     def state(self) -> AlarmState:
@@ -164,7 +175,33 @@ class AlarmStore:
             root_channel=raw.get("root_channel") or None,
             shown_state=AlarmState(shown) if shown else None,
             shown_ms=_int(raw.get("shown_ms")),
+            pagerduty=PagerDutyLink(
+                incident_id=raw["pd_id"],
+                status=raw.get("pd_status", ""),
+                url=raw.get("pd_url", ""),
+                by=raw.get("pd_by", ""),
+            )
+            if raw.get("pd_id")
+            else None,
         )
+
+    async def link_pagerduty(self, name: str, link: PagerDutyLink) -> bool:
+        """Remember the alarm's PagerDuty incident; False when the alarm is unknown."""
+
+        async def write() -> bool:
+            if not await self._redis.hexists(alarm_key(name), "payload"):
+                return False
+            fields = {
+                "pd_id": link.incident_id,
+                "pd_status": link.status,
+                "pd_url": link.url,
+                "pd_by": link.by,
+            }
+            await self._redis.hset(alarm_key(name), mapping=cast(Any, fields))
+            return True
+
+        linked: bool = await self._call(write)
+        return linked
 
     async def mark_shown(self, record: AlarmRecord) -> None:
         fields: dict[Any, Any] = {

@@ -160,6 +160,32 @@ class PagerDuty:
         )
 
     # -- REST ------------------------------------------------------------------------------
+    async def acknowledge(self, incident_id: str) -> None:
+        """Acknowledge an incident through the REST API (needs the token and a From email)."""
+        if not self._api_token or not self._from_email:
+            raise PagerDutyError(
+                "PAGERDUTY_API_TOKEN and PAGERDUTY_FROM_EMAIL are needed to acknowledge",
+                retryable=False,
+            )
+        headers = {
+            "Authorization": f"Token token={self._api_token}",
+            "Accept": "application/vnd.pagerduty+json;version=2",
+            "From": self._from_email,
+        }
+        body = {"incident": {"type": "incident_reference", "status": "acknowledged"}}
+        url = f"{self._api_url}/incidents/{incident_id}"
+        try:
+            async with self._http().put(url, json=body, headers=headers) as response:
+                status, text = response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PagerDutyError(
+                f"PagerDuty unreachable ({type(exc).__name__})", retryable=True
+            ) from exc
+        if status >= 300:
+            raise PagerDutyError(
+                f"PagerDuty answered {status}: {text[:200]}", retryable=status >= 500
+            )
+
     async def find_incident(self, dedup_key: str) -> PdIncident | None:
         """The incident PagerDuty opened for ``dedup_key`` (None without a REST token, or
         when it does not exist yet: PagerDuty opens incidents asynchronously)."""
