@@ -14,11 +14,19 @@ outside the plan's inputs (so outside its fingerprint) and the bot sets them wit
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+import structlog
 from pydantic import ConfigDict, Field
 
 from approvals.models import Action
+from commands.actions.runtime import ActionRuntime
 from core.config import EnvironmentConfig, ServiceConfig
-from core.errors import ChatOpsError
+from core.errors import ChatOpsError, StoreUnavailableError
+from integrations.aws.images import parse_image
+from integrations.deploy_history import DeployRecord
+
+log = structlog.get_logger(__name__)
 
 
 class ServiceAction(Action):
@@ -34,6 +42,39 @@ class ServiceAction(Action):
     @property
     def service(self) -> str:
         return self.service_name
+
+    async def record_move(
+        self,
+        runtime: ActionRuntime,
+        *,
+        kind: Literal["deploy", "rollback"],
+        previous: tuple[str, str],
+        new: tuple[str, str],
+        tag: str | None,
+        details: dict[str, Any],
+    ) -> None:
+        """Record a deploy or rollback (task definition, image) in the history. The change has
+        happened by now: a history that cannot be written is reported in ``details``."""
+        record = DeployRecord(
+            service=self.service,
+            env=self.env,
+            previous_task_definition=previous[0],
+            new_task_definition=new[0],
+            previous_image=previous[1],
+            new_image=new[1],
+            tag=tag,
+            digest=parse_image(new[1]).digest,
+            requested_by=self.requested_by,
+            approved_by=list(self.approved_by),
+            request_id=self.request_id,
+            at=runtime.clock.now(),
+            kind=kind,
+        )
+        try:
+            await runtime.history.record(record)
+        except StoreUnavailableError as exc:
+            log.warning(f"{kind}.history_not_recorded", error=exc.detail)  # noqa: G004
+            details["history_error"] = f"deploy history not recorded: {exc.detail}"
 
 
 def environment_config(config_envs: dict[str, EnvironmentConfig], env: str) -> EnvironmentConfig:

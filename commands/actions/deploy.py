@@ -17,12 +17,11 @@ import structlog
 from approvals.models import Change, Plan, Result
 from commands.actions.base import ServiceAction, environment_config, service_config
 from commands.actions.runtime import ActionRuntime
-from core.errors import ChatOpsError, StoreUnavailableError
+from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.images import parse_image, short_digest
 from integrations.aws.models import AlarmState, ResolvedImage, ServiceState
-from integrations.deploy_history import DeployRecord
 
 log = structlog.get_logger(__name__)
 
@@ -203,27 +202,14 @@ class DeployAction(ServiceAction):
             "cluster": env.cluster,
             "ecs_service": svc.ecs_service,
         }
-        record = DeployRecord(
-            service=self.service,
-            env=self.env,
-            previous_task_definition=previous_arn,
-            new_task_definition=new_arn,
-            previous_image=previous_image,
-            new_image=image,
-            tag=self.tag,
-            digest=digest,
-            requested_by=self.requested_by,
-            approved_by=list(self.approved_by),
-            request_id=self.request_id,
-            at=runtime.clock.now(),
+        await self.record_move(
+            runtime,
             kind="deploy",
+            previous=(previous_arn, previous_image),
+            new=(new_arn, image),
+            tag=self.tag,
+            details=details,
         )
-        try:
-            await runtime.history.record(record)
-        except StoreUnavailableError as exc:
-            # The deploy happened: report it as done, and say the history missed it.
-            log.warning("deploy.history_not_recorded", error=exc.detail)
-            details["history_error"] = f"deploy history not recorded: {exc.detail}"
         revision = new_arn.rpartition("/")[2]
         pinned = f", {short_digest(digest)}" if digest else ""
         return Result(

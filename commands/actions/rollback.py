@@ -22,9 +22,8 @@ from pydantic import Field
 from approvals.models import Change, Plan, Result
 from commands.actions.base import ServiceAction, environment_config, service_config
 from commands.actions.runtime import ActionRuntime
-from core.errors import ChatOpsError, StoreUnavailableError
+from core.errors import ChatOpsError
 from integrations.aws.images import parse_image, short_digest
-from integrations.deploy_history import DeployRecord
 
 log = structlog.get_logger(__name__)
 
@@ -222,26 +221,14 @@ class RollbackAction(ServiceAction):
             "cluster": env.cluster,
             "ecs_service": svc.ecs_service,
         }
-        record = DeployRecord(
-            service=self.service,
-            env=self.env,
-            previous_task_definition=previous_arn,
-            new_task_definition=target_arn,
-            previous_image=previous_image,
-            new_image=target_image,
-            tag=tag,
-            digest=parse_image(target_image).digest,
-            requested_by=self.requested_by,
-            approved_by=list(self.approved_by),
-            request_id=self.request_id,
-            at=runtime.clock.now(),
+        await self.record_move(
+            runtime,
             kind="rollback",
+            previous=(previous_arn, previous_image),
+            new=(target_arn, target_image),
+            tag=tag,
+            details=details,
         )
-        try:
-            await runtime.history.record(record)
-        except StoreUnavailableError as exc:
-            log.warning("rollback.history_not_recorded", error=exc.detail)
-            details["history_error"] = f"deploy history not recorded: {exc.detail}"
         return Result(
             ok=True,
             summary=(
