@@ -19,7 +19,7 @@ from bot.sandbox.world import SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from core.clock import ManualClock
-from tests.fixtures.bot import FAST_ROLLOUTS
+from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 from tests.integration.test_approval_flow import (
     EXECUTIONS,
     MANY,
@@ -116,19 +116,11 @@ async def test_sweeper_and_leases_on_a_cluster(cluster_pair: SandboxWorld) -> No
 
 @pytest.fixture
 async def cluster_aws_pair(cluster_url: str, aws_world: DhanamWorld) -> AsyncIterator[SandboxWorld]:
-    world = SandboxWorld(
-        redis_url=cluster_url,
-        redis_cluster=True,
-        aws=False,
-        aws_endpoint_url=aws_world.endpoint_url,
-        log_format=LogFormat.JSON,
-        replicas=2,
-        overrides=Overrides(sweeper=True, rollouts=FAST_ROLLOUTS),
-    )
-    await world.start()
-    world.world = aws_world
-    yield world
-    await world.stop()
+    overrides = Overrides(sweeper=True, rollouts=FAST_ROLLOUTS)
+    async with aws_sandbox(
+        cluster_url, aws_world, overrides, replicas=2, redis_cluster=True
+    ) as world:
+        yield world
 
 
 async def test_rollout_follower_takeover_on_a_cluster(

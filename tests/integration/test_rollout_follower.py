@@ -19,9 +19,8 @@ from approvals.rollout import RolloutSettings
 from bot.app import DEPS
 from bot.sandbox.aws_world import DhanamWorld, complete_rollouts
 from bot.sandbox.world import SandboxWorld, buttons_of
-from bot.settings import LogFormat
 from bot.wiring import Overrides
-from tests.fixtures.bot import FAST_ROLLOUTS
+from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 
 
 def card_of(world: SandboxWorld) -> Any:
@@ -104,36 +103,18 @@ async def test_rollout_that_never_completes_times_out(
     settings = RolloutSettings(
         poll=timedelta(seconds=0.1), timeout=timedelta(seconds=0.5), bake=timedelta(0)
     )
-    world = SandboxWorld(
-        redis_url=redis_url,
-        aws=False,
-        aws_endpoint_url=aws_world.endpoint_url,
-        log_format=LogFormat.JSON,
-        overrides=Overrides(sweeper=False, rollouts=settings),
-    )
-    await world.start()
-    world.world = aws_world
-    try:
+    async with aws_sandbox(
+        redis_url, aws_world, Overrides(sweeper=False, rollouts=settings)
+    ) as world:
         card = await deploy_and_approve(world)
         await wait_for(lambda: "Rollout:* timed out" in card_text(world, card))
-    finally:
-        await world.stop()
 
 
 @pytest.fixture
 async def two_replicas(redis_url: str, aws_world: DhanamWorld) -> AsyncIterator[SandboxWorld]:
-    world = SandboxWorld(
-        redis_url=redis_url,
-        aws=False,
-        aws_endpoint_url=aws_world.endpoint_url,
-        log_format=LogFormat.JSON,
-        replicas=2,
-        overrides=Overrides(sweeper=True, rollouts=FAST_ROLLOUTS),
-    )
-    await world.start()
-    world.world = aws_world
-    yield world
-    await world.stop()
+    overrides = Overrides(sweeper=True, rollouts=FAST_ROLLOUTS)
+    async with aws_sandbox(redis_url, aws_world, overrides, replicas=2) as world:
+        yield world
 
 
 async def test_another_replica_takes_over_when_the_follower_dies(
