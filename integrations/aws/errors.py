@@ -21,6 +21,7 @@ from botocore.exceptions import (
 )
 
 from core.errors import ChatOpsError
+from core.guard import before_mutation
 
 T = TypeVar("T")
 
@@ -88,8 +89,21 @@ def to_aws_error(exc: Exception, operation: str) -> AwsError:
     return AwsError(operation=operation, code=type(exc).__name__, message=str(exc))
 
 
+# Operations that only read. Every other operation changes something and passes the
+# execution checkpoint first (core.guard): one place, so no new mutation can skip it.
+READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Filter", "BatchGet", "Lookup")
+
+
+def is_mutation(operation: str) -> bool:
+    return not operation.startswith(READ_ONLY_PREFIXES)
+
+
 async def call_aws(operation: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run one blocking boto3 call off the event loop; botocore failures become AwsError."""
+    """Run one blocking boto3 call off the event loop; botocore failures become AwsError.
+    A mutating call first passes the execution's checkpoint (core.guard.before_mutation),
+    which raises GateClosedError when the execution may no longer change anything."""
+    if is_mutation(operation):
+        await before_mutation(operation)
     try:
         return await asyncio.to_thread(functools.partial(fn, **kwargs))
     except (ClientError, BotoCoreError) as exc:
