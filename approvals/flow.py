@@ -139,13 +139,15 @@ class ApprovalFlow:
                 f"{action.title()} needs {required} approval(s) but {action.env} has no approvers "
                 "configured."
             )
+        request_id = new_request_id()
+        action = action.model_copy(update={"request_id": request_id})
         plan = await action.plan(self.runtime)
         now = self.clock.now()
         service = self.config.services.get(action.service or "")
         channel = (service.channel if service else None) or origin_channel
         warnings = [*plan.warnings, *(f"Break-glass past: {b}" for b in blocked)]
         request = ApprovalRequest(
-            id=new_request_id(),
+            id=request_id,
             kind=action.kind,
             action=action.model_dump(mode="json"),
             plan=plan,

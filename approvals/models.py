@@ -132,6 +132,9 @@ class Action(BaseModel, ABC):
     env: str
     reason: str | None = None
     break_glass: bool = False
+    # Set by the flow before the first plan() and kept in the stored request, so plan() and
+    # execute() can derive AWS-side idempotency keys from it (a tag, startedBy, a name).
+    request_id: str | None = None
 
     @property
     def service(self) -> str | None:

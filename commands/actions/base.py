@@ -7,7 +7,7 @@ wins on attribute access), so `ServiceAction` stores the name in `service_name`,
 (`DeployAction(service="api", …)`), `model_dump()` and `model_validate()`. The engine's stored
 `action` dict therefore reads `{"service": "api", …}` and round-trips.
 
-`requested_by`, `approved_by` and `request_id` are not part of what is approved: they are
+`requested_by` and `approved_by` are not part of what is approved: they are
 outside the plan's inputs (so outside its fingerprint) and the bot sets them with
 `model_copy(update=…)` just before `execute` (the flow's `prepare` hook), for the deploy history.
 """
@@ -37,7 +37,6 @@ class ServiceAction(Action):
     service_name: str = Field(alias="service")
     requested_by: str | None = None
     approved_by: list[str] = Field(default_factory=list)
-    request_id: str | None = None
 
     @property
     def service(self) -> str:

@@ -55,7 +55,6 @@ class DbRestoreAction(Action):
     requested_at: datetime | None = None  # names the instance of a `latest` restore
     requested_by: str | None = None
     approved_by: list[str] = Field(default_factory=list)
-    request_id: str | None = None
 
     @property
     def lock_scope(self) -> str:
