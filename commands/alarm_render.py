@@ -32,7 +32,8 @@ class AlarmButton(StrEnum):
 
 @dataclass(frozen=True)
 class RollbackOffer:
-    """A deploy of the alarm's service finished within the bake window: offer to undo it."""
+    """A deploy of the alarm's service, in the environment the alarm watches
+    (commands.alarm_environment), finished within the bake window: offer to undo it."""
 
     service: str
     env: str
@@ -75,14 +76,15 @@ def headline(view: AlarmView) -> str:
     return line
 
 
-def rollback_button(offer: RollbackOffer, alarm: str) -> dict[str, Any]:
-    """The same button as commands.rollout_report.rollback_blocks: the existing listener
-    (approvals_ui.on_rollback) opens a rollback request through the two-person flow."""
-    value = json.dumps({"service": offer.service, "env": offer.env, "to": offer.to, "alarm": alarm})
+def rollback_button(service: str, env: str, to: str, alarm: str) -> dict[str, Any]:
+    """Roll back SERVICE in ENV to revision `to` (family:revision): under an alarm's message and
+    in a deploy's thread (commands.rollout_report). The listener (approvals_ui.on_rollback)
+    opens a rollback request for exactly the service and environment in the value."""
+    value = json.dumps({"service": service, "env": env, "to": to, "alarm": alarm})
     return {
         "type": "button",
         "action_id": AlarmActionId.ROLLBACK,
-        "text": {"type": "plain_text", "text": f"Roll back {offer.service}"},
+        "text": {"type": "plain_text", "text": f"Roll back {service} in {env}"},
         "style": "danger",
         "value": value,
     }
@@ -133,7 +135,8 @@ def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]}
     )
     if view.state is AlarmState.ALARM:
-        buttons = [rollback_button(view.rollback, alarm.name)] if view.rollback else []
+        offer = view.rollback
+        buttons = [rollback_button(offer.service, offer.env, offer.to, alarm.name)] if offer else []
         buttons.append(declare_button(view))
         if view.pagerduty is not None and view.pagerduty.status == "triggered":
             buttons.append(

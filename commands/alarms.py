@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from approvals.rollout import short
+from commands.alarm_environment import alarm_target
 from commands.alarm_render import (
     AlarmView,
     RollbackOffer,
@@ -108,8 +109,8 @@ class AlarmService:
     async def view(self, record: AlarmRecord) -> AlarmView:
         service = self._config.service_for_alarm(record.name)
         offer = None
-        if service and record.state is AlarmState.ALARM:
-            offer = await self._rollback_offer(service, record.alarm)
+        if record.state is AlarmState.ALARM:
+            offer = await self._rollback_offer(record.alarm)
         return AlarmView(
             alarm=record.alarm,
             service=service,
@@ -135,22 +136,21 @@ class AlarmService:
                 return name
         return None
 
-    async def _rollback_offer(self, service: str, alarm: AlarmNotification) -> RollbackOffer | None:
-        envs = self._config.environments
-        # Environments in the alarm's region first; any deploy within the bake window counts.
-        names = sorted(envs, key=lambda e: envs[e].region != alarm.region)
-        best = None
-        for env in names:
-            record = await self._history.deployed_within(service, env, self._bake)
-            if record and record.previous_task_definition and (best is None or record.at > best.at):
-                best = record
-        if best is None:
+    async def _rollback_offer(self, alarm: AlarmNotification) -> RollbackOffer | None:
+        """Offer to undo a deploy that finished within the bake window, in the environment the
+        alarm watches only: never in a guessed one (commands.alarm_environment)."""
+        target = alarm_target(self._config, alarm)
+        if target.service is None or target.env is None:
+            log.debug("alarm.no_rollback_target", alarm=alarm.name, why=target.basis)
+            return None
+        record = await self._history.deployed_within(target.service, target.env, self._bake)
+        if record is None or not record.previous_task_definition:
             return None
         return RollbackOffer(
-            service=service,
-            env=best.env,
-            to=short(best.previous_task_definition),
-            deployed_at=best.at,
+            service=target.service,
+            env=target.env,
+            to=short(record.previous_task_definition),
+            deployed_at=record.at,
         )
 
     async def _alarm(self, channel: str, name: str, slack: PacedSlack) -> None:

@@ -47,6 +47,16 @@ async def on_click(
         await respond(response_type="ephemeral", replace_original=False, text=click.refusal.text)
 
 
+def _unknown_target(deps: Deps, service: object, env: object) -> str | None:
+    if service not in deps.config.services:
+        what = f'service "{service}"'
+    elif env not in deps.config.environments:
+        what = f'environment "{env}"'
+    else:
+        return None
+    return f"This button names {what}, which is no longer configured — nothing was changed."
+
+
 async def on_rollback(
     ack: AsyncAck,
     body: dict[str, Any],
@@ -74,6 +84,12 @@ async def on_rollback(
             await respond(
                 response_type="ephemeral", replace_original=False, text="This button is broken."
             )
+            return
+        # The environment is the one on the button (the alarm's own, or the deploy's): never
+        # re-guessed here. One no longer configured refuses rather than falling back.
+        unknown = _unknown_target(deps, fields["service"], fields["env"])
+        if unknown:
+            await respond(response_type="ephemeral", replace_original=False, text=unknown)
             return
         try:
             action_cls = deps.flow.registry.kind("rollback")

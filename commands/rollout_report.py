@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from approvals.rollout import RolloutJob, Snapshot, duration, short
-from commands.ids import AlarmActionId
+from commands.alarm_render import rollback_button
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.models import ServiceState
 
@@ -97,23 +96,8 @@ def rollback_blocks(job: RolloutJob, alarm: str, since: timedelta) -> list[dict[
     )
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     if job.previous:
-        value = json.dumps(
-            {"service": job.service, "env": job.env, "to": short(job.previous), "alarm": alarm}
-        )
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": AlarmActionId.ROLLBACK,
-                        "text": {"type": "plain_text", "text": f"Roll back {job.service}"},
-                        "style": "danger",
-                        "value": value,
-                    }
-                ],
-            }
-        )
+        button = rollback_button(job.service, job.env, short(job.previous), alarm)
+        blocks.append({"type": "actions", "elements": [button]})
     return blocks
 
 

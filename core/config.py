@@ -78,6 +78,12 @@ class EnvironmentConfig(_Model):
     db_instance: str | None = None
     api_base_url: AnyHttpUrl | None = None
     freeze: list[FreezeWindow] = Field(default_factory=list)
+    # CloudWatch alarms that watch this environment (names also listed under a service's
+    # `alarms`, which routes them). The alarm's Roll back button then targets this environment;
+    # an alarm may be listed by one environment only. Unlisted alarms are placed by their
+    # ClusterName dimension, else by being the only environment in their region, else get no
+    # Roll back button (commands/alarm_environment.py).
+    alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list)
 
     @field_validator("approvers")
     @classmethod
@@ -134,6 +140,24 @@ class SnsConfig(_Model):
 
 class PagerDutyConfig(_Model):
     services: dict[str, ChannelId] = Field(default_factory=dict)
+    # Who may press Acknowledge on an alarm's PagerDuty incident: user IDs and/or user-group IDs.
+    # Unset: every approver of the environment named "production" (of every environment when
+    # none is named so); see Config.pagerduty_responders.
+    responders: list[Principal] | None = None
+
+    @field_validator("responders")
+    @classmethod
+    def _named_responders(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if "*" in value:
+            raise ValueError('"*" is not allowed: name the responders (user or user-group IDs)')
+        if not value:
+            raise ValueError(
+                "list at least one responder, or leave `responders` out to default to the "
+                "production approvers"
+            )
+        return value
 
 
 class StatusConfig(_Model):
@@ -192,8 +216,35 @@ class Config(_Model):
     def environment_names(self) -> list[str]:
         return sorted(self.environments)
 
+    @model_validator(mode="after")
+    def _alarms_in_one_environment(self) -> Self:
+        owners: dict[str, str] = {}
+        for name, env in sorted(self.environments.items()):
+            for alarm in env.alarms:
+                if alarm in owners and owners[alarm] != name:
+                    raise ValueError(
+                        f"alarm {alarm!r} is listed by environments {owners[alarm]} and {name}: "
+                        "an alarm watches one environment (leave it out of both when shared)"
+                    )
+                owners[alarm] = name
+        return self
+
     def service_for_alarm(self, alarm_name: str) -> str | None:
         return next((n for n, s in self.services.items() if alarm_name in s.alarms), None)
+
+    def environment_for_alarm(self, alarm_name: str) -> str | None:
+        """The environment that lists the alarm in its `alarms`, if any."""
+        return next((n for n, e in self.environments.items() if alarm_name in e.alarms), None)
+
+    @property
+    def pagerduty_responders(self) -> list[str]:
+        """Who may acknowledge PagerDuty incidents from Slack: `[pagerduty] responders`, else
+        the approvers of the environment named "production", else of every environment."""
+        if self.pagerduty.responders is not None:
+            return list(self.pagerduty.responders)
+        production = self.environments.get("production")
+        envs = [production] if production is not None else list(self.environments.values())
+        return list(dict.fromkeys(p for env in envs for p in env.approvers))
 
     def summary(self) -> list[str]:
         lines = [f"slash command {self.slack.command}"]
@@ -202,7 +253,7 @@ class Config(_Model):
             lines.append(
                 f"environment {name}: {env.region}/{env.cluster}, "
                 f"{env.approvals_required} approval(s) from [{approvers}], "
-                f"{len(env.freeze)} freeze window(s)"
+                f"{len(env.freeze)} freeze window(s), {len(env.alarms)} alarm(s)"
             )
         for name, svc in sorted(self.services.items()):
             lines.append(
@@ -211,6 +262,8 @@ class Config(_Model):
             )
         lines.append(f"{len(self.sns.topics)} SNS topic(s) allowed")
         lines.append(f"{len(self.pagerduty.services)} PagerDuty service mapping(s)")
+        responders = ", ".join(self.pagerduty_responders) or "nobody"
+        lines.append(f"PagerDuty responders (may acknowledge): {responders}")
         return lines
 
 

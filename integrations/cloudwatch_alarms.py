@@ -121,6 +121,12 @@ class AlarmNotification(BaseModel):
     alarm_rule: str | None = None
     triggering_children: list[str] = Field(default_factory=list)
 
+    def dimension_values(self, name: str) -> frozenset[str]:
+        """Every value of dimension ``name`` the alarm watches: the metric's own dimensions and
+        those of each metric in a metric-math alarm (``ClusterName``, ``ServiceName``, …)."""
+        dimensions = [*self.dimensions, *(d for m in self.metrics for d in m.dimensions)]
+        return frozenset(d.value for d in dimensions if d.name == name)
+
     @property
     def console_url(self) -> str | None:
         if not self.region:

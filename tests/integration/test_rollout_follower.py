@@ -194,7 +194,7 @@ async def test_alarm_during_bake_offers_a_rollback(
     await wait_for(lambda: alarm_message() is not None)
     message = alarm_message()
     buttons = buttons_of(message.blocks)
-    assert [b.label for b in buttons] == ["Roll back api"]
+    assert [b.label for b in buttons] == ["Roll back api in production"]
     assert '"to": "dhanam-api:3"' in buttons[0].value
     await asyncio.sleep(0.5)
     assert (

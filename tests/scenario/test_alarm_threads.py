@@ -145,7 +145,7 @@ async def test_alarm_soon_after_a_deploy_offers_roll_back(redis_url: str) -> Non
         await world.settle_alarms()
         root = top_level(world, "C0DEPLOYS")[0]
         buttons = buttons_of(root.blocks or [])
-        assert [b.label for b in buttons] == ["Roll back api", "Declare incident"]
+        assert [b.label for b in buttons] == ["Roll back api in production", "Declare incident"]
         rollback = buttons[0]
         assert rollback.action_id == AlarmActionId.ROLLBACK
         assert json.loads(rollback.value) == {

@@ -148,7 +148,17 @@ def test_rollback_button_has_the_rollout_report_shape() -> None:
     )
     theirs = rollback_blocks(job, "a1", timedelta(seconds=5))[1]["elements"][0]
     offer = RollbackOffer("api", "production", "dhanam-api:3", datetime(2026, 1, 1, tzinfo=UTC))
-    assert rollback_button(offer, "a1") == theirs
+    view = _view(rollback=offer)
+    view = AlarmView(alarm=view.alarm.model_copy(update={"name": "a1"}), rollback=offer)
+    ours = root_message(view)[1][-1]["elements"][0]
+    assert ours == theirs == rollback_button("api", "production", "dhanam-api:3", "a1")
+    assert ours["text"]["text"] == "Roll back api in production"  # the environment is on it
+    assert json.loads(theirs["value"]) == {
+        "service": "api",
+        "env": "production",
+        "to": "dhanam-api:3",
+        "alarm": "a1",
+    }
 
 
 def test_root_message_is_pure_and_complete() -> None:
