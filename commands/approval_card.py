@@ -8,6 +8,7 @@ from typing import Any
 from approvals.models import ApprovalRequest, State
 from approvals.policy import mention
 from commands.ids import ActionId, BlockId
+from commands.text import inert
 
 Block = dict[str, Any]
 
@@ -71,7 +72,7 @@ def card_blocks(request: ApprovalRequest, approvers: list[str], now: datetime) -
     ]
     asked = f"*Requested by* {mention(request.requester)}"
     if request.reason:
-        asked += f" — “{request.reason}”"
+        asked += f" — “{inert(request.reason)}”"  # typed by the requester: shown, never parsed
     blocks.append(_section(asked))
     blocks.append(
         {

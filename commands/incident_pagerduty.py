@@ -19,6 +19,7 @@ from commands import incident_render as render
 from commands.incident_models import Incident, PdState
 from commands.incident_pager import slack_link
 from commands.incident_service import IncidentService
+from commands.text import inert
 from integrations.pagerduty import Link, PagerDutyError
 from integrations.pagerduty_webhooks import PdEvent
 
@@ -96,13 +97,14 @@ class PagerDutySync:
         changed = incident.model_copy(update=update)
         await self._store.save(changed, *update)
         if kind == "incident.annotated":
-            text = f"PagerDuty note from {event.agent or 'someone'}: {event.note}"
+            text = inert(f"PagerDuty note from {event.agent or 'someone'}: {event.note}")
             await self._service.slack.say(incident.channel, render.pd_note_text(event))
         else:
             by = f" by {event.agent}" if event.agent else ""
             text = f"PagerDuty: {event.verb}{by}"
             if kind in ("incident.escalated", "incident.reassigned") and event.assignees:
                 text += f" → {', '.join(event.assignees)}"
+            text = inert(text)  # names typed in PagerDuty; the timeline is mrkdwn
         await self._store.add_timeline(incident.id, self._service.clock.now(), "", text)
         await self._service.refresh(incident.id)
 

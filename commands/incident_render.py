@@ -1,5 +1,10 @@
 """The incident's Slack surfaces, as pure functions: status card, checklist, topic,
-announcement, timeline summary, reminder, and the message about a PagerDuty-only incident."""
+announcement, timeline summary, reminder, and the message about a PagerDuty-only incident.
+
+Text people typed (the title, updates, the resolve summary, PagerDuty names and notes) goes
+through ``inert`` wherever Slack parses mrkdwn (``commands/text.py``); timeline entries are
+stored already made inert by whoever writes them (``IncidentService._note``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from commands.approval_card import slack_time
 from commands.incident_models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
 from commands.incident_store import TimelineEntry
 from commands.requests import IncidentState, Severity
+from commands.text import fit, inert
 from integrations.deploy_history import DeployRecord
 from integrations.pagerduty_webhooks import PdEvent
 
@@ -58,20 +64,20 @@ def pagerduty_line(incident: Incident) -> str:
         return "not configured"
     if state is PdState.PENDING:
         tries = f" (attempt {incident.pd_attempts})" if incident.pd_attempts else ""
-        why = f" — {incident.pd_error}" if incident.pd_error else ""
+        why = f" — {inert(incident.pd_error)}" if incident.pd_error else ""
         return f":hourglass_flowing_sand: paging{tries}{why}; retrying in the background"
     if state is PdState.FAILED:
-        error = incident.pd_error or "unknown error"
+        error = inert(incident.pd_error or "unknown error")
         return f":x: PagerDuty failed — {error}; page the on-call by hand"
     parts = [state.value]
     if state is PdState.ACKNOWLEDGED and incident.pd_ack_by:
-        parts = [f"acknowledged by {incident.pd_ack_by}"]
+        parts = [f"acknowledged by {inert(incident.pd_ack_by)}"]
     if state is PdState.RESOLVED and incident.pd_resolved_by:
-        parts = [f"resolved by {incident.pd_resolved_by}"]
+        parts = [f"resolved by {inert(incident.pd_resolved_by)}"]
     if incident.pd_escalated:
-        parts.append(f"escalated to {incident.pd_escalated}")
+        parts.append(f"escalated to {inert(incident.pd_escalated)}")
     if incident.pd_priority:
-        parts.append(f"priority {incident.pd_priority}")
+        parts.append(f"priority {inert(incident.pd_priority)}")
     return ", ".join(parts) + link
 
 
@@ -83,8 +89,15 @@ def _deploy_line(record: DeployRecord) -> str:
     )
 
 
-def card_text(incident: Incident) -> str:
+def card_title(incident: Incident) -> str:
+    """The card's header, a plain_text object: Slack parses nothing there, so the title
+    goes in as typed."""
     return f"{incident.severity.value.upper()} {incident.title} — {incident.status.value}"
+
+
+def card_text(incident: Incident) -> str:
+    """The card message's ``text`` (notifications): mrkdwn, so the title is made inert."""
+    return f"{incident.severity.value.upper()} {inert(incident.title)} — {incident.status.value}"
 
 
 def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) -> list[Block]:
@@ -94,11 +107,11 @@ def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) 
     last = "none yet"
     if incident.last_update:
         by = f" — {mention(incident.last_update_by)}" if incident.last_update_by else ""
-        last = f"{incident.last_update}{by}, {slack_time(incident.last_update_at)}"
+        last = f"{inert(incident.last_update)}{by}, {slack_time(incident.last_update_at)}"
     blocks: list[Block] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": f"{card_text(incident)}"[:150]},
+            "text": {"type": "plain_text", "text": card_title(incident)[:150]},
         },
         {
             "type": "section",
@@ -119,9 +132,9 @@ def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) 
     else:
         blocks.append(_section("*Deploys and rollbacks since it started:* none"))
     if not incident.open:
-        summary = incident.summary or "no summary given"
+        summary = inert(incident.summary) if incident.summary else "no summary given"
         blocks.append(_section(f":white_check_mark: *Resolved* — {summary}"))
-    origin = f" · declared from alarm `{incident.alarm}`" if incident.alarm else ""
+    origin = f" · declared from alarm `{inert(incident.alarm)}`" if incident.alarm else ""
     blocks.append(
         _context(
             f"Incident `{incident.id}` · declared by {mention(incident.declared_by)}{origin} · "
@@ -132,11 +145,17 @@ def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) 
 
 
 def topic(incident: Incident) -> str:
-    text = (
+    """The channel topic. Slack documents conversations.setTopic as "does not support formatting
+    or linkification", yet topics are stored and shown in the same escaped form as messages
+    (a topic set in the client comes back with ``<@U…>`` and ``&lt;``), the IC mention here
+    relies on that, and setting it posts a "set the channel topic" message. So the title is made
+    inert as in mrkdwn: at worst a client shows ``&lt;`` literally, never a ping or a link.
+    Cut to Slack's 250 characters on the raw title, never inside an entity."""
+    prefix = (
         f"{incident.severity.value.upper()} · {incident.status.value} · "
-        f"IC {mention(incident.commander)} · {incident.title}"
+        f"IC {mention(incident.commander)} · "
     )
-    return text[:TOPIC_MAX]
+    return fit(prefix, incident.title, TOPIC_MAX)
 
 
 def checklist_blocks(incident: Incident) -> list[Block]:
@@ -170,7 +189,7 @@ def checklist_text(incident: Incident) -> str:
 
 
 def announcement(incident: Incident, now: datetime) -> str:
-    head = f"{sev_label(incident)} *{incident.title}*"
+    head = f"{sev_label(incident)} *{inert(incident.title)}*"
     if incident.open:
         return (
             f":rotating_light: {head} declared by {mention(incident.declared_by)} — "
@@ -178,13 +197,13 @@ def announcement(incident: Incident, now: datetime) -> str:
         )
     return (
         f":white_check_mark: {head} resolved after {incident.duration(now)} — "
-        f"<#{incident.channel}> · {incident.summary or 'no summary given'}"
+        f"<#{incident.channel}> · {inert(incident.summary or 'no summary given')}"
     )
 
 
 def timeline_summary(incident: Incident, entries: list[TimelineEntry], now: datetime) -> str:
     lines = [
-        f"*Timeline of {incident.id}* — {incident.title} "
+        f"*Timeline of {incident.id}* — {inert(incident.title)} "
         f"({incident.severity.value}, {incident.duration(now)})"
     ]
     for entry in entries:
@@ -204,9 +223,14 @@ def nudge(incident: Incident, quiet_minutes: int) -> str:
 def pd_only_text(event: PdEvent) -> str:
     """The message about a PagerDuty incident not tied to a bot incident."""
     number = f"#{event.number} " if event.number else ""
-    link = f"<{event.html_url}|{number}{event.title or event.incident_id}>"
-    state = event.status or event.verb
-    by = f" by {event.agent}" if event.agent and event.event_type != "incident.triggered" else ""
+    label = inert(f"{number}{event.title or event.incident_id}")
+    link = f"<{event.html_url}|{label}>" if event.html_url else label
+    state = inert(event.status or event.verb)
+    by = (
+        f" by {inert(event.agent)}"
+        if event.agent and event.event_type != "incident.triggered"
+        else ""
+    )
     parts = [f":pager: PagerDuty {link} — *{state}*{by}"]
     details = [d for d in (event.service_name, event.urgency and f"{event.urgency} urgency") if d]
     if event.assignees:
@@ -214,10 +238,10 @@ def pd_only_text(event: PdEvent) -> str:
     if event.priority:
         details.append(f"priority {event.priority}")
     if details:
-        parts.append(" · ".join(details))
+        parts.append(inert(" · ".join(details)))
     return "\n".join(parts)
 
 
 def pd_note_text(event: PdEvent) -> str:
     by = event.agent or "someone"
-    return f":memo: Note from {by} in PagerDuty: {event.note}"
+    return inert(f":memo: Note from {by} in PagerDuty: {event.note}")

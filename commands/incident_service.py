@@ -21,6 +21,7 @@ from commands.incident_pager import IncidentPager
 from commands.incident_slack import IncidentSlack
 from commands.incident_store import IncidentStore
 from commands.requests import IncidentState, Severity
+from commands.text import inert
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError
@@ -84,6 +85,8 @@ class IncidentService:
             return incident
 
     async def _note(self, incident: Incident, by: str, text: str) -> None:
+        """A timeline line, stored as mrkdwn: the caller wraps what a user typed in ``inert``
+        (the bot's own mentions in the same line stay live)."""
         await self.store.add_timeline(incident.id, self.clock.now(), by, text)
 
     # -- declare ------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ class IncidentService:
         )
         await self.store.create(incident)
         log.info("incident.declared", incident=incident.id, severity=severity, channel=name)
-        await self._note(incident, user, f"declared {severity.value.upper()}: {title}")
+        await self._note(incident, user, f"declared {severity.value.upper()}: {inert(title)}")
         invitees = [user]
         group = self.config.incidents.oncall_group
         if group:
@@ -145,7 +148,7 @@ class IncidentService:
             update={"last_update": text, "last_update_at": now, "last_update_by": user}
         )
         await self.store.save(incident, "last_update", "last_update_at", "last_update_by")
-        await self._note(incident, user, f"update: {text}")
+        await self._note(incident, user, f"update: {inert(text)}")
         await self.refresh(incident.id)
         return incident
 
@@ -201,7 +204,7 @@ class IncidentService:
             update={"status": IncidentState.RESOLVED, "resolved_at": now, "summary": summary or ""}
         )
         await self.store.save(incident, "resolved_at", "summary")
-        await self._note(incident, user, f"resolved: {summary}" if summary else "resolved")
+        await self._note(incident, user, f"resolved: {inert(summary)}" if summary else "resolved")
         await self.store.close(incident)
         if incident.pd_state is not PdState.OFF:
             await self.pager.attempt(incident)

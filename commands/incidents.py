@@ -20,6 +20,7 @@ from commands.requests import (
     Severity,
 )
 from commands.router import CommandRouter, Invocation
+from commands.text import inert
 from core.errors import ChatOpsError
 
 
@@ -40,7 +41,7 @@ async def update(inv: Invocation) -> None:
     await inv.deps.incidents.update(inv.channel_id, inv.user_id, request.text)
     await inv.respond(
         response_type="in_channel",
-        text=f":loudspeaker: Update from {mention(inv.user_id)}: {request.text}",
+        text=f":loudspeaker: Update from {mention(inv.user_id)}: {inert(request.text)}",
     )
 
 
@@ -128,7 +129,7 @@ async def on_declare_from_alarm(
     await respond(
         response_type="ephemeral",
         replace_original=False,
-        text=f"Incident `{incident.id}` declared from {alarm or 'the alarm'}: "
+        text=f"Incident `{incident.id}` declared from {inert(alarm or 'the alarm')}: "
         f"<#{incident.channel}>. You are the commander.",
     )
 

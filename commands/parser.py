@@ -139,7 +139,8 @@ class _Line:
                 j = i
                 while j < len(tokens) and (tokens[j].quoted or tokens[j].value not in known):
                     j += 1
-                self.flags[name] = self.raw[tokens[i].start : tokens[j - 1].end]
+                # the rest of the line as typed: un-escape what Slack escaped, as tokens do
+                self.flags[name] = html.unescape(self.raw[tokens[i].start : tokens[j - 1].end])
                 i = j
             else:
                 self.flags[name] = tokens[i].value

@@ -9,6 +9,7 @@ from approvals.policy import mention
 from commands.approval_card import slack_time
 from commands.requests import ApprovalsRequest, AuditRequest, LockRequest, UnlockRequest
 from commands.router import CommandRouter, Invocation
+from commands.text import inert
 
 
 def scope(service: str, env: str) -> str:
@@ -25,14 +26,14 @@ async def lock(inv: Invocation) -> None:
         await inv.respond(
             response_type="ephemeral",
             text=f"{request.service} in {request.env} is already locked by {mention(existing.by)} "
-            f"since {slack_time(existing.at)}: {existing.reason}",
+            f"since {slack_time(existing.at)}: {inert(existing.reason)}",
         )
         return
     await _audit(inv, "locked", request.service, request.env, request.reason)
     await inv.respond(
         response_type="in_channel",
         text=f":lock: {mention(inv.user_id)} locked *{request.service}* in *{request.env}*: "
-        f"{request.reason}\nRisky commands are refused until `/dhanam unlock "
+        f"{inert(request.reason)}\nRisky commands are refused until `/dhanam unlock "
         f"{request.service} {request.env}` (or they use --break-glass).",
     )
 
@@ -51,7 +52,7 @@ async def unlock(inv: Invocation) -> None:
     await inv.respond(
         response_type="in_channel",
         text=f":unlock: {mention(inv.user_id)} unlocked *{request.service}* in *{request.env}* "
-        f"(locked by {mention(released.by)}: {released.reason}).",
+        f"(locked by {mention(released.by)}: {inert(released.reason)}).",
     )
 
 
@@ -126,6 +127,11 @@ async def audit(inv: Invocation) -> None:
     )
 
 
+# Audit events whose note is the text a user typed (the lock's reason); other notes are the
+# bot's own mrkdwn (e.g. "denied by <@U…>") and are shown as written.
+_TYPED_NOTES = frozenset({"locked", "unlocked"})
+
+
 def _audit_line(entry: dict[str, str]) -> str:
     try:
         when = slack_time(datetime.fromisoformat(entry.get("at", "")))
@@ -134,10 +140,14 @@ def _audit_line(entry: dict[str, str]) -> str:
     who = mention(entry["user"]) if entry.get("user") else "the bot"
     ref = f" `{entry['request_id']}`" if entry.get("request_id") else ""
     flag = " :rotating_light: break-glass" if entry.get("break_glass") == "1" else ""
-    note = f" — {entry['note']}" if entry.get("note") else ""
-    return (
-        f"• {when} *{entry.get('event', '?')}* by {who}: {entry.get('title', '')}{ref}{flag}{note}"
-    )
+    event = entry.get("event", "?")
+    note = entry.get("note", "")
+    if note and event in _TYPED_NOTES:
+        note = inert(note)
+    note = f" — {note}" if note else ""
+    said = f" “{inert(entry['reason'])}”" if entry.get("reason") else ""
+    title = inert(entry.get("title", ""))
+    return f"• {when} *{inert(event)}* by {who}: {title}{said}{ref}{flag}{note}"
 
 
 def register(router: CommandRouter) -> None:

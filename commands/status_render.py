@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from approvals.policy import mention
 from commands.approval_card import slack_time
 from commands.status_health import MARKS, Health, assess
+from commands.text import inert
 from integrations.aws.images import short_digest
 from integrations.dhanam_api import OK, ApiHealth
 
@@ -213,7 +214,8 @@ def _governance_lines(status: ServiceStatus) -> str:
     elif status.hold.value is not None:
         hold = status.hold.value
         lines.append(
-            f"• :lock: locked by {mention(hold.by)} since {slack_time(hold.at)}: {hold.reason}"
+            f"• :lock: locked by {mention(hold.by)} since {slack_time(hold.at)}: "
+            f"{inert(hold.reason)}"
         )
     return "\n".join(lines if len(lines) > 1 else [*lines, "• no pending approvals, no lock"])
 
