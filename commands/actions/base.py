@@ -24,9 +24,27 @@ from commands.actions.runtime import ActionRuntime
 from core.config import EnvironmentConfig, ServiceConfig
 from core.errors import ChatOpsError, StoreUnavailableError
 from integrations.aws.images import parse_image
+from integrations.aws.models import ServiceState
 from integrations.deploy_history import DeployRecord
 
 log = structlog.get_logger(__name__)
+
+# The tag (ECS revisions) or tag key (RDS instances) naming the request that made a resource, so
+# a replayed execution finds what an earlier attempt of the same request already made.
+REQUEST_TAG_KEY = "dhanam:request"
+
+
+def container_images(task_definition: dict[str, Any]) -> dict[str, str]:
+    """Each container's image, by container name: what a task definition runs."""
+    return {
+        str(c.get("name")): str(c.get("image", ""))
+        for c in task_definition.get("containerDefinitions", [])
+    }
+
+
+def circuit_breaker(state: ServiceState) -> dict[str, bool]:
+    """The service's deployment circuit breaker, as ECS names its fields."""
+    return {"enable": state.circuit_breaker_enabled, "rollback": state.circuit_breaker_rollback}
 
 
 class ServiceAction(Action):
@@ -53,7 +71,10 @@ class ServiceAction(Action):
         details: dict[str, Any],
     ) -> None:
         """Record a deploy or rollback (task definition, image) in the history. The change has
-        happened by now: a history that cannot be written is reported in ``details``."""
+        happened by now: a history that cannot be written is reported in ``details``.
+
+        A replayed execution of a request whose move is already the newest record (an earlier
+        attempt recorded it) records nothing again."""
         record = DeployRecord(
             service=self.service,
             env=self.env,
@@ -70,6 +91,10 @@ class ServiceAction(Action):
             kind=kind,
         )
         try:
+            if self.request_id is not None:
+                last = await runtime.history.last(self.service, self.env)
+                if last is not None and last.request_id == self.request_id:
+                    return
             await runtime.history.record(record)
         except StoreUnavailableError as exc:
             log.warning(f"{kind}.history_not_recorded", error=exc.detail)  # noqa: G004

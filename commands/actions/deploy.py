@@ -5,6 +5,12 @@ The image is pinned by digest (`repo@sha256:…`, one of the two forms ECS docum
 container image; `repo:tag@digest` is not documented) whenever the repository is in ECR, so a
 tag moved after approval cannot change what runs. The tag stays visible as the task
 definition's `image-tag` tag (the convention the Dhanam world already uses) and in the history.
+
+Idempotent per request: the revision carries the tag `dhanam:request=<request id>`, and an
+execution first looks for a revision of the family with that tag (among its 10 newest ACTIVE
+ones) and reuses it; update-service is skipped when the service already runs the target. A
+request executed again (a replay after a Redis failover) therefore registers nothing twice and
+moves the service once.
 """
 
 from __future__ import annotations
@@ -15,7 +21,14 @@ from typing import Any, ClassVar
 import structlog
 
 from approvals.models import Change, Plan, Result
-from commands.actions.base import ServiceAction, environment_config, service_config
+from commands.actions.base import (
+    REQUEST_TAG_KEY,
+    ServiceAction,
+    circuit_breaker,
+    container_images,
+    environment_config,
+    service_config,
+)
 from commands.actions.runtime import ActionRuntime
 from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError
@@ -36,9 +49,10 @@ def _tag_value(tags: list[dict[str, str]], key: str) -> str | None:
     return next((t.get("value") for t in tags if t.get("key") == key), None)
 
 
-def _with_tag(tags: list[dict[str, str]], key: str, value: str) -> list[dict[str, str]]:
+def _with_tag(tags: list[dict[str, str]], key: str, value: str | None) -> list[dict[str, str]]:
+    """`tags` with `key` set to `value` (None: `key` removed)."""
     kept = [dict(t) for t in tags if t.get("key") != key]
-    return [*kept, {"key": key, "value": value}]
+    return kept if value is None else [*kept, {"key": key, "value": value}]
 
 
 def _container(task_definition: dict[str, Any], name: str) -> dict[str, Any]:
@@ -73,7 +87,14 @@ def _breaker_fact(state: ServiceState) -> str:
 
 
 class DeployAction(ServiceAction):
-    """Deploy TAG of SERVICE's image to ENV (PRODUCT.md §3)."""
+    """Deploy TAG of SERVICE's image to ENV (PRODUCT.md §3).
+
+    Fingerprint: the running task definition's ARN (`task_definition`) and the images of all
+    its containers (`images`), the container that changes (`container`), the target image pinned
+    by its ECR digest (`image`: a tag moved to another image changes it), and the service's
+    circuit breaker (`circuit_breaker`: enable/rollback). Not the task count: autoscaling moves
+    it by itself and a deploy neither reads nor sets it (the card still shows it).
+    """
 
     kind: ClassVar[str] = "deploy"
 
@@ -120,9 +141,10 @@ class DeployAction(ServiceAction):
             f"Deploy {self.service} to {self.env}: {current_tag or 'unknown'} → {self.tag}",
             inputs={
                 "task_definition": current["taskDefinitionArn"],
-                "desired_count": state.desired,
-                "image": target.image_pinned,
+                "images": container_images(current),
                 "container": svc.container,
+                "image": target.image_pinned,
+                "circuit_breaker": circuit_breaker(state),
             },
             changes=changes,
             facts=[*_alarm_facts(svc.alarms, alarms), _breaker_fact(state)],
@@ -175,7 +197,8 @@ class DeployAction(ServiceAction):
 
     async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
         """Make the change `plan` describes. The engine re-planned just before calling this, so
-        `plan.inputs` are current; nothing is re-checked here."""
+        `plan.inputs` are current; nothing is re-checked here but whether an earlier attempt of
+        this request already made (part of) the change."""
         env = environment_config(runtime.config.environments, self.env)
         svc = service_config(runtime.config.services, self.service)
         aws = runtime.aws
@@ -184,13 +207,22 @@ class DeployAction(ServiceAction):
         container = str(plan.inputs["container"])
         source = await aws.describe_task_definition(env.region, previous_arn)
         previous_image = str(_container(source, container).get("image", ""))
-        tags = _with_tag(source.get("tags", []), IMAGE_TAG_KEY, self.tag)
-        new_arn = await aws.register_task_definition_like(
-            env.region, source, tags, container, image
-        )
-        log.info("deploy.registered", task_definition=new_arn, image=image)
-        await aws.update_service(env.region, env.cluster, svc.ecs_service, new_arn)
-        log.info("deploy.updated", service=svc.ecs_service, task_definition=new_arn)
+        new_arn = await self._revision_of_this_request(aws, env.region, source, container, image)
+        reused = new_arn is not None
+        if new_arn is None:
+            tags = _with_tag(source.get("tags", []), IMAGE_TAG_KEY, self.tag)
+            tags = _with_tag(tags, REQUEST_TAG_KEY, self.request_id)
+            new_arn = await aws.register_task_definition_like(
+                env.region, source, tags, container, image
+            )
+            log.info("deploy.registered", task_definition=new_arn, image=image)
+        state = await aws.describe_service(env.region, env.cluster, svc.ecs_service)
+        updated = state.task_definition_arn != new_arn
+        if updated:
+            await aws.update_service(env.region, env.cluster, svc.ecs_service, new_arn)
+            log.info("deploy.updated", service=svc.ecs_service, task_definition=new_arn)
+        else:
+            log.info("deploy.already_updated", service=svc.ecs_service, task_definition=new_arn)
         digest = parse_image(image).digest
         details: dict[str, Any] = {
             "task_definition_arn": new_arn,
@@ -201,6 +233,8 @@ class DeployAction(ServiceAction):
             "region": env.region,
             "cluster": env.cluster,
             "ecs_service": svc.ecs_service,
+            "reused_revision": reused,
+            "service_updated": updated,
         }
         await self.record_move(
             runtime,
@@ -212,8 +246,36 @@ class DeployAction(ServiceAction):
         )
         revision = new_arn.rpartition("/")[2]
         pinned = f", {short_digest(digest)}" if digest else ""
-        return Result(
-            ok=True,
-            summary=f"{svc.ecs_service} now on {revision} ({self.tag}{pinned})",
-            details=details,
+        if not updated:
+            summary = (
+                f"{svc.ecs_service} already on {revision} ({self.tag}{pinned}) — nothing to change"
+            )
+        elif reused:
+            summary = (
+                f"{svc.ecs_service} now on {revision} ({self.tag}{pinned}; revision registered "
+                "by an earlier attempt of this request)"
+            )
+        else:
+            summary = f"{svc.ecs_service} now on {revision} ({self.tag}{pinned})"
+        return Result(ok=True, summary=summary, details=details)
+
+    async def _revision_of_this_request(
+        self, aws: AwsGateway, region: str, source: dict[str, Any], container: str, image: str
+    ) -> str | None:
+        """The ARN of the revision an earlier attempt of this request registered (tagged
+        `dhanam:request=<request id>`, running `image` in `container`), else None."""
+        if self.request_id is None:
+            return None
+        found = await aws.find_tagged_revision(
+            region, str(source.get("family")), REQUEST_TAG_KEY, self.request_id
         )
+        if found is None:
+            return None
+        if container_images(found).get(container) != image:
+            log.warning(
+                "deploy.tagged_revision_differs",
+                task_definition=found.get("taskDefinitionArn"),
+                image=image,
+            )
+            return None
+        return str(found["taskDefinitionArn"])

@@ -8,6 +8,9 @@ No revision is registered: the service goes back to the task definition that ran
 2. the deploy history: the revision the last recorded change replaced, when that change is what
    runs now (a rollback of a rollback therefore goes forward again, as in heaven);
 3. the highest ACTIVE revision of the family below the running one.
+
+Idempotent: update-service is skipped when the service already runs the target (a replayed
+execution of the same request changes nothing twice), and the history records the move once.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ import structlog
 from pydantic import Field
 
 from approvals.models import Change, Plan, Result
-from commands.actions.base import ServiceAction, environment_config, service_config
+from commands.actions.base import (
+    ServiceAction,
+    circuit_breaker,
+    container_images,
+    environment_config,
+    service_config,
+)
 from commands.actions.runtime import ActionRuntime
 from core.errors import ChatOpsError
 from integrations.aws.images import parse_image, short_digest
@@ -78,7 +87,14 @@ class _Target:
 
 
 class RollbackAction(ServiceAction):
-    """Roll SERVICE in ENV back to the previous (or a given) revision (PRODUCT.md §3)."""
+    """Roll SERVICE in ENV back to the previous (or a given) revision (PRODUCT.md §3).
+
+    Fingerprint: the running task definition's ARN (`task_definition`) and its containers'
+    images (`images`), the target revision's ARN (`target_task_definition`) and its containers'
+    images (`target_images`), and the service's circuit breaker (`circuit_breaker`:
+    enable/rollback). Not the task count: autoscaling moves it by itself and a rollback neither
+    reads nor sets it (the card still shows it).
+    """
 
     kind: ClassVar[str] = "rollback"
 
@@ -134,8 +150,10 @@ class RollbackAction(ServiceAction):
             f"Roll back {self.service} in {self.env}: {before} → {after}",
             inputs={
                 "task_definition": current["taskDefinitionArn"],
+                "images": container_images(current),
                 "target_task_definition": wanted["taskDefinitionArn"],
-                "desired_count": state.desired,
+                "target_images": container_images(wanted),
+                "circuit_breaker": circuit_breaker(state),
             },
             changes=changes,
             facts=facts,
@@ -210,8 +228,15 @@ class RollbackAction(ServiceAction):
         previous_image = _image(previous, svc.container)
         target_image = _image(target, svc.container)
         tag = _tag(target, target_image)
-        await aws.update_service(env.region, env.cluster, svc.ecs_service, target_arn)
-        log.info("rollback.updated", service=svc.ecs_service, task_definition=target_arn)
+        state = await aws.describe_service(env.region, env.cluster, svc.ecs_service)
+        updated = state.task_definition_arn != target_arn
+        if updated:
+            await aws.update_service(env.region, env.cluster, svc.ecs_service, target_arn)
+            log.info("rollback.updated", service=svc.ecs_service, task_definition=target_arn)
+        else:
+            log.info(
+                "rollback.already_updated", service=svc.ecs_service, task_definition=target_arn
+            )
         details: dict[str, Any] = {
             "task_definition_arn": target_arn,
             "previous_task_definition_arn": previous_arn,
@@ -220,6 +245,7 @@ class RollbackAction(ServiceAction):
             "region": env.region,
             "cluster": env.cluster,
             "ecs_service": svc.ecs_service,
+            "service_updated": updated,
         }
         await self.record_move(
             runtime,
@@ -229,11 +255,10 @@ class RollbackAction(ServiceAction):
             tag=tag,
             details=details,
         )
-        return Result(
-            ok=True,
-            summary=(
-                f"{svc.ecs_service} rolled back to {revision_label(target_arn)} "
-                f"({_short_image(target_image, tag)})"
-            ),
-            details=details,
+        shown = f"{revision_label(target_arn)} ({_short_image(target_image, tag)})"
+        summary = (
+            f"{svc.ecs_service} rolled back to {shown}"
+            if updated
+            else f"{svc.ecs_service} already on {shown} — nothing to change"
         )
+        return Result(ok=True, summary=summary, details=details)

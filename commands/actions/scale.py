@@ -4,6 +4,10 @@ bounds and/or its desired task count.
 Flags not given keep their current value; the resulting min ≤ desired ≤ max must hold and no
 value may exceed `[scale] max_tasks`, else nothing changes. A service without a scalable target
 can only have its desired count changed.
+
+Idempotent: execution reads the target and the service again and changes only what is not yet
+at the value asked for, so a replayed execution of the same request is a no-op that says so
+("already …— nothing to change").
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ def _arrow(label: str, before: int, after: int) -> str:
 
 
 class ScaleAction(ServiceAction):
-    """Set SERVICE's autoscaling min/max and/or desired count in ENV (PRODUCT.md §3)."""
+    """Set SERVICE's autoscaling min/max and/or desired count in ENV (PRODUCT.md §3).
+
+    Fingerprint: the current values of exactly what it sets, and the values it sets. With
+    --min/--max: the scalable target (`resource_id`) and its current `min` and `max` (both are
+    written by RegisterScalableTarget) and the resulting `new_min`/`new_max`; with --desired:
+    the current `desired` count and `new_desired`. A desired count moved by autoscaling voids
+    only a request that sets the desired count; one that only sets bounds does not depend on
+    it (the re-plan still refuses bounds that no longer hold the count, e.g. --min above it).
+    """
 
     kind: ClassVar[str] = "scale"
 
@@ -55,10 +67,11 @@ class ScaleAction(ServiceAction):
         desired = self.desired if self.desired is not None else state.desired
         facts = [f"{state.running} running, {state.pending} pending, {state.desired} desired"]
         if target is None:
-            changes, inputs = self._desired_only(svc.ecs_service, state.desired)
+            changes = self._desired_only(svc.ecs_service, state.desired)
             facts.append("no autoscaling target: the desired count is all there is")
         else:
-            changes, inputs = self._bounds(target, state.desired)
+            changes = self._bounds(target, state.desired)
+        inputs = self._inputs(target, state.desired)
         if desired != state.desired:
             changes.append(
                 Change(label="desired tasks", before=str(state.desired), after=str(desired))
@@ -80,7 +93,22 @@ class ScaleAction(ServiceAction):
                     f"{flag} {value} is above the limit of {cap} tasks ([scale] max_tasks)"
                 )
 
-    def _desired_only(self, ecs_service: str, current: int) -> tuple[list[Change], dict[str, Any]]:
+    def _inputs(self, target: ScalableTarget | None, current: int) -> dict[str, Any]:
+        """The fingerprinted inputs: the current value of each thing set, and its new value."""
+        inputs: dict[str, Any] = {}
+        if target is not None and (self.min is not None or self.max is not None):
+            inputs |= {
+                "resource_id": target.resource_id,
+                "min": target.min_capacity,
+                "max": target.max_capacity,
+                "new_min": self.min if self.min is not None else target.min_capacity,
+                "new_max": self.max if self.max is not None else target.max_capacity,
+            }
+        if self.desired is not None:
+            inputs |= {"desired": current, "new_desired": self.desired}
+        return inputs
+
+    def _desired_only(self, ecs_service: str, current: int) -> list[Change]:
         if self.min is not None or self.max is not None:
             raise ChatOpsError(
                 f"{ecs_service} in {self.env} has no autoscaling target, so it has no "
@@ -90,9 +118,9 @@ class ScaleAction(ServiceAction):
             raise ChatOpsError(
                 f"{self.service} in {self.env} is already at desired {current} — nothing to change"
             )
-        return [], {"resource_id": None, "min": None, "max": None, "desired": current}
+        return []
 
-    def _bounds(self, target: ScalableTarget, current: int) -> tuple[list[Change], dict[str, Any]]:
+    def _bounds(self, target: ScalableTarget, current: int) -> list[Change]:
         low = self.min if self.min is not None else target.min_capacity
         high = self.max if self.max is not None else target.max_capacity
         desired = self.desired if self.desired is not None else current
@@ -102,7 +130,7 @@ class ScaleAction(ServiceAction):
                 f"{self.service} in {self.env} is already min {low}, max {high}, "
                 f"desired {desired} — nothing to change"
             )
-        changes = [
+        return [
             Change(label=label, before=str(before), after=str(after))
             for label, before, after in (
                 ("min tasks", target.min_capacity, low),
@@ -110,17 +138,6 @@ class ScaleAction(ServiceAction):
             )
             if before != after
         ]
-        inputs: dict[str, Any] = {
-            "resource_id": target.resource_id,
-            "min": target.min_capacity,
-            "max": target.max_capacity,
-        }
-        # Autoscaling moves the desired count by itself: it is an input (a change of it stops
-        # execution) only when the plan depends on it, i.e. it is being set or a bound is
-        # tightened. Widening the bounds holds whatever the count is by then.
-        if self.desired is not None or low > target.min_capacity or high < target.max_capacity:
-            inputs["desired"] = current
-        return changes, inputs
 
     def _check(
         self, low: int, high: int, desired: int, current_desired: int, target: ScalableTarget
@@ -160,20 +177,25 @@ class ScaleAction(ServiceAction):
             )
 
     async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
-        """Bounds first (so the new desired count fits them), then the desired count. The
-        engine re-planned just before this, so `plan.inputs` are the current values."""
+        """Bounds first (so the new desired count fits them), then the desired count; each only
+        when it is not already at the value asked for (read again here, so an execution of the
+        same request a second time changes nothing)."""
         env = environment_config(runtime.config.environments, self.env)
         svc = service_config(runtime.config.services, self.service)
         scaling = ScalingGateway(runtime.aws.clients)
         inputs = plan.inputs
         done: list[str] = []
+        already: list[str] = []
         resource_id = inputs.get("resource_id")
         if resource_id is not None:
-            old = (int(inputs["min"]), int(inputs["max"]))
-            new = (
-                self.min if self.min is not None else old[0],
-                self.max if self.max is not None else old[1],
-            )
+            target = await scaling.scalable_target(env.region, env.cluster, svc.ecs_service)
+            if target is None:
+                raise ChatOpsError(
+                    f"{svc.ecs_service} in {self.env} no longer has an autoscaling target — "
+                    "nothing was changed"
+                )
+            old = (target.min_capacity, target.max_capacity)
+            new = (int(inputs["new_min"]), int(inputs["new_max"]))
             if new != old:
                 await scaling.register_scalable_target(env.region, str(resource_id), *new)
                 log.info("scale.target_registered", resource_id=resource_id, min=new[0], max=new[1])
@@ -182,23 +204,50 @@ class ScaleAction(ServiceAction):
                     for label, before, after in zip(("min", "max"), old, new, strict=True)
                     if before != after
                 ]
-        if self.desired is not None and self.desired != inputs.get("desired"):
-            try:
-                await scaling.set_desired_count(
-                    env.region, env.cluster, svc.ecs_service, self.desired
-                )
-            except AwsError as exc:
-                if not done:
-                    raise
-                return Result(
-                    ok=False,
-                    summary=(
-                        f"{self.service} in {self.env}: {', '.join(done)} done, but the desired "
-                        f"count was not changed — {exc.user_message}"
-                    ),
-                )
-            log.info("scale.desired_set", service=svc.ecs_service, desired=self.desired)
-            done.append(_arrow("desired", int(inputs["desired"]), self.desired))
-        details = {"region": env.region, "cluster": env.cluster, "resource_id": resource_id}
-        summary = f"{self.service} in {self.env}: {', '.join(done) or 'nothing changed'}"
+            else:
+                already += [
+                    f"{label} {value}"
+                    for label, value, given in zip(
+                        ("min", "max"), new, (self.min, self.max), strict=True
+                    )
+                    if given is not None
+                ]
+        if self.desired is not None:
+            state = await runtime.aws.describe_service(env.region, env.cluster, svc.ecs_service)
+            if state.desired == self.desired:
+                already.append(f"desired {self.desired}")
+            else:
+                try:
+                    await scaling.set_desired_count(
+                        env.region, env.cluster, svc.ecs_service, self.desired
+                    )
+                except AwsError as exc:
+                    if not done:
+                        raise
+                    return Result(
+                        ok=False,
+                        summary=(
+                            f"{self.service} in {self.env}: {', '.join(done)} done, but the "
+                            f"desired count was not changed — {exc.user_message}"
+                        ),
+                    )
+                log.info("scale.desired_set", service=svc.ecs_service, desired=self.desired)
+                done.append(_arrow("desired", state.desired, self.desired))
+        details = {
+            "region": env.region,
+            "cluster": env.cluster,
+            "resource_id": resource_id,
+            "changed": done,
+            "already": already,
+        }
+        if not done:
+            summary = (
+                f"{self.service} in {self.env}: already {', '.join(already)} — nothing to change"
+            )
+        elif already:
+            summary = (
+                f"{self.service} in {self.env}: {', '.join(done)} (already {', '.join(already)})"
+            )
+        else:
+            summary = f"{self.service} in {self.env}: {', '.join(done)}"
         return Result(ok=True, summary=summary, details=details)

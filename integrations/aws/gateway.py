@@ -154,6 +154,36 @@ class AwsGateway:
                 revisions.append(int(revision))
         return sorted(revisions)
 
+    async def find_tagged_revision(
+        self, region: str, family: str, key: str, value: str, *, newest: int = 10
+    ) -> dict[str, Any] | None:
+        """The newest of `family`'s `newest` newest ACTIVE revisions that carries the tag
+        `key=value` (as `describe_task_definition` returns it, tags included), else None.
+
+        One ListTaskDefinitions page (sort=DESC, maxResults=`newest`), then one
+        DescribeTaskDefinition per revision; the list is sorted again here, since not every
+        endpoint honours `sort` (moto returns revisions ascending)."""
+        ecs = self.clients.client("ecs", region)
+        response = await call_aws(
+            "ListTaskDefinitions",
+            ecs.list_task_definitions,
+            familyPrefix=family,
+            status="ACTIVE",
+            sort="DESC",
+            maxResults=newest,
+        )
+        revisions: list[tuple[int, str]] = []
+        for arn in response.get("taskDefinitionArns", []):
+            name, _, revision = arn.rpartition("/")[2].rpartition(":")
+            if name == family and revision.isdigit():
+                revisions.append((int(revision), arn))
+        for _, arn in sorted(revisions, reverse=True)[:newest]:
+            described = await self.describe_task_definition(region, arn)
+            tags = described.get("tags", [])
+            if any(t.get("key") == key and t.get("value") == value for t in tags):
+                return described
+        return None
+
     # -- ECR ---------------------------------------------------------------------------------
     async def resolve_image(self, region: str, image_uri: str, tag: str) -> ResolvedImage:
         """`image_uri`'s repository at `tag`, with the digest ECR has for it.

@@ -7,7 +7,7 @@ every failure is an `AwsError`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,9 @@ class DbInstance:
     backup_retention_days: int
     created: datetime | None
     latest_restorable: datetime | None
+    arn: str | None = None
+    resource_id: str | None = None  # DbiResourceId: stays the same for the instance's life
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def earliest_restorable(self) -> datetime | None:
@@ -71,6 +74,11 @@ def db_instance(raw: Mapping[str, Any]) -> DbInstance:
         backup_retention_days=int(raw.get("BackupRetentionPeriod") or 0),
         created=_utc(raw.get("InstanceCreateTime")),
         latest_restorable=_utc(raw.get("LatestRestorableTime")),
+        arn=str(raw["DBInstanceArn"]) if raw.get("DBInstanceArn") else None,
+        resource_id=str(raw["DbiResourceId"]) if raw.get("DbiResourceId") else None,
+        tags={
+            str(t["Key"]): str(t.get("Value", "")) for t in raw.get("TagList") or [] if t.get("Key")
+        },
     )
 
 

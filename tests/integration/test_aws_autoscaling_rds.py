@@ -225,7 +225,15 @@ async def test_scale_bounds_and_desired(runtime: ActionRuntime, aws_world: Dhana
         ScaleAction(service="api", env="production", min=3, max=15, desired=4), runtime
     )
     assert plan.summary == "Scale api in production: min 2 → 3, max 10 → 15, desired 2 → 4"
-    assert plan.inputs == {"resource_id": RESOURCE, "min": 2, "max": 10, "desired": 2}
+    assert plan.inputs == {
+        "resource_id": RESOURCE,
+        "min": 2,
+        "max": 10,
+        "new_min": 3,
+        "new_max": 15,
+        "desired": 2,
+        "new_desired": 4,
+    }
     assert result.ok
     assert result.summary == "api in production: min 2 → 3, max 10 → 15, desired 2 → 4"
     assert scalable(aws_world) == (3, 15)

@@ -102,10 +102,12 @@ async def test_plan_shows_the_change_with_digests(
     repo = aws_world.repository_uris["dhanam-api"]
     assert plan.inputs == {
         "task_definition": aws_world.task_definition_arns[("dhanam-api", 3)],
-        "desired_count": 2,
-        "image": f"{repo}@{aws_world.image_digests[('dhanam-api', 'v1.3.0')]}",
+        "images": {"api": aws_world.image("dhanam-api", "v1.2.0")},
         "container": "api",
+        "image": f"{repo}@{aws_world.image_digests[('dhanam-api', 'v1.3.0')]}",
+        "circuit_breaker": {"enable": True, "rollback": True},
     }
+    assert "desired_count" not in plan.inputs  # shown on the card, not fingerprinted
     assert plan.facts == [
         "no alarms in ALARM (2 watched)",
         "circuit breaker on, rolls back on failure",
@@ -126,9 +128,14 @@ async def test_plan_fingerprint_is_stable_until_someone_deploys(
     third = await deploy().plan(runtime)
     assert third.fingerprint != first.fingerprint
     assert third.summary == "Deploy api to production: v1.1.0 → v1.3.0"
-    [drift] = third.drift_from(first)
-    assert drift.startswith("task_definition: ")
-    assert drift.endswith("dhanam-api:2")
+    # The revision and (so) the image running now moved; nothing else did.
+    images, revision = third.drift_from(first)
+    assert images == (
+        f"images: {{'api': '{aws_world.image('dhanam-api', 'v1.2.0')}'}} → "
+        f"{{'api': '{aws_world.image('dhanam-api', 'v1.1.0')}'}}"
+    )
+    assert revision.startswith("task_definition: ")
+    assert revision.endswith("dhanam-api:2")
 
 
 async def test_plan_fingerprint_changes_when_the_tag_moves(
@@ -234,7 +241,10 @@ async def test_execute_registers_a_revision_updates_the_service_and_records_hist
     assert new["tags"] == [
         {"key": "app", "value": "dhanam"},
         {"key": "image-tag", "value": "v1.3.0"},
+        {"key": "dhanam:request", "value": "r1"},
     ]
+    assert result.details["reused_revision"] is False
+    assert result.details["service_updated"] is True
 
     record = await runtime.history.last("api", "production")
     assert record is not None
