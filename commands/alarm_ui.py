@@ -1,16 +1,39 @@
-"""The Acknowledge button on an alarm whose own PagerDuty incident is open."""
+"""The Acknowledge button on an alarm whose own PagerDuty incident is open: configured responders
+only (`[pagerduty] responders`, default the production approvers); anyone else is told who may."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from approvals.policy import mention
 from commands.alarm_render import AlarmButton
 from commands.deps import DEPS_KEY, Deps
+from core.errors import ChatOpsError
 from integrations.alarm_state import PagerDutyLink
 from integrations.pagerduty import PagerDutyError
+
+log = structlog.get_logger(__name__)
+
+
+async def _refusal(deps: Deps, user: str, alarm: str) -> str | None:
+    """Why `user` may not acknowledge (not a configured responder), or None when they may."""
+    responders = deps.config.pagerduty_responders
+    if user and user in responders:  # listed by ID: no group needs reading
+        return None
+    try:
+        if user and user in await deps.flow.members.expand(responders):
+            return None
+    except ChatOpsError as exc:  # a group could not be read: fail closed, say why
+        return exc.user_message
+    named = ", ".join(mention(p) for p in responders) or "nobody is configured"
+    return (
+        f"Only on-call responders can acknowledge {alarm}'s PagerDuty incident: {named}. "
+        "Nothing was changed in PagerDuty."
+    )
 
 
 async def on_acknowledge(
@@ -30,6 +53,11 @@ async def on_acknowledge(
         await respond(
             response_type="ephemeral", replace_original=False, text="This button is broken."
         )
+        return
+    refusal = await _refusal(deps, user, alarm)
+    if refusal is not None:
+        log.info("alarm.acknowledge_refused", alarm=alarm, incident=incident, user=user)
+        await respond(response_type="ephemeral", replace_original=False, text=refusal)
         return
     async with deps.inflight.track():
         try:
