@@ -3,6 +3,7 @@ production and staging share us-east-1, so the newest deploy in the region says 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +188,26 @@ async def test_the_alarms_button_opens_a_rollback_of_its_own_environment(
         before = production.previous_task_definition.rpartition("/")[2]
         after = production.new_task_definition.rpartition("/")[2]
         assert f"Rollback requested: Roll back api in production: {after} → {before}" in told
+
+
+async def test_a_button_for_an_environment_no_longer_configured_changes_nothing(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """on_rollback opens the environment on the button and never another: one removed from
+    the config since the message was posted is refused, not re-guessed."""
+    async with alarm_world(redis_url, FAST, config_path=shared_config(tmp_path)) as world:
+        await deployed(world, "production", before=3, after=4, ago=60)
+        await fire(world, CPU, ClusterName="dhanam-production", ServiceName="dhanam-api")
+        root = root_of(world, CPU)
+        rollback = buttons_of(root.blocks or [])[0]
+        value = json.loads(rollback.value) | {"env": "qa"}
+        stale = dataclasses.replace(rollback, value=json.dumps(value))
+        await world.click(root.snapshot(), stale, user="alice")
+        await world.settle()
+        told = world.slack.ephemerals(world.user_id("alice"))[-1].text
+        assert told == (
+            'This button names environment "qa", which is no longer configured — '
+            "nothing was changed."
+        )
+        assert await world.app[DEPS].store.active_ids() == []  # no request was made
+        assert [m.ts for m in top_level(world, "C0DEPLOYS")] == [root.ts]  # and no card posted
