@@ -17,6 +17,13 @@ from typing import Any, Protocol
 
 import structlog
 
+from approvals.gate import (
+    GateContext,
+    GateRefusal,
+    check,
+    claim_held,
+    no_lock_or_freeze,
+)
 from approvals.locks import Locks
 from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.policy import (
@@ -31,6 +38,7 @@ from approvals.store import ApprovalStore, Outcome, Status, new_request_id
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError, NotPermittedError, StoreUnavailableError
+from core.guard import GateClosedError, guarded
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +53,12 @@ class Notifier(Protocol):
 
     async def thread_reply(self, request: ApprovalRequest, text: str) -> None: ...
 
+    async def tell(self, request: ApprovalRequest, user: str, text: str) -> None:
+        """An ephemeral message to ``user`` beside the card (why a click did not run)."""
+
 
 class Members(Protocol):
-    async def expand(self, principals: list[str]) -> frozenset[str]: ...
+    async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]: ...
 
 
 class ActionRegistry:
@@ -136,8 +147,8 @@ class ApprovalFlow:
         required = required_approvals(env, critical=action.critical, break_glass=action.break_glass)
         if required > 0 and not env.approvers:
             raise NotPermittedError(
-                f"{action.title()} needs {required} approval(s) but {action.env} has no approvers "
-                "configured."
+                f"{action.title()} needs {plural(required, 'approval')} but {action.env} has no "
+                "approvers configured."
             )
         request_id = new_request_id()
         action = action.model_copy(update={"request_id": request_id})
@@ -146,6 +157,7 @@ class ApprovalFlow:
         service = self.config.services.get(action.service or "")
         channel = (service.channel if service else None) or origin_channel
         warnings = [*plan.warnings, *(f"Break-glass past: {b}" for b in blocked)]
+        # Stored as NEW: no click and no sweeper can run it until its card is recorded.
         request = ApprovalRequest(
             id=request_id,
             kind=action.kind,
@@ -158,7 +170,7 @@ class ApprovalFlow:
             channel=channel,
             origin_channel=origin_channel,
             required=required,
-            state=State.APPROVED if required == 0 else State.PENDING,
+            state=State.NEW,
             created_at=now,
             expires_at=now + timedelta(seconds=self.config.approvals.ttl_seconds),
             break_glass=action.break_glass,
@@ -166,23 +178,75 @@ class ApprovalFlow:
         )
         await self.store.create(request)
         await self._audit(request, "requested", requester)
+        # The card shows the state the request enters once the card is recorded.
+        shown = request.model_copy(
+            update={"state": State.APPROVED if required == 0 else State.PENDING}
+        )
         try:
-            card_channel, ts = await self.notifier.post_card(request)
+            card_channel, ts = await self.notifier.post_card(shown)
         except Exception as exc:
-            # Nobody can approve a card that was never posted: end the request.
-            await self.store.cancel(request.id, requester)
-            await self._audit(request, "cancelled", requester, note="card could not be posted")
             log.exception("approval.card_failed", request_id=request.id)
+            why = slack_error(exc)
+            await self._abandon(
+                request, requester, f"the approval card could not be posted ({why})"
+            )
             raise ChatOpsError(
-                f"Could not post the approval card in <#{channel}> ({type(exc).__name__}). "
-                "Nothing was changed."
+                f"Could not post the approval card in <#{channel}> ({why}), so the request "
+                "was cancelled. Nothing was changed."
             ) from exc
-        outcome = await self.store.set_card(request.id, card_channel, ts)
+        try:
+            outcome = await self._retry(lambda: self.store.set_card(request.id, card_channel, ts))
+        except StoreUnavailableError as exc:
+            # The card is out but the store cannot open the request: it stays NEW (nothing
+            # runs it; it expires) or is cancelled. Take the buttons off the card.
+            note = "the approval store became unavailable while the card was posted"
+            ended = await self._abandon(request, requester, note)
+            closed = (ended or request).model_copy(
+                update={
+                    "state": State.CANCELLED,
+                    "channel": card_channel,
+                    "ts": ts,
+                    "outcome": note,
+                }
+            )
+            with contextlib.suppress(Exception):
+                await self.notifier.update_card(closed)
+            raise ChatOpsError(
+                f"The approval store became unavailable while the card was posted, so the "
+                f"request was not opened ({exc.detail}). Nothing was changed."
+            ) from exc
         stored = outcome.request or request
-        if required == 0:
+        if stored.state is State.CANCELLED:
+            raise ChatOpsError("The request was cancelled while its card was posted.")
+        if outcome.status is Status.APPROVED:
             await self._audit(stored, "auto_approved", requester, note="no approval required")
-            self._spawn(self.execute(stored.id))
-        return Submitted(stored, runs_now=required == 0)
+            self._spawn(self.execute(stored.id, clicker=requester))
+        return Submitted(stored, runs_now=outcome.status is Status.APPROVED)
+
+    async def _abandon(
+        self, request: ApprovalRequest, user: str, note: str
+    ) -> ApprovalRequest | None:
+        """Cancel a request whose card cannot serve (one Lua transition from any state before a
+        claim). Returns the cancelled request, or None when the store could not be reached —
+        the request then stays NEW, which nothing runs, and expires."""
+        try:
+            outcome = await self._retry(lambda: self.store.abandon(request.id, user, note))
+        except StoreUnavailableError:
+            log.exception("approval.abandon_failed", request_id=request.id)
+            return None
+        await self._audit(outcome.request or request, "cancelled", user, note=note)
+        return outcome.request
+
+    async def _retry(self, op: Callable[[], Awaitable[Outcome]], attempts: int = 3) -> Outcome:
+        """Idempotent store calls ride out a blip (a failover, a reconnect)."""
+        for attempt in range(attempts):
+            try:
+                return await op()
+            except StoreUnavailableError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # -- clicks ----------------------------------------------------------------------------
     async def eligible_in(self, user: str) -> list[str]:
@@ -221,47 +285,56 @@ class ApprovalFlow:
         event = "approval" if outcome.status is Status.RECORDED else verb
         await self._refresh_card(request, audit=self._entry(request, event, user))
         if outcome.status is Status.APPROVED:
-            self._spawn(self.execute(request.id))
+            self._spawn(self.execute(request.id, clicker=user))
         return Click(outcome.status, None, request)
 
     # -- execution -------------------------------------------------------------------------
-    async def execute(self, request_id: str) -> None:
+    async def execute(self, request_id: str, *, clicker: str | None = None) -> None:
         """Claim the approved request and run it, once. Safe to call from anywhere, any time:
-        only the caller whose claim wins does anything."""
+        only the caller whose claim wins does anything. ``clicker`` is told if the gate stops
+        it (the sweeper passes None: the last approver is told)."""
         token = secrets.token_hex(8)
         claim = await self.store.claim(request_id, token, self.lease)
         if claim.status is not Status.CLAIMED or claim.request is None:
             return
         request = claim.request
-        await self._refresh_card(request, audit=self._entry(request, "executing", ""))
         action = self._prepare(self.registry.load(request), request)
         scope = f"exec:{action.lock_scope}"
         lock_token = secrets.token_hex(8)
+        # The lease is kept alive from the claim on, before any Slack call can stall us.
         heartbeat = asyncio.create_task(self._heartbeat(request.id, token, scope, lock_token))
-        ok, outcome = False, "not executed"
+        run = _Run(self, request, token)
         result: Result | None = None
         try:
+            await self._refresh_card(request, audit=self._entry(request, "executing", ""))
             if not await self.store.acquire(scope, lock_token, self.lease):
-                outcome = (
-                    f"Not executed: another change to {action.lock_scope.replace(':', ' in ')} "
-                    "is running. Nothing was changed; ask again when it has finished."
+                where = action.lock_scope.replace(":", " in ")
+                run.refuse(
+                    "exclusive",
+                    f"another change to {where} is running; ask again when it has finished",
                 )
             else:
-                result = await self._run(action, request.plan)
-                ok, outcome = result.ok, result.summary
+                result = await run.through_gate(action)
+        except StoreUnavailableError as exc:
+            run.refuse("claim_held", f"the approval store became unavailable ({exc.detail})")
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             with contextlib.suppress(StoreUnavailableError):
                 await self.store.release(scope, lock_token)
+        ok, outcome = run.outcome(result)
         finished = await self._finish(request.id, token, ok=ok, outcome=outcome)
         if finished is None:
             return
         final = finished.request or request
-        await self._refresh_card(
-            final, audit=self._entry(final, finished.status.value, "", note=outcome)
-        )
+        event = finished.status.value if run.refusal is None else "blocked"
+        note = outcome if run.refusal is None else f"{run.refusal.rule}: {outcome}"
+        await self._refresh_card(final, audit=self._entry(final, event, "", note=note))
+        if run.refusal is not None:
+            who = clicker or final.decided_by or final.requester
+            await self._tell(final, who, f"{final.plan.summary} — {outcome}")
+            return
         await self._thread(final, outcome)
         if result is not None and result.ok and finished.status is Status.SUCCEEDED:
             for hook in self.on_success:
@@ -269,6 +342,25 @@ class ApprovalFlow:
                     await hook(final, result)
                 except Exception:
                     log.exception("approval.after_success_failed", request_id=final.id)
+
+    async def gate_context(
+        self, request: ApprovalRequest, action: Action, claim: Outcome, current: Plan
+    ) -> GateContext:
+        """The facts the gate's rules read, gathered now (groups read afresh)."""
+        env = self.config.environments.get(request.env)
+        hold = await self.locks.get_hold(action.lock_scope)
+        approvers = await self.members.expand(env.approvers, fresh=True) if env else frozenset()
+        return GateContext(
+            request=claim.request or request,
+            claim_held=claim.status is Status.EXTENDED,
+            now=self.clock.now(),
+            env=env,
+            hold=hold,
+            approvers_now=approvers,
+            critical=action.critical,
+            approved_plan=request.plan,
+            current_plan=current,
+        )
 
     async def annotate(self, request_id: str, rollout: str) -> None:
         """Record what happened after execution (a rollout's progress) and edit the card."""
@@ -292,27 +384,6 @@ class ApprovalFlow:
                 delay = min(delay * 2, 4.0)
         log.error("approval.finish_lost", request_id=request_id, ok=ok, outcome=outcome)
         return None
-
-    async def _run(self, action: Action, approved: Plan) -> Result:
-        try:
-            plan = await action.plan(self.runtime)
-            if plan.fingerprint != approved.fingerprint:
-                changed = "; ".join(plan.drift_from(approved)) or "its inputs"
-                return Result(
-                    ok=False,
-                    summary=f"Not executed: the plan changed since it was approved ({changed}). "
-                    "Nothing was changed; ask again to approve the new plan.",
-                )
-            return await action.execute(plan, self.runtime)
-        except ChatOpsError as exc:
-            return Result(ok=False, summary=exc.user_message)
-        except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            log.exception("approval.execute_failed", error_id=error_id)
-            return Result(
-                ok=False,
-                summary=f"Failed with an unexpected error (error id {error_id}); check status.",
-            )
 
     async def _heartbeat(self, request_id: str, token: str, scope: str, lock_token: str) -> None:
         """Keep the execution lease and the lock alive while the action runs. If the lease is
@@ -421,6 +492,12 @@ class ApprovalFlow:
                 return
             current = latest
 
+    async def _tell(self, request: ApprovalRequest, user: str, text: str) -> None:
+        try:
+            await self.notifier.tell(request, user, text)
+        except Exception:
+            log.exception("approval.tell_failed", request_id=request.id)
+
     async def _thread(self, request: ApprovalRequest, text: str) -> None:
         try:
             await self.notifier.thread_reply(request, text)
@@ -460,3 +537,117 @@ class ApprovalFlow:
             "note": note,
             "at": self.clock.now().isoformat(),
         }
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def slack_error(exc: BaseException) -> str:
+    """Slack's error code when the exception carries one (SlackApiError), else its type."""
+    response = getattr(exc, "response", None)
+    getter = getattr(response, "get", None)
+    error = getter("error") if callable(getter) else None
+    return str(error) if error else type(exc).__name__
+
+
+class _Run:
+    """One execution after its claim: the gate, the checkpoint before each AWS mutation, and
+    the outcome text. ``mutations`` are the AWS operations that passed the checkpoint."""
+
+    def __init__(self, flow: ApprovalFlow, request: ApprovalRequest, token: str) -> None:
+        self.flow = flow
+        self.request = request
+        self.token = token
+        self.action: Action | None = None
+        self.refusal: GateRefusal | None = None
+        self.stopped_before: str | None = None
+        self.mutations: list[str] = []
+
+    def refuse(self, rule: str, reason: str) -> None:
+        if self.refusal is None:
+            self.refusal = GateRefusal(rule, reason)
+
+    async def _claim(self) -> Outcome:
+        return await self.flow.store.extend(self.request.id, self.token, self.flow.lease)
+
+    async def through_gate(self, action: Action) -> Result | None:
+        """Re-plan, check every rule, then execute with the checkpoint armed."""
+        self.action = action
+        runtime = self.flow.runtime
+        try:
+            current = await action.plan(runtime)
+        except ChatOpsError as exc:
+            self.refuse("plan_unchanged", f"it could not be planned again: {exc.user_message}")
+            return None
+        claim = await self._claim()
+        ctx = await self.flow.gate_context(self.request, action, claim, current)
+        refusal = check(ctx)
+        if refusal is not None:
+            self.refusal = refusal
+            return None
+        try:
+            with guarded(self.checkpoint):
+                return await action.execute(current, runtime)
+        except GateClosedError as exc:
+            self.refuse(exc.rule or "claim_held", exc.user_message)
+            return None
+        except ChatOpsError as exc:
+            return Result(ok=False, summary=exc.user_message)
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("approval.execute_failed", error_id=error_id, request_id=self.request.id)
+            return Result(
+                ok=False,
+                summary=f"Failed with an unexpected error (error id {error_id}); check status.",
+            )
+
+    async def checkpoint(self, operation: str) -> None:
+        """Before each AWS mutation: the claim is still ours (the Lua compare also extends the
+        lease) and no lock or freeze began meanwhile (unless break-glass)."""
+        self.stopped_before = operation
+        try:
+            claim = await self._claim()
+            hold = (
+                await self.flow.locks.get_hold(self.action.lock_scope)
+                if self.action is not None
+                else None
+            )
+        except StoreUnavailableError as exc:
+            raise GateClosedError(
+                f"the approval store is unavailable, so the claim cannot be confirmed "
+                f"({exc.detail})",
+                rule="claim_held",
+            ) from exc
+        latest = claim.request or self.request
+        ctx = GateContext(
+            request=latest,
+            claim_held=claim.status is Status.EXTENDED,
+            now=self.flow.clock.now(),
+            env=self.flow.config.environments.get(latest.env),
+            hold=hold,
+            approvers_now=frozenset(),
+            critical=False,
+            approved_plan=latest.plan,
+            current_plan=latest.plan,
+        )
+        for name, rule in (("claim_held", claim_held), ("no_lock_or_freeze", no_lock_or_freeze)):
+            reason = rule(ctx)
+            if reason is not None:
+                raise GateClosedError(reason, rule=name)
+        self.mutations.append(operation)
+        self.stopped_before = None
+
+    def outcome(self, result: Result | None) -> tuple[bool, str]:
+        if self.refusal is None:
+            if result is None:
+                return False, "Not executed. Nothing was changed."
+            return result.ok, result.summary
+        reason = self.refusal.reason
+        if not self.mutations:
+            return False, f"Not executed — {reason}. Nothing was changed."
+        done = ", ".join(self.mutations)
+        return False, (
+            f"Stopped before {self.stopped_before or 'the next change'} — {reason}. "
+            f"Already done: {done}; check status before doing anything else."
+        )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class State(StrEnum):
+    NEW = "new"  # stored, card not yet posted: nothing may approve or run it
     PENDING = "pending"
     APPROVED = "approved"
     EXECUTING = "executing"
@@ -38,8 +39,9 @@ FINAL_STATES = frozenset(
 
 # The only transitions there are. The Lua scripts in store.py enforce exactly these.
 TRANSITIONS: dict[State, frozenset[State]] = {
+    State.NEW: frozenset({State.PENDING, State.APPROVED, State.CANCELLED, State.EXPIRED}),
     State.PENDING: frozenset({State.APPROVED, State.DENIED, State.CANCELLED, State.EXPIRED}),
-    State.APPROVED: frozenset({State.EXECUTING}),
+    State.APPROVED: frozenset({State.EXECUTING, State.CANCELLED}),
     State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.IN_DOUBT}),
 }
 
@@ -195,8 +197,10 @@ class ApprovalRequest(BaseModel):
     def approvers(self) -> list[str]:
         return [a.user for a in self.approvals]
 
+    approved_at: datetime | None = None  # when it became approved (the last approval, or auto)
+
     def expired_at(self, now: datetime) -> bool:
-        return self.state is State.PENDING and now >= self.expires_at
+        return self.state in (State.PENDING, State.NEW) and now >= self.expires_at
 
 
 def utc_ms(moment: datetime) -> int:

@@ -69,6 +69,7 @@ _STATIC_REFUSALS = {
     "needs someone else. You can cancel it.",
     "expired": "This request has expired — nothing was changed. Ask again if it's still needed.",
     "missing": "This request no longer exists (requests are kept 30 days).",
+    "not_ready": "This card is still being set up — try again in a moment.",
 }
 
 

@@ -45,6 +45,7 @@ class Status(StrEnum):
     NOT_APPROVER = "not_approver"
     NOT_REQUESTER = "not_requester"
     DUPLICATE = "duplicate"
+    NOT_READY = "not_ready"
     RECORDED = "recorded"
     APPROVED = "approved"
     DENIED = "denied"
@@ -139,6 +140,7 @@ def from_hash(fields: dict[str, str]) -> ApprovalRequest:
         outcome=fields.get("outcome") or fields.get("late_outcome") or None,
         warnings=json.loads(fields.get("warnings") or "[]"),
         rollout=fields.get("rollout") or None,
+        approved_at=from_ms(fields["approved_ms"]) if fields.get("approved_ms") else None,
     )
 
 
@@ -162,6 +164,7 @@ class ApprovalStore:
                 ("approve", lua.APPROVE),
                 ("deny", lua.DENY),
                 ("cancel", lua.CANCEL),
+                ("abandon", lua.ABANDON),
                 ("claim", lua.CLAIM),
                 ("extend", lua.EXTEND),
                 ("finish", lua.FINISH),
@@ -181,10 +184,15 @@ class ApprovalStore:
     def _now_ms(self) -> int:
         return utc_ms(self._clock.now())
 
+    def _skew_ms(self) -> int:
+        """What the scripts add to Redis TIME: 0 with the system clock (see approvals/lua.py)."""
+        return int(self._clock.skew() * 1000)
+
     async def _run(self, name: str, request_id: str, *args: str | int) -> Outcome:
         script = self._scripts[name]
         keys = [request_key(request_id), events_key(request_id)]
-        raw: list[str] = await self._call(lambda: script(keys=keys, args=list(args)))
+        argv = [*args, self._skew_ms()]
+        raw: list[str] = await self._call(lambda: script(keys=keys, args=argv))
         return _outcome(raw)
 
     async def _run_and_index(
@@ -199,7 +207,7 @@ class ApprovalStore:
 
         async def both() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, self._skew_ms())
             pipe.zadd(ACTIVE_KEY, {request_id: utc_ms(due)}, lt=True)
             results: list[Any] = await pipe.execute(raise_on_error=False)
             return results
@@ -215,7 +223,8 @@ class ApprovalStore:
     async def create(self, request: ApprovalRequest) -> None:
         """Store a new request and index it for the sweeper (index first: a dangling index
         entry is harmless, an unindexed pending request would never be swept)."""
-        due = request.expires_at if request.state is State.PENDING else self._clock.now()
+        waiting = request.state in (State.PENDING, State.NEW)
+        due = request.expires_at if waiting else self._clock.now()
         retain = int((request.expires_at - self._clock.now() + RETENTION).total_seconds() * 1000)
 
         async def write() -> None:
@@ -259,7 +268,6 @@ class ApprovalStore:
             request_id,
             self._clock.now() + ORPHAN_AFTER,
             user,
-            self._now_ms(),
             ",".join(eligible_in),
             _ms(RETENTION),
         )
@@ -268,35 +276,48 @@ class ApprovalStore:
         self, request_id: str, user: str, *, eligible_in: list[str], note: str
     ) -> Outcome:
         return await self._run(
-            "deny", request_id, user, self._now_ms(), ",".join(eligible_in), _ms(RETENTION), note
+            "deny", request_id, user, ",".join(eligible_in), _ms(RETENTION), note
         )
 
     async def cancel(self, request_id: str, user: str) -> Outcome:
-        return await self._run("cancel", request_id, user, self._now_ms(), _ms(RETENTION))
+        return await self._run("cancel", request_id, user, _ms(RETENTION))
+
+    async def abandon(self, request_id: str, user: str, note: str) -> Outcome:
+        """new/pending/approved -> cancelled in one step: for a request whose card could not be
+        posted or recorded. Answers CANCELLED when it is (or already was) cancelled."""
+        outcome = await self._run("abandon", request_id, user, note, _ms(RETENTION))
+        if outcome.status is Status.CANCELLED:
+            await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
+        return outcome
 
     async def claim(self, request_id: str, token: str, lease: timedelta) -> Outcome:
-        outcome = await self._run("claim", request_id, token, self._now_ms(), _ms(lease))
+        outcome = await self._run("claim", request_id, token, _ms(lease))
         if outcome.status is Status.CLAIMED:
             await self._index(request_id, self._clock.now() + lease)
         return outcome
 
     async def extend(self, request_id: str, token: str, lease: timedelta) -> Outcome:
-        outcome = await self._run("extend", request_id, token, self._now_ms(), _ms(lease))
+        outcome = await self._run("extend", request_id, token, _ms(lease))
         if outcome.status is Status.EXTENDED:
             await self._index(request_id, self._clock.now() + lease)
         return outcome
 
     async def finish(self, request_id: str, token: str, *, ok: bool, outcome: str) -> Outcome:
         state = State.SUCCEEDED if ok else State.FAILED
-        result = await self._run(
-            "finish", request_id, token, self._now_ms(), state.value, outcome, _ms(RETENTION)
-        )
+        result = await self._run("finish", request_id, token, state.value, outcome, _ms(RETENTION))
         if result.status in (Status.SUCCEEDED, Status.FAILED):
             await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
         return result
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> Outcome:
-        return await self._run("set_card", request_id, channel, ts, self._now_ms())
+        """Record the card and open the request: new -> pending, or new -> approved (status
+        APPROVED) when it needs no approval; only then may it run. Idempotent."""
+        outcome = await self._run("set_card", request_id, channel, ts)
+        if outcome.status is Status.APPROVED:
+            # The executor is started at once; should this replica die first, the sweeper
+            # picks the approved request up as an orphan.
+            await self._index(request_id, self._clock.now() + ORPHAN_AFTER)
+        return outcome
 
     async def annotate(self, request_id: str, field: str, value: str) -> Outcome:
         if field not in ANNOTATIONS:
@@ -304,9 +325,7 @@ class ApprovalStore:
         return await self._run("annotate", request_id, field, value)
 
     async def sweep_one(self, request_id: str) -> Outcome:
-        outcome = await self._run(
-            "sweep", request_id, self._now_ms(), _ms(RETENTION), _ms(ORPHAN_AFTER)
-        )
+        outcome = await self._run("sweep", request_id, _ms(RETENTION), _ms(ORPHAN_AFTER))
         if outcome.status in (Status.MISSING, Status.FINAL, Status.EXPIRED, Status.IN_DOUBT):
             await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
         elif outcome.status is Status.WAIT and outcome.request is not None:
@@ -314,7 +333,7 @@ class ApprovalStore:
         return outcome
 
     def _next_look(self, request: ApprovalRequest) -> datetime:
-        if request.state is State.PENDING:
+        if request.state in (State.PENDING, State.NEW):
             return request.expires_at
         return self._clock.now() + timedelta(seconds=5)
 

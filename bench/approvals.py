@@ -139,9 +139,12 @@ class NoopNotifier:
     async def thread_reply(self, _request: ApprovalRequest, _text: str) -> None:
         return None
 
+    async def tell(self, _request: ApprovalRequest, _user: str, _text: str) -> None:
+        return None
+
 
 class GroupMembers:
-    async def expand(self, principals: list[str]) -> frozenset[str]:
+    async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]:  # noqa: ARG002 (fixed membership: nothing to refresh)
         users: set[str] = set()
         for principal in principals:
             users |= set(APPROVERS) if principal == "S0SRE" else {principal}

@@ -47,3 +47,10 @@ class SlackNotifier:
         await self._client.chat_postMessage(
             channel=request.channel, thread_ts=request.ts, text=text, unfurl_links=False
         )
+
+    async def tell(self, request: ApprovalRequest, user: str, text: str) -> None:
+        """Ephemeral, where the card is (else where the request was made)."""
+        channel = request.channel or request.origin_channel
+        if channel is None:
+            return
+        await self._client.chat_postEphemeral(channel=channel, user=user, text=text)

@@ -113,10 +113,12 @@ class CommandRouter:
                 outcome = "ok"
             except ChatOpsError as exc:
                 outcome = "refused"
+                # Said once: a message that already promises it gets no second note.
+                said = "nothing was changed" in exc.user_message.lower()
                 await respond(
                     response_type="ephemeral",
                     text=exc.user_message,
-                    blocks=error_blocks(slash, exc.user_message),
+                    blocks=error_blocks(slash, exc.user_message, nothing_changed=not said),
                 )
             finally:
                 _observe(deps, request.kind, outcome, started)

@@ -12,6 +12,11 @@ class Clock(Protocol):
 
     def monotonic(self) -> float: ...
 
+    def skew(self) -> float:
+        """Seconds this clock is ahead of the wall clock. Redis-side time (approvals/lua.py)
+        adds it to Redis TIME: 0 for the system clock, so production uses Redis time only."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -19,6 +24,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def skew(self) -> float:
+        return 0.0
 
 
 class ManualClock:
@@ -33,6 +41,9 @@ class ManualClock:
 
     def monotonic(self) -> float:
         return self._mono
+
+    def skew(self) -> float:
+        return (self._now - datetime.now(UTC)).total_seconds()
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)

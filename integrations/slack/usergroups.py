@@ -1,12 +1,21 @@
-"""Who is in a Slack user group, from usergroups.users.list, cached briefly."""
+"""Who is in a Slack user group, from usergroups.users.list, cached briefly.
+
+Groups fail narrowly: a group that cannot be read (Slack error, missing scope, deleted group)
+contributes nobody — fail closed for that group only — while user IDs listed beside it, and
+other groups that can be read, still count. One unreadable group must not block every
+approver of an environment.
+"""
 
 from __future__ import annotations
 
+import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.clock import Clock
 from core.errors import ChatOpsError
+
+log = structlog.get_logger(__name__)
 
 CACHE_SECONDS = 60.0
 
@@ -20,10 +29,12 @@ class GroupMembers:
         self._ttl = ttl
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
 
-    async def members(self, group: str) -> frozenset[str]:
+    async def members(self, group: str, *, fresh: bool = False) -> frozenset[str]:
+        """The group's users; raises ChatOpsError when Slack will not say. ``fresh`` skips the
+        cache (the execution gate asks whether an approver is still a member now)."""
         now = self._clock.monotonic()
         cached = self._cache.get(group)
-        if cached is not None and now - cached[0] < self._ttl:
+        if not fresh and cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         try:
             response = await self._client.usergroups_users_list(usergroup=group)
@@ -38,11 +49,15 @@ class GroupMembers:
         self._cache[group] = (now, users)
         return users
 
-    async def expand(self, principals: list[str]) -> frozenset[str]:
+    async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]:
+        """User IDs as listed, plus the members of every group that can be read."""
         users: set[str] = set()
         for principal in principals:
             if principal.startswith("S"):
-                users |= await self.members(principal)
+                try:
+                    users |= await self.members(principal, fresh=fresh)
+                except ChatOpsError as exc:
+                    log.warning("usergroup.unreadable", group=principal, error=exc.user_message)
             elif principal != "*":
                 users.add(principal)
         return frozenset(users)

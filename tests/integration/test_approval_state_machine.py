@@ -139,9 +139,12 @@ class RecordingNotifier:
     async def thread_reply(self, request: ApprovalRequest, text: str) -> None:
         self.replies.append((request.id, text))
 
+    async def tell(self, request: ApprovalRequest, user: str, text: str) -> None:
+        self.replies.append((request.id, f"@{user}: {text}"))
+
 
 class FixedMembers:
-    async def expand(self, principals: list[str]) -> frozenset[str]:
+    async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]:
         users: set[str] = set()
         for principal in principals:
             users |= SRE.get(principal, {principal})
@@ -524,7 +527,7 @@ class ApprovalMachine(RuleBasedStateMachine):
         assert request.state in set(State)
         assert events, "no events"
         assert events[0]["event"] == "created"
-        state = State.PENDING if model.required > 0 else State.APPROVED
+        state = State.NEW
         version = 0
         in_doubt_at = None
         for index, event in enumerate(events):

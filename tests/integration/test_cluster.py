@@ -96,7 +96,7 @@ async def test_fifty_concurrent_clicks_on_two_replicas_run_once_on_a_cluster(
         assert len(stored.approvals) == 1
         assert EXECUTIONS[marker] == 1
         events = [e["event"] for e in await cluster_pair.flow(1).store.events(request.id)]
-        assert events == ["created", "approved", "executing", "succeeded"]
+        assert events == ["created", "pending", "approved", "executing", "succeeded"]
 
 
 async def test_sweeper_and_leases_on_a_cluster(cluster_pair: SandboxWorld) -> None:
