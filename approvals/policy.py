@@ -7,6 +7,7 @@ from datetime import datetime
 
 from approvals.models import ApprovalRequest
 from core.config import EnvironmentConfig
+from core.text import inert
 
 ANYONE = "*"
 
@@ -41,9 +42,9 @@ def blockers(env: EnvironmentConfig, now: datetime, hold: Hold | None) -> list[s
     reasons = []
     window = env.active_freeze(now)
     if window is not None:
-        reasons.append(f"freeze until {window.end:%Y-%m-%d %H:%M} UTC: {window.reason}")
+        reasons.append(f"freeze until {window.end:%Y-%m-%d %H:%M} UTC: {inert(window.reason)}")
     if hold is not None:
-        reasons.append(f"locked by <@{hold.by}>: {hold.reason}")
+        reasons.append(f"locked by <@{hold.by}>: {inert(hold.reason)}")
     return reasons
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from approvals.models import ApprovalRequest, State
 from approvals.policy import mention
 from commands.ids import ActionId, BlockId
-from commands.text import inert
+from core.text import inert
 
 Block = dict[str, Any]
 

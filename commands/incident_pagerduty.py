@@ -19,7 +19,7 @@ from commands import incident_render as render
 from commands.incident_models import Incident, PdState
 from commands.incident_pager import slack_link
 from commands.incident_service import IncidentService
-from commands.text import inert
+from core.text import inert
 from integrations.pagerduty import Link, PagerDutyError
 from integrations.pagerduty_webhooks import PdEvent
 

@@ -2,7 +2,7 @@
 announcement, timeline summary, reminder, and the message about a PagerDuty-only incident.
 
 Text people typed (the title, updates, the resolve summary, PagerDuty names and notes) goes
-through ``inert`` wherever Slack parses mrkdwn (``commands/text.py``); timeline entries are
+through ``inert`` wherever Slack parses mrkdwn (``core/text.py``); timeline entries are
 stored already made inert by whoever writes them (``IncidentService._note``).
 """
 
@@ -17,7 +17,7 @@ from commands.approval_card import slack_time
 from commands.incident_models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
 from commands.incident_store import TimelineEntry
 from commands.requests import IncidentState, Severity
-from commands.text import fit, inert
+from core.text import fit, inert
 from integrations.deploy_history import DeployRecord
 from integrations.pagerduty_webhooks import PdEvent
 

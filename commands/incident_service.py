@@ -21,10 +21,10 @@ from commands.incident_pager import IncidentPager
 from commands.incident_slack import IncidentSlack
 from commands.incident_store import IncidentStore
 from commands.requests import IncidentState, Severity
-from commands.text import inert
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError
+from core.text import inert
 from integrations.deploy_history import DeployHistory, DeployRecord
 
 log = structlog.get_logger(__name__)

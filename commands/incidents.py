@@ -20,8 +20,8 @@ from commands.requests import (
     Severity,
 )
 from commands.router import CommandRouter, Invocation
-from commands.text import inert
 from core.errors import ChatOpsError
+from core.text import inert
 
 
 async def declare(inv: Invocation) -> None:

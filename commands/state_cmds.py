@@ -9,7 +9,7 @@ from approvals.policy import mention
 from commands.approval_card import slack_time
 from commands.requests import ApprovalsRequest, AuditRequest, LockRequest, UnlockRequest
 from commands.router import CommandRouter, Invocation
-from commands.text import inert
+from core.text import inert
 
 
 def scope(service: str, env: str) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from approvals.policy import mention
 from commands.approval_card import slack_time
 from commands.status_health import MARKS, Health, assess
-from commands.text import inert
+from core.text import inert
 from integrations.aws.images import short_digest
 from integrations.dhanam_api import OK, ApiHealth
 

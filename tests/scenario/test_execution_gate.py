@@ -23,6 +23,7 @@ from bot.sandbox.aws_world import DhanamWorld
 from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from bot.wiring import Overrides
 from core.clock import ManualClock
+from core.errors import StoreUnavailableError
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 
 
@@ -250,8 +251,6 @@ async def test_card_not_recorded_closes_the_card_and_runs_nothing(
     card loses its buttons, the reply says nothing was changed, and nothing runs later."""
     overrides = Overrides(sweeper=True, rollouts=FAST_ROLLOUTS)
     async with aws_sandbox(redis_url, aws_world, overrides) as world:
-        from core.errors import StoreUnavailableError
-
         store = world.flow().store
 
         async def refuse(*_args: object) -> object:

@@ -12,8 +12,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from bot.sandbox.signing import JSON_CONTENT_TYPE, event_callback_body, sign
 from bot.sandbox.world import SandboxWorld, buttons_of
 from tests.scenario.incident_helpers import card_text, incident_of, only_channel
@@ -195,11 +193,6 @@ async def test_incident_title_update_and_summary_are_inert_everywhere(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="approvals/policy.blockers writes the lock reason into the card's warnings raw "
-    "(approvals/ cannot import commands.text; its owner escapes hold.reason there)",
-)
 async def test_lock_reason_on_a_break_glass_card_is_inert(aws_bot: SandboxWorld) -> None:
     await aws_bot.slash("lock api production <!here> migration", user="carol")
     await aws_bot.settle()

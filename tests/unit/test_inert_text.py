@@ -29,8 +29,8 @@ from commands.requests import (
 from commands.state_cmds import _audit_line
 from commands.status import ServiceStatus, Source
 from commands.status_render import detail_blocks
-from commands.text import fit, inert, uninert
 from core.config import load_config
+from core.text import fit, inert, uninert
 from integrations.pagerduty_webhooks import PdEvent
 
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
