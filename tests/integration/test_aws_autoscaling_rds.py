@@ -347,3 +347,43 @@ async def test_db_restore_latest_is_named_after_the_request(
     assert plan.inputs["target"] == "dhanam-production-restore-202611260930"
     assert result.ok
     assert "dhanam-production-restore-202611260930" in db_ids(aws_world)
+
+
+async def test_rollback_fingerprint_ignores_the_task_count(
+    runtime: ActionRuntime, aws_world: DhanamWorld
+) -> None:
+    action = RollbackAction(service="api", env="production")
+    before = await action.plan(runtime)
+    assert set(before.inputs) == {
+        "task_definition",
+        "images",
+        "target_task_definition",
+        "target_images",
+        "circuit_breaker",
+    }
+    client(aws_world, "ecs").update_service(cluster=CLUSTER, service="dhanam-api", desiredCount=4)
+    after = await action.plan(runtime)
+    assert after.fingerprint == before.fingerprint
+
+
+async def test_db_restore_fingerprint_ignores_the_moving_window_but_not_the_retention(
+    runtime: ActionRuntime, aws_world: DhanamWorld
+) -> None:
+    rds = RdsGateway(runtime.aws.clients)
+    first = await rds.describe_db_instance(REGION, "dhanam-production")
+    action = DbRestoreAction(
+        env="production", to="latest", requested_at=runtime.clock.now(), request_id="abcdef012345"
+    )
+    before = await action.plan(runtime)
+    second = await rds.describe_db_instance(REGION, "dhanam-production")
+    assert first.latest_restorable != second.latest_restorable  # moto: it advances on each read
+    again = await action.plan(runtime)
+    assert again.fingerprint == before.fingerprint
+    assert before.inputs["source_arn"] == first.arn
+    assert before.inputs["source_resource_id"] == first.resource_id
+
+    client(aws_world, "rds").modify_db_instance(
+        DBInstanceIdentifier="dhanam-production", BackupRetentionPeriod=14, ApplyImmediately=True
+    )
+    widened = await action.plan(runtime)
+    assert widened.drift_from(before) == ["backup_retention_days: 7 → 14"]

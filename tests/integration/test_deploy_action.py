@@ -309,3 +309,14 @@ async def test_history_outage_after_the_change_still_reports_success(
     assert result.details["history_error"].startswith("deploy history not recorded: ")
     state = await runtime.aws.describe_service(REGION, CLUSTER, "dhanam-api")
     assert state.task_definition_arn.endswith("dhanam-api:4")
+
+
+async def test_plan_fingerprint_ignores_the_task_count(
+    aws_world: DhanamWorld, runtime: ActionRuntime
+) -> None:
+    before = await deploy().plan(runtime)
+    # Autoscaling moves the desired count by itself (UpdateService with only desiredCount).
+    ecs(aws_world).update_service(cluster=CLUSTER, service="dhanam-api", desiredCount=5)
+    after = await deploy().plan(runtime)
+    assert after.fingerprint == before.fingerprint
+    assert after.changes[-1] == Change(label="desired count", before="5", after="5 (unchanged)")
