@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -260,7 +261,16 @@ class ApprovalFlow:
     async def approve(self, request_id: str, user: str) -> Click:
         """One Redis round trip decides the click; the card edit and audit follow."""
         envs = await self.eligible_in(user)
-        outcome = await self.store.approve(request_id, user, eligible_in=envs)
+        try:
+            outcome = await self.store.approve(request_id, user, eligible_in=envs)
+        except StoreUnavailableError as exc:
+            # The script may have run before the connection dropped: an approval that was
+            # recorded can still lead to a run, so no "nothing was changed" here.
+            raise StoreUnavailableError(
+                exc.detail,
+                message="The approval store did not answer, so your approval may or may not "
+                "have been recorded. Check the card before clicking again.",
+            ) from exc
         return await self._after_click(outcome, user, "approved")
 
     async def deny(self, request_id: str, user: str) -> Click:
@@ -539,6 +549,9 @@ class ApprovalFlow:
         }
 
 
+_NOTHING_CHANGED = re.compile(r"[\s:;,—-]*nothing was changed\.?", re.IGNORECASE)
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -593,14 +606,30 @@ class _Run:
             self.refuse(exc.rule or "claim_held", exc.user_message)
             return None
         except ChatOpsError as exc:
-            return Result(ok=False, summary=exc.user_message)
-        except Exception:
+            return Result(ok=False, summary=self._failed(exc.user_message, exc))
+        except Exception as exc:
             error_id = uuid.uuid4().hex[:8]
             log.exception("approval.execute_failed", error_id=error_id, request_id=self.request.id)
             return Result(
                 ok=False,
-                summary=f"Failed with an unexpected error (error id {error_id}); check status.",
+                summary=self._failed(
+                    f"Failed with an unexpected error (error id {error_id}); check status.", exc
+                ),
             )
+
+    def _failed(self, message: str, exc: BaseException) -> str:
+        """A failure's text, never claiming "nothing was changed" after a change was made.
+        The mutation that raised (an AWS refusal names its operation) did not happen."""
+        done = list(self.mutations)
+        if done and getattr(exc, "operation", None) == done[-1]:
+            done.pop()
+        if not done:
+            return message
+        kept = _NOTHING_CHANGED.sub("", message).rstrip(" .:;—-")
+        return (
+            f"{kept}. Already done before it failed: {', '.join(done)}; check status before "
+            "doing anything else."
+        )
 
     async def checkpoint(self, operation: str) -> None:
         """Before each AWS mutation: the claim is still ours (the Lua compare also extends the

@@ -26,8 +26,8 @@ class NotPermittedError(ChatOpsError):
 class StoreUnavailableError(ChatOpsError):
     """Redis (the approval store) cannot be reached: fail closed."""
 
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("approval store unavailable — nothing was changed")
+    def __init__(self, detail: str = "", *, message: str | None = None) -> None:
+        super().__init__(message or "approval store unavailable — nothing was changed")
         self.detail = detail
 
 

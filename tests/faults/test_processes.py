@@ -235,7 +235,9 @@ async def test_redis_killed_mid_approval_loses_nothing_and_runs_once(
     try:
         assert await _approve(slack, replicas[2], card, "U0BOB", "bob") == 200
         await _until(
-            lambda: any("approval store unavailable" in m.text for m in slack.ephemerals("U0BOB"))
+            lambda: any(
+                "approval store did not answer" in m.text for m in slack.ephemerals("U0BOB")
+            )
         )
     finally:
         await asyncio.to_thread(redis_server.restart)

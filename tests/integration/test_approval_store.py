@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 
 from approvals.models import ApprovalRequest, Plan, State
-from approvals.store import ApprovalStore, Status, new_request_id
+from approvals.store import ApprovalStore, Status, new_request_id, request_key
 from bot.sandbox.redis_server import RedisServer
-from core.clock import ManualClock
+from core.clock import ManualClock, SystemClock
 from core.errors import StoreUnavailableError
 from integrations.redis_client import create_redis
 
 
-def make_request(clock: ManualClock, *, required: int = 1, ttl: int = 900) -> ApprovalRequest:
+def make_request(
+    clock: ManualClock, *, required: int = 1, ttl: int = 900, state: State = State.PENDING
+) -> ApprovalRequest:
     now = clock.now()
     return ApprovalRequest(
         id=new_request_id(),
@@ -27,7 +29,7 @@ def make_request(clock: ManualClock, *, required: int = 1, ttl: int = 900) -> Ap
         env="production",
         service="api",
         required=required,
-        state=State.PENDING,
+        state=state,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl),
     )
@@ -250,3 +252,111 @@ async def test_redis_down_fails_closed(
         await store.approve(request.id, "U0BOB", eligible_in=["production"])
     assert info.value.user_message == "approval store unavailable — nothing was changed"
     await asyncio.to_thread(redis_server.restart)
+
+
+async def test_a_new_request_is_opened_only_by_recording_its_card(
+    store: ApprovalStore, clock: ManualClock
+) -> None:
+    request = make_request(clock, state=State.NEW)
+    await store.create(request)
+    for click in (
+        store.approve(request.id, "U0BOB", eligible_in=["production"]),
+        store.deny(request.id, "U0BOB", eligible_in=["production"], note="x"),
+        store.cancel(request.id, "U0ALICE"),
+    ):
+        assert (await click).status is Status.NOT_READY
+    assert (await store.claim(request.id, "t", timedelta(seconds=30))).status is Status.DECIDED
+    clock.advance(120)
+    assert (await store.sweep_one(request.id)).status is Status.WAIT  # never an orphan
+    opened = await store.set_card(request.id, "C0DEPLOYS", "1.0")
+    assert opened.status is Status.OK
+    assert opened.request is not None
+    assert opened.request.state is State.PENDING
+    again = await store.set_card(request.id, "C0DEPLOYS", "1.0")  # a retried call
+    assert again.request is not None
+    assert again.request.state is State.PENDING
+    assert (await store.approve(request.id, "U0BOB", eligible_in=["production"])).status is (
+        Status.APPROVED
+    )
+
+
+async def test_no_approval_needed_is_approved_by_recording_the_card_only(
+    store: ApprovalStore, clock: ManualClock
+) -> None:
+    request = make_request(clock, required=0, state=State.NEW)
+    await store.create(request)
+    clock.advance(60)
+    assert (await store.sweep_one(request.id)).status is Status.WAIT
+    opened = await store.set_card(request.id, "C0OPS", "2.0")
+    assert opened.status is Status.APPROVED
+    assert opened.request is not None
+    assert opened.request.state is State.APPROVED
+    assert opened.request.approved_at is not None
+    assert (await store.set_card(request.id, "C0OPS", "2.0")).status is Status.APPROVED
+    events = [e["event"] for e in await store.events(request.id)]
+    assert events == ["created", "approved"]
+
+
+async def test_a_new_request_nobody_opened_expires(
+    store: ApprovalStore, clock: ManualClock
+) -> None:
+    request = make_request(clock, required=0, state=State.NEW, ttl=60)
+    await store.create(request)
+    clock.advance(61)
+    assert (await store.sweep_one(request.id)).status is Status.EXPIRED
+
+
+@pytest.mark.parametrize("opened", ["new", "pending", "approved"])
+async def test_abandon_cancels_anything_not_yet_claimed(
+    store: ApprovalStore, clock: ManualClock, opened: str
+) -> None:
+    request = make_request(clock, state=State.NEW)
+    await store.create(request)
+    if opened != "new":
+        await store.set_card(request.id, "C0DEPLOYS", "1.0")
+    if opened == "approved":
+        await store.approve(request.id, "U0BOB", eligible_in=["production"])
+    ended = await store.abandon(request.id, "U0ALICE", "the card could not be posted")
+    assert ended.status is Status.CANCELLED
+    assert ended.request is not None
+    assert ended.request.state is State.CANCELLED
+    assert ended.request.outcome == "the card could not be posted"
+    again = await store.abandon(request.id, "U0ALICE", "the card could not be posted")
+    assert again.status is Status.CANCELLED
+    assert (await store.claim(request.id, "t", timedelta(seconds=30))).status is Status.DECIDED
+    assert request.id not in await store.active_ids()
+
+
+async def test_abandon_never_touches_a_claimed_request(
+    store: ApprovalStore, clock: ManualClock
+) -> None:
+    request = make_request(clock)
+    await store.create(request)
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
+    await store.claim(request.id, "mine", timedelta(seconds=30))
+    ended = await store.abandon(request.id, "U0ALICE", "late")
+    assert ended.status is Status.DECIDED
+    assert ended.request is not None
+    assert ended.request.state is State.EXECUTING
+
+
+class DriftingClock(SystemClock):
+    """A replica whose clock runs an hour fast (and does not know it: no skew)."""
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(hours=1)
+
+
+async def test_leases_are_timed_by_redis_not_by_the_replica(redis: Redis) -> None:
+    """The lease deadline the scripts write comes from Redis TIME: a replica whose clock is an
+    hour fast gets a 30 s lease, not one that lasts an hour and thirty seconds."""
+    drifting = DriftingClock()
+    store = ApprovalStore(redis, drifting)
+    request = make_request(drifting)  # type: ignore[arg-type]
+    await store.create(request)
+    await store.approve(request.id, "U0BOB", eligible_in=["production"])
+    await store.claim(request.id, "mine", timedelta(seconds=30))
+    seconds, micros = await redis.time()
+    redis_ms = seconds * 1000 + micros // 1000
+    lease_until = int(await redis.hget(request_key(request.id), "lease_until"))
+    assert 29_000 <= lease_until - redis_ms <= 30_500

@@ -163,9 +163,10 @@ async def test_redis_down_on_click_fails_closed(
     try:
         await aws_bot.click(card, button(card, "Approve"), user="bob")
         await aws_bot.settle()
-        assert aws_bot.slack.ephemerals("U0BOB")[-1].text == (
-            "approval store unavailable — nothing was changed"
-        )
+        told = aws_bot.slack.ephemerals("U0BOB")[-1].text
+        # The script may have run before the connection dropped: no promise it did not.
+        assert "may or may not have been recorded" in told
+        assert "nothing was changed" not in told.lower()
     finally:
         await asyncio.to_thread(redis_server.restart)
     assert service_task_definition(aws_bot) == before
