@@ -343,7 +343,7 @@ class ApprovalFlow:
         await self._refresh_card(final, audit=self._entry(final, event, "", note=note))
         if run.refusal is not None:
             who = clicker or final.decided_by or final.requester
-            await self._tell(final, who, f"{final.plan.summary} — {outcome}")
+            await self._tell(final, who, f"*{final.plan.summary}*\n{outcome}")
             return
         await self._thread(final, outcome)
         if result is not None and result.ok and finished.status is Status.SUCCEEDED:

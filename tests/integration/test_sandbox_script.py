@@ -76,3 +76,13 @@ def test_operations_script_rollback_scale_restore() -> None:
     assert "--desired 9 is above the autoscaling max of 5 — raise --max too" in out
     assert "Waiting for 2 more approval(s)" in out  # db restore is critical: two approvers
     assert "restoring into dhanam-production-restore-" in out
+
+
+def test_gate_script_lock_after_request_stops_the_deploy() -> None:
+    result = sandbox(ROOT / "examples" / "gate.txt")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout.replace("\n│ ", " ")
+    assert "Not executed — locked by @carol: db migration running" in out
+    assert "dhanam-web now on dhanam-web:4 (v1.1.0" in out  # staging ran, production did not
+    assert "dhanam-web:5" not in out
+    assert "Traceback" not in out + result.stderr
