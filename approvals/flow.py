@@ -585,19 +585,15 @@ class _Run:
         return await self.flow.store.extend(self.request.id, self.token, self.flow.lease)
 
     async def through_gate(self, action: Action) -> Result | None:
-        """Re-plan, check every rule, then execute with the checkpoint armed."""
+        """Clear the gate, then execute with the checkpoint armed."""
         self.action = action
         runtime = self.flow.runtime
         try:
-            current = await action.plan(runtime)
+            current = await self._cleared(action)
         except ChatOpsError as exc:
             self.refuse("plan_unchanged", f"it could not be planned again: {exc.user_message}")
             return None
-        claim = await self._claim()
-        ctx = await self.flow.gate_context(self.request, action, claim, current)
-        refusal = check(ctx)
-        if refusal is not None:
-            self.refusal = refusal
+        if current is None:
             return None
         try:
             with guarded(self.checkpoint):
@@ -616,6 +612,26 @@ class _Run:
                     f"Failed with an unexpected error (error id {error_id}); check status.", exc
                 ),
             )
+
+    async def _cleared(self, action: Action) -> Plan | None:
+        """The plan to execute once every rule holds, or None (``refusal`` says why). A
+        request whose change is already in place (a replay after a lost claim) needs only its
+        claim: the idempotent execute of the approved plan finds nothing to do and says so."""
+        runtime = self.flow.runtime
+        if await action.applied(self.request.plan, runtime):
+            claim = await self._claim()
+            if claim.status is not Status.EXTENDED:
+                state = (claim.request or self.request).state.value.replace("_", " ")
+                self.refuse("claim_held", f"the bot no longer holds this request's claim ({state})")
+                return None
+            return self.request.plan
+        current = await action.plan(runtime)
+        claim = await self._claim()
+        refusal = check(await self.flow.gate_context(self.request, action, claim, current))
+        if refusal is not None:
+            self.refusal = refusal
+            return None
+        return current
 
     def _failed(self, message: str, exc: BaseException) -> str:
         """A failure's text, never claiming "nothing was changed" after a change was made.

@@ -157,6 +157,15 @@ class Action(BaseModel, ABC):
     @abstractmethod
     async def execute(self, plan: Plan, runtime: Any) -> Result: ...
 
+    async def applied(self, approved: Plan, runtime: Any) -> bool:
+        """Read-only: is the world already where this request leads, so that executing the
+        approved plan again would change nothing? True for a replay of a request whose change
+        an earlier attempt made (its claim lost in a Redis failover). The engine then runs
+        `execute(approved)` — idempotent, it finds everything in place — instead of refusing
+        a plan that "changed" only because this very request changed it. Default: never."""
+        del approved, runtime
+        return False
+
 
 class Approval(BaseModel):
     model_config = ConfigDict(frozen=True)

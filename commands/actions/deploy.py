@@ -195,6 +195,20 @@ class DeployAction(ServiceAction):
             )
         return warnings
 
+    async def applied(self, approved: Plan, runtime: ActionRuntime) -> bool:
+        """The service already runs the revision this very request registered (it carries
+        `dhanam:request=<this id>`): a replay after update-service; nothing left to change."""
+        if self.request_id is None:
+            return False
+        env = environment_config(runtime.config.environments, self.env)
+        svc = service_config(runtime.config.services, self.service)
+        state = await runtime.aws.describe_service(env.region, env.cluster, svc.ecs_service)
+        running = await runtime.aws.describe_task_definition(env.region, state.task_definition_arn)
+        if _tag_value(running.get("tags", []), REQUEST_TAG_KEY) != self.request_id:
+            return False
+        image = _container(running, str(approved.inputs.get("container", svc.container)))
+        return image.get("image") == approved.inputs.get("image")
+
     async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
         """Make the change `plan` describes. The engine re-planned just before calling this, so
         `plan.inputs` are current; nothing is re-checked here but whether an earlier attempt of

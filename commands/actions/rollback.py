@@ -214,6 +214,14 @@ class RollbackAction(ServiceAction):
             f"{family}:{revision}{by} at {last.at:%Y-%m-%d %H:%M %Z}".rstrip(),
         )
 
+    async def applied(self, approved: Plan, runtime: ActionRuntime) -> bool:
+        """The service already runs the approved target (a replay after this request's
+        update-service, or someone rolled back to it meanwhile): nothing left to change."""
+        env = environment_config(runtime.config.environments, self.env)
+        svc = service_config(runtime.config.services, self.service)
+        state = await runtime.aws.describe_service(env.region, env.cluster, svc.ecs_service)
+        return state.task_definition_arn == approved.inputs.get("target_task_definition")
+
     async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
         """`update-service` to the target the (re-)plan resolved; nothing is registered."""
         env = environment_config(runtime.config.environments, self.env)

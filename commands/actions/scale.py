@@ -176,6 +176,26 @@ class ScaleAction(ServiceAction):
                 f"--min {low} is above the desired count of {current_desired} — raise --desired too"
             )
 
+    async def applied(self, approved: Plan, runtime: ActionRuntime) -> bool:
+        """Every value the approved plan sets is already in place (a replay, or someone set
+        the same values meanwhile): executing changes nothing and says "already …"."""
+        env = environment_config(runtime.config.environments, self.env)
+        svc = service_config(runtime.config.services, self.service)
+        inputs = approved.inputs
+        if "new_min" in inputs:
+            scaling = ScalingGateway(runtime.aws.clients)
+            target = await scaling.scalable_target(env.region, env.cluster, svc.ecs_service)
+            if target is None or (target.min_capacity, target.max_capacity) != (
+                inputs["new_min"],
+                inputs["new_max"],
+            ):
+                return False
+        if inputs.get("new_desired") is not None:
+            state = await runtime.aws.describe_service(env.region, env.cluster, svc.ecs_service)
+            if state.desired != inputs["new_desired"]:
+                return False
+        return "new_min" in inputs or inputs.get("new_desired") is not None
+
     async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
         """Bounds first (so the new desired count fits them), then the desired count; each only
         when it is not already at the value asked for (read again here, so an execution of the

@@ -19,6 +19,7 @@ import pytest
 
 from approvals.flow import SWEEP_EVERY
 from approvals.models import State
+from approvals.store import request_key
 from bot.sandbox.aws_world import DhanamWorld
 from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from bot.wiring import Overrides
@@ -267,3 +268,46 @@ async def test_card_not_recorded_closes_the_card_and_runs_nothing(
         await asyncio.sleep(SWEEP_EVERY * 3 + 0.5)
         await world.settle()
         assert task_definition(world, "dhanam-staging", "dhanam-web") == before
+
+
+async def lose_the_claim(world: SandboxWorld, request_id: str) -> None:
+    """What a Redis failover with an unreplicated write leaves: the request back at approved,
+    its claim and outcome gone, while AWS kept the change."""
+    redis = world.flow().store._redis  # the test plays the failover
+    await redis.hset(request_key(request_id), mapping={"state": "approved", "outcome": ""})
+    await redis.hdel(request_key(request_id), "lease_token", "lease_until")
+
+
+@pytest.mark.parametrize(
+    ("command", "family", "said"),
+    [
+        ("deploy web production v1.1.0", "dhanam-web", "already on dhanam-web:4"),
+        ("rollback web production", "dhanam-web", "already"),
+        ("scale web production --max 7", "dhanam-web", "already max 7"),
+    ],
+)
+async def test_a_replay_after_a_lost_claim_changes_nothing_and_says_so(
+    aws_bot: SandboxWorld, command: str, family: str, said: str
+) -> None:
+    await aws_bot.slash(command, user="alice")
+    await aws_bot.settle()
+    card = newest_card(aws_bot, "C0OPS")
+    await aws_bot.click(card, button(card, "Approve"), user="bob")
+    await aws_bot.settle()
+    request_id = button(card, "Approve").value
+    first = await aws_bot.flow().store.get(request_id)
+    assert first is not None
+    assert first.state is State.SUCCEEDED, first.outcome
+    running = task_definition(aws_bot, "dhanam-production", "dhanam-web")
+    family_after = revisions(aws_bot, family)
+
+    await lose_the_claim(aws_bot, request_id)
+    await aws_bot.flow().execute(request_id)
+    await aws_bot.flow().drain()
+    replayed = await aws_bot.flow().store.get(request_id)
+    assert replayed is not None
+    assert replayed.state is State.SUCCEEDED, replayed.outcome
+    assert said in (replayed.outcome or "")
+    assert "nothing was changed" not in (replayed.outcome or "").lower()
+    assert task_definition(aws_bot, "dhanam-production", "dhanam-web") == running
+    assert revisions(aws_bot, family) == family_after
