@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,13 +16,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from approvals.gate import (
-    GateContext,
-    GateRefusal,
-    check,
-    claim_held,
-    no_lock_or_freeze,
-)
+from approvals.execution import Execution
+from approvals.gate import GateContext
 from approvals.locks import Locks
 from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.policy import (
@@ -39,7 +32,6 @@ from approvals.store import ApprovalStore, Outcome, Status, new_request_id
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError, NotPermittedError, StoreUnavailableError
-from core.guard import GateClosedError, guarded
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +52,12 @@ class Notifier(Protocol):
 
 class Members(Protocol):
     async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]: ...
+
+    async def resolve(
+        self, principals: list[str], *, fresh: bool = False
+    ) -> tuple[frozenset[str], dict[str, str]]:
+        """Like expand, plus the groups that could not be read and why."""
+        ...
 
 
 class ActionRegistry:
@@ -121,7 +119,7 @@ class ApprovalFlow:
         self.lease = lease
         # Lets the bot hand an Action who asked and who approved before it executes
         # (fields outside the plan's fingerprint).
-        self._prepare = prepare or (lambda action, _request: action)
+        self.prepare = prepare or (lambda action, _request: action)
         self._tasks: set[asyncio.Task[None]] = set()
         # Called after a successful execution, e.g. to follow a deploy's rollout.
         self.on_success: list[Callable[[ApprovalRequest, Result], Awaitable[None]]] = []
@@ -188,34 +186,18 @@ class ApprovalFlow:
         except Exception as exc:
             log.exception("approval.card_failed", request_id=request.id)
             why = slack_error(exc)
-            await self._abandon(
-                request, requester, f"the approval card could not be posted ({why})"
-            )
+            note = f"the approval card could not be posted ({why})"
+            ended = await self._abandon(request, requester, note)
+            # Either way nothing can run it: cancelled, or NEW (which only the card opens).
+            fate = "was cancelled" if ended is not None else "was not opened and will expire"
             raise ChatOpsError(
                 f"Could not post the approval card in <#{channel}> ({why}), so the request "
-                "was cancelled. Nothing was changed."
+                f"{fate}. Nothing was changed."
             ) from exc
         try:
             outcome = await self._retry(lambda: self.store.set_card(request.id, card_channel, ts))
         except StoreUnavailableError as exc:
-            # The card is out but the store cannot open the request: it stays NEW (nothing
-            # runs it; it expires) or is cancelled. Take the buttons off the card.
-            note = "the approval store became unavailable while the card was posted"
-            ended = await self._abandon(request, requester, note)
-            closed = (ended or request).model_copy(
-                update={
-                    "state": State.CANCELLED,
-                    "channel": card_channel,
-                    "ts": ts,
-                    "outcome": note,
-                }
-            )
-            with contextlib.suppress(Exception):
-                await self.notifier.update_card(closed)
-            raise ChatOpsError(
-                f"The approval store became unavailable while the card was posted, so the "
-                f"request was not opened ({exc.detail}). Nothing was changed."
-            ) from exc
+            raise await self._card_not_recorded(request, requester, card_channel, ts, exc) from exc
         stored = outcome.request or request
         if stored.state is State.CANCELLED:
             raise ChatOpsError("The request was cancelled while its card was posted.")
@@ -224,18 +206,65 @@ class ApprovalFlow:
             self._spawn(self.execute(stored.id, clicker=requester))
         return Submitted(stored, runs_now=outcome.status is Status.APPROVED)
 
+    async def _card_not_recorded(
+        self,
+        request: ApprovalRequest,
+        requester: str,
+        channel: str,
+        ts: str,
+        exc: StoreUnavailableError,
+    ) -> ChatOpsError:
+        """The card is out but the store did not confirm recording it. The script may have
+        run (the reply was lost): the request may be open. Cancel it if the store answers,
+        take the buttons off the card, and promise only what is known."""
+        note = "the approval store stopped answering while the card was posted"
+        ended = await self._abandon(request, requester, note)
+        closed = (ended or request).model_copy(
+            update={"state": State.CANCELLED, "channel": channel, "ts": ts, "outcome": note}
+        )
+        with contextlib.suppress(Exception):
+            await self.notifier.update_card(closed)
+        if ended is not None:
+            return ChatOpsError(
+                f"The approval store stopped answering while the card was posted, so the request "
+                f"was cancelled ({exc.detail}). Nothing was changed."
+            )
+        self._spawn(self._abandon_later(request, requester, note))
+        return ChatOpsError(
+            "The approval store stopped answering while the card was posted, so I cannot tell "
+            "whether the request was opened. I keep trying to cancel it for a minute; if its "
+            "card still shows buttons, deny or cancel it there.",
+            nothing_changed=False,
+        )
+
+    async def _abandon_later(self, request: ApprovalRequest, user: str, note: str) -> None:
+        """Keep trying to cancel a request whose card may be out with live buttons."""
+        for _ in range(60):
+            await asyncio.sleep(1.0)
+            try:
+                outcome = await self.store.abandon(request.id, user, note)
+            except StoreUnavailableError:
+                continue
+            if outcome.status is Status.CANCELLED and outcome.request is not None:
+                await self._audit(outcome.request, "cancelled", user, note=note)
+                await self.refresh_card(outcome.request)
+            return
+
     async def _abandon(
         self, request: ApprovalRequest, user: str, note: str
     ) -> ApprovalRequest | None:
         """Cancel a request whose card cannot serve (one Lua transition from any state before a
-        claim). Returns the cancelled request, or None when the store could not be reached —
-        the request then stays NEW, which nothing runs, and expires."""
+        claim). Returns the cancelled request; None when the store could not be reached or the
+        request had already moved on (claimed, final): then nothing may be promised."""
         try:
             outcome = await self._retry(lambda: self.store.abandon(request.id, user, note))
         except StoreUnavailableError:
             log.exception("approval.abandon_failed", request_id=request.id)
             return None
-        await self._audit(outcome.request or request, "cancelled", user, note=note)
+        if outcome.status is not Status.CANCELLED or outcome.request is None:
+            log.warning("approval.abandon_refused", request_id=request.id, status=outcome.status)
+            return None
+        await self._audit(outcome.request, "cancelled", user, note=note)
         return outcome.request
 
     async def _retry(self, op: Callable[[], Awaitable[Outcome]], attempts: int = 3) -> Outcome:
@@ -264,24 +293,24 @@ class ApprovalFlow:
         try:
             outcome = await self.store.approve(request_id, user, eligible_in=envs)
         except StoreUnavailableError as exc:
-            # The script may have run before the connection dropped: an approval that was
-            # recorded can still lead to a run, so no "nothing was changed" here.
-            raise StoreUnavailableError(
-                exc.detail,
-                message="The approval store did not answer, so your approval may or may not "
-                "have been recorded. Check the card before clicking again.",
-            ) from exc
+            raise _unconfirmed("approval", exc) from exc
         return await self._after_click(outcome, user, "approved")
 
     async def deny(self, request_id: str, user: str) -> Click:
         envs = await self.eligible_in(user)
-        outcome = await self.store.deny(
-            request_id, user, eligible_in=envs, note=f"denied by <@{user}>"
-        )
+        try:
+            outcome = await self.store.deny(
+                request_id, user, eligible_in=envs, note=f"denied by <@{user}>"
+            )
+        except StoreUnavailableError as exc:
+            raise _unconfirmed("deny", exc) from exc
         return await self._after_click(outcome, user, "denied")
 
     async def cancel(self, request_id: str, user: str) -> Click:
-        outcome = await self.store.cancel(request_id, user)
+        try:
+            outcome = await self.store.cancel(request_id, user)
+        except StoreUnavailableError as exc:
+            raise _unconfirmed("cancellation", exc) from exc
         return await self._after_click(outcome, user, "cancelled")
 
     async def _after_click(self, outcome: Outcome, user: str, verb: str) -> Click:
@@ -289,11 +318,11 @@ class ApprovalFlow:
         env = self.config.environments.get(request.env) if request else None
         effective = {Status.RECORDED, Status.APPROVED, Status.DENIED, Status.CANCELLED}
         if outcome.status is Status.EXPIRED and request is not None:
-            await self._refresh_card(request, audit=self._entry(request, "expired", ""))
+            await self.refresh_card(request, audit=self.audit_entry(request, "expired", ""))
         if outcome.status not in effective or request is None:
             return Click(outcome.status, refusal_for(outcome.status.value, request, env), request)
         event = "approval" if outcome.status is Status.RECORDED else verb
-        await self._refresh_card(request, audit=self._entry(request, event, user))
+        await self.refresh_card(request, audit=self.audit_entry(request, event, user))
         if outcome.status is Status.APPROVED:
             self._spawn(self.execute(request.id, clicker=user))
         return Click(outcome.status, None, request)
@@ -301,57 +330,13 @@ class ApprovalFlow:
     # -- execution -------------------------------------------------------------------------
     async def execute(self, request_id: str, *, clicker: str | None = None) -> None:
         """Claim the approved request and run it, once. Safe to call from anywhere, any time:
-        only the caller whose claim wins does anything. ``clicker`` is told if the gate stops
-        it (the sweeper passes None: the last approver is told)."""
+        only the caller whose claim wins does anything (approvals/execution.py). ``clicker``
+        is told if the gate stops it (the sweeper passes None: the last approver is told)."""
         token = secrets.token_hex(8)
         claim = await self.store.claim(request_id, token, self.lease)
         if claim.status is not Status.CLAIMED or claim.request is None:
             return
-        request = claim.request
-        action = self._prepare(self.registry.load(request), request)
-        scope = f"exec:{action.lock_scope}"
-        lock_token = secrets.token_hex(8)
-        # The lease is kept alive from the claim on, before any Slack call can stall us.
-        heartbeat = asyncio.create_task(self._heartbeat(request.id, token, scope, lock_token))
-        run = _Run(self, request, token)
-        result: Result | None = None
-        try:
-            await self._refresh_card(request, audit=self._entry(request, "executing", ""))
-            if not await self.store.acquire(scope, lock_token, self.lease):
-                where = action.lock_scope.replace(":", " in ")
-                run.refuse(
-                    "exclusive",
-                    f"another change to {where} is running; ask again when it has finished",
-                )
-            else:
-                result = await run.through_gate(action)
-        except StoreUnavailableError as exc:
-            run.refuse("claim_held", f"the approval store became unavailable ({exc.detail})")
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            with contextlib.suppress(StoreUnavailableError):
-                await self.store.release(scope, lock_token)
-        ok, outcome = run.outcome(result)
-        finished = await self._finish(request.id, token, ok=ok, outcome=outcome)
-        if finished is None:
-            return
-        final = finished.request or request
-        event = finished.status.value if run.refusal is None else "blocked"
-        note = outcome if run.refusal is None else f"{run.refusal.rule}: {outcome}"
-        await self._refresh_card(final, audit=self._entry(final, event, "", note=note))
-        if run.refusal is not None:
-            who = clicker or final.decided_by or final.requester
-            await self._tell(final, who, f"*{final.plan.summary}*\n{outcome}")
-            return
-        await self._thread(final, outcome)
-        if result is not None and result.ok and finished.status is Status.SUCCEEDED:
-            for hook in self.on_success:
-                try:
-                    await hook(final, result)
-                except Exception:
-                    log.exception("approval.after_success_failed", request_id=final.id)
+        await Execution(self, claim.request, token).run(clicker)
 
     async def gate_context(
         self, request: ApprovalRequest, action: Action, claim: Outcome, current: Plan
@@ -359,14 +344,19 @@ class ApprovalFlow:
         """The facts the gate's rules read, gathered now (groups read afresh)."""
         env = self.config.environments.get(request.env)
         hold = await self.locks.get_hold(action.lock_scope)
-        approvers = await self.members.expand(env.approvers, fresh=True) if env else frozenset()
+        approvers: frozenset[str] = frozenset()
+        unreadable: dict[str, str] = {}
+        if env is not None:
+            approvers, unreadable = await self.members.resolve(env.approvers, fresh=True)
+        latest = claim.request or request
         return GateContext(
-            request=claim.request or request,
+            request=latest,
             claim_held=claim.status is Status.EXTENDED,
-            now=self.clock.now(),
+            now=latest.checked_at or self.clock.now(),  # Redis's time, as the scripts use
             env=env,
             hold=hold,
             approvers_now=approvers,
+            unreadable_groups=unreadable,
             critical=action.critical,
             approved_plan=request.plan,
             current_plan=current,
@@ -376,9 +366,9 @@ class ApprovalFlow:
         """Record what happened after execution (a rollout's progress) and edit the card."""
         outcome = await self.store.annotate(request_id, "rollout", rollout)
         if outcome.request is not None:
-            await self._refresh_card(outcome.request)
+            await self.refresh_card(outcome.request)
 
-    async def _finish(
+    async def record_outcome(
         self, request_id: str, token: str, *, ok: bool, outcome: str
     ) -> Outcome | None:
         """Record the outcome, riding out a short Redis outage (the lease gives it time). If it
@@ -395,22 +385,6 @@ class ApprovalFlow:
         log.error("approval.finish_lost", request_id=request_id, ok=ok, outcome=outcome)
         return None
 
-    async def _heartbeat(self, request_id: str, token: str, scope: str, lock_token: str) -> None:
-        """Keep the execution lease and the lock alive while the action runs. If the lease is
-        lost (marked in doubt meanwhile), stop: the finish will be recorded as a late report."""
-        interval = self.lease.total_seconds() / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                extended = await self.store.extend(request_id, token, self.lease)
-                await self.store.renew(scope, lock_token, self.lease)
-            except StoreUnavailableError:
-                log.warning("approval.lease_not_extended", request_id=request_id)
-                continue
-            if extended.status is not Status.EXTENDED:
-                log.error("approval.lease_lost", request_id=request_id)
-                return
-
     # -- sweeping --------------------------------------------------------------------------
     async def sweep_once(self) -> int:
         """Expire, mark in doubt, or pick up orphans, among the requests that are due."""
@@ -422,10 +396,10 @@ class ApprovalFlow:
                 continue
             if outcome.status in (Status.EXPIRED, Status.IN_DOUBT):
                 handled += 1
-                entry = self._entry(request, outcome.status.value, "")
-                await self._refresh_card(request, audit=entry)
+                entry = self.audit_entry(request, outcome.status.value, "")
+                await self.refresh_card(request, audit=entry)
                 if outcome.status is Status.IN_DOUBT:
-                    await self._thread(
+                    await self.thread_reply(
                         request,
                         "Outcome unknown — the bot lost track of this change while it "
                         "ran. It will not be retried; check status before doing anything else.",
@@ -470,7 +444,7 @@ class ApprovalFlow:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _refresh_card(
+    async def refresh_card(
         self, request: ApprovalRequest, *, audit: dict[str, str] | None = None
     ) -> None:
         """Edit the card to the newest version. Concurrent transitions may finish their edits
@@ -502,13 +476,13 @@ class ApprovalFlow:
                 return
             current = latest
 
-    async def _tell(self, request: ApprovalRequest, user: str, text: str) -> None:
+    async def tell(self, request: ApprovalRequest, user: str, text: str) -> None:
         try:
             await self.notifier.tell(request, user, text)
         except Exception:
             log.exception("approval.tell_failed", request_id=request.id)
 
-    async def _thread(self, request: ApprovalRequest, text: str) -> None:
+    async def thread_reply(self, request: ApprovalRequest, text: str) -> None:
         try:
             await self.notifier.thread_reply(request, text)
         except Exception:
@@ -517,7 +491,7 @@ class ApprovalFlow:
     async def _audit(
         self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
     ) -> None:
-        fields = self._entry(request, event, user, note=note)
+        fields = self.audit_entry(request, event, user, note=note)
         self._log(fields)
         try:
             await self.store.audit(fields)
@@ -529,7 +503,7 @@ class ApprovalFlow:
         # structlog event names are identifiers, not format strings.
         log.info(f"approval.{event}", **{k: v for k, v in fields.items() if k != "event"})  # noqa: G004
 
-    def _entry(
+    def audit_entry(
         self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
     ) -> dict[str, str]:
         return {
@@ -549,7 +523,15 @@ class ApprovalFlow:
         }
 
 
-_NOTHING_CHANGED = re.compile(r"[\s:;,—-]*nothing was changed\.?", re.IGNORECASE)
+def _unconfirmed(what: str, exc: StoreUnavailableError) -> StoreUnavailableError:
+    """A click the store did not answer: its script may have run before the connection
+    dropped, so the reply promises nothing (a lost deny leaves the request open; a lost
+    approval may lead to a run)."""
+    return StoreUnavailableError(
+        exc.detail,
+        message=f"The approval store did not answer, so your {what} may or may not have been "
+        "recorded. Check the card before clicking again.",
+    )
 
 
 def plural(count: int, noun: str) -> str:
@@ -562,137 +544,3 @@ def slack_error(exc: BaseException) -> str:
     getter = getattr(response, "get", None)
     error = getter("error") if callable(getter) else None
     return str(error) if error else type(exc).__name__
-
-
-class _Run:
-    """One execution after its claim: the gate, the checkpoint before each AWS mutation, and
-    the outcome text. ``mutations`` are the AWS operations that passed the checkpoint."""
-
-    def __init__(self, flow: ApprovalFlow, request: ApprovalRequest, token: str) -> None:
-        self.flow = flow
-        self.request = request
-        self.token = token
-        self.action: Action | None = None
-        self.refusal: GateRefusal | None = None
-        self.stopped_before: str | None = None
-        self.mutations: list[str] = []
-
-    def refuse(self, rule: str, reason: str) -> None:
-        if self.refusal is None:
-            self.refusal = GateRefusal(rule, reason)
-
-    async def _claim(self) -> Outcome:
-        return await self.flow.store.extend(self.request.id, self.token, self.flow.lease)
-
-    async def through_gate(self, action: Action) -> Result | None:
-        """Clear the gate, then execute with the checkpoint armed."""
-        self.action = action
-        runtime = self.flow.runtime
-        try:
-            current = await self._cleared(action)
-        except ChatOpsError as exc:
-            self.refuse("plan_unchanged", f"it could not be planned again: {exc.user_message}")
-            return None
-        if current is None:
-            return None
-        try:
-            with guarded(self.checkpoint):
-                return await action.execute(current, runtime)
-        except GateClosedError as exc:
-            self.refuse(exc.rule or "claim_held", exc.user_message)
-            return None
-        except ChatOpsError as exc:
-            return Result(ok=False, summary=self._failed(exc.user_message, exc))
-        except Exception as exc:
-            error_id = uuid.uuid4().hex[:8]
-            log.exception("approval.execute_failed", error_id=error_id, request_id=self.request.id)
-            return Result(
-                ok=False,
-                summary=self._failed(
-                    f"Failed with an unexpected error (error id {error_id}); check status.", exc
-                ),
-            )
-
-    async def _cleared(self, action: Action) -> Plan | None:
-        """The plan to execute once every rule holds, or None (``refusal`` says why). A
-        request whose change is already in place (a replay after a lost claim) needs only its
-        claim: the idempotent execute of the approved plan finds nothing to do and says so."""
-        runtime = self.flow.runtime
-        if await action.applied(self.request.plan, runtime):
-            claim = await self._claim()
-            if claim.status is not Status.EXTENDED:
-                state = (claim.request or self.request).state.value.replace("_", " ")
-                self.refuse("claim_held", f"the bot no longer holds this request's claim ({state})")
-                return None
-            return self.request.plan
-        current = await action.plan(runtime)
-        claim = await self._claim()
-        refusal = check(await self.flow.gate_context(self.request, action, claim, current))
-        if refusal is not None:
-            self.refusal = refusal
-            return None
-        return current
-
-    def _failed(self, message: str, exc: BaseException) -> str:
-        """A failure's text, never claiming "nothing was changed" after a change was made.
-        The mutation that raised (an AWS refusal names its operation) did not happen."""
-        done = list(self.mutations)
-        if done and getattr(exc, "operation", None) == done[-1]:
-            done.pop()
-        if not done:
-            return message
-        kept = _NOTHING_CHANGED.sub("", message).rstrip(" .:;—-")
-        return (
-            f"{kept}. Already done before it failed: {', '.join(done)}; check status before "
-            "doing anything else."
-        )
-
-    async def checkpoint(self, operation: str) -> None:
-        """Before each AWS mutation: the claim is still ours (the Lua compare also extends the
-        lease) and no lock or freeze began meanwhile (unless break-glass)."""
-        self.stopped_before = operation
-        try:
-            claim = await self._claim()
-            hold = (
-                await self.flow.locks.get_hold(self.action.lock_scope)
-                if self.action is not None
-                else None
-            )
-        except StoreUnavailableError as exc:
-            raise GateClosedError(
-                f"the approval store is unavailable, so the claim cannot be confirmed "
-                f"({exc.detail})",
-                rule="claim_held",
-            ) from exc
-        latest = claim.request or self.request
-        ctx = GateContext(
-            request=latest,
-            claim_held=claim.status is Status.EXTENDED,
-            now=self.flow.clock.now(),
-            env=self.flow.config.environments.get(latest.env),
-            hold=hold,
-            approvers_now=frozenset(),
-            critical=False,
-            approved_plan=latest.plan,
-            current_plan=latest.plan,
-        )
-        for name, rule in (("claim_held", claim_held), ("no_lock_or_freeze", no_lock_or_freeze)):
-            reason = rule(ctx)
-            if reason is not None:
-                raise GateClosedError(reason, rule=name)
-        self.mutations.append(operation)
-        self.stopped_before = None
-
-    def outcome(self, result: Result | None) -> tuple[bool, str]:
-        if self.refusal is None:
-            if result is None:
-                return False, "Not executed. Nothing was changed."
-            return result.ok, result.summary
-        reason = self.refusal.reason
-        if not self.mutations:
-            return False, f"Not executed — {reason}. Nothing was changed."
-        done = ", ".join(self.mutations)
-        return False, (
-            f"Stopped before {self.stopped_before or 'the next change'} — {reason}. "
-            f"Already done: {done}; check status before doing anything else."
-        )

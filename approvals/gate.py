@@ -20,7 +20,7 @@ risky command gets every rule without writing any of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from approvals.models import ApprovalRequest, Plan, State
@@ -45,6 +45,7 @@ class GateContext:
     critical: bool
     approved_plan: Plan
     current_plan: Plan
+    unreadable_groups: dict[str, str] = field(default_factory=dict)  # group -> Slack's reason
 
 
 Rule = Callable[[GateContext], str | None]
@@ -98,7 +99,18 @@ def approvers_still_eligible(ctx: GateContext) -> str | None:
         return None
     gone = [a.user for a in request.approvals if a.user not in counted]
     who = ", ".join(mention(u) for u in gone)
-    why = f"{who} {'is' if len(gone) == 1 else 'are'} no longer an approver in {request.env}; "
+    if gone and ctx.unreadable_groups:
+        groups = ", ".join(
+            f"{mention(g)} ({reason})" for g, reason in sorted(ctx.unreadable_groups.items())
+        )
+        why = (
+            f"{who} could not be confirmed as {'an approver' if len(gone) == 1 else 'approvers'}"
+            f" in {request.env}: Slack did not list the members of {groups}; "
+        )
+    else:
+        verb = "is" if len(gone) == 1 else "are"
+        why = f"{who} {verb} no longer {'an approver' if len(gone) == 1 else 'approvers'} in "
+        why += f"{request.env}; "
     return (why if gone else "") + (
         f"it needs {needed} approval{'s' if needed != 1 else ''} from current approvers "
         f"and has {len(set(counted))}"

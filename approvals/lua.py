@@ -166,7 +166,9 @@ EXTEND = (
 if redis.call('EXISTS', k) == 0 then return {'missing'} end
 if redis.call('HGET', k, 'state') ~= 'executing' or
    redis.call('HGET', k, 'lease_token') ~= ARGV[1] then return reply('lost') end
-redis.call('HSET', k, 'lease_until', clock() + tonumber(ARGV[2]))
+local now = clock()
+-- checked_ms: Redis's time of this check, which the gate judges expiry and freezes by.
+redis.call('HSET', k, 'lease_until', now + tonumber(ARGV[2]), 'checked_ms', now)
 return reply('extended')
 """
 )

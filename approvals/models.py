@@ -207,6 +207,7 @@ class ApprovalRequest(BaseModel):
         return [a.user for a in self.approvals]
 
     approved_at: datetime | None = None  # when it became approved (the last approval, or auto)
+    checked_at: datetime | None = None  # Redis's time at the executor's last claim check
 
     def expired_at(self, now: datetime) -> bool:
         return self.state in (State.PENDING, State.NEW) and now >= self.expires_at

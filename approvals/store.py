@@ -141,6 +141,7 @@ def from_hash(fields: dict[str, str]) -> ApprovalRequest:
         warnings=json.loads(fields.get("warnings") or "[]"),
         rollout=fields.get("rollout") or None,
         approved_at=from_ms(fields["approved_ms"]) if fields.get("approved_ms") else None,
+        checked_at=from_ms(fields["checked_ms"]) if fields.get("checked_ms") else None,
     )
 
 

@@ -144,6 +144,11 @@ class NoopNotifier:
 
 
 class GroupMembers:
+    async def resolve(
+        self, principals: list[str], *, fresh: bool = False
+    ) -> tuple[frozenset[str], dict[str, str]]:
+        return await self.expand(principals, fresh=fresh), {}
+
     async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]:  # noqa: ARG002 (fixed membership: nothing to refresh)
         users: set[str] = set()
         for principal in principals:

@@ -61,9 +61,15 @@ def _service(config: Config, alarm: AlarmNotification) -> tuple[str | None, str]
 
 
 def _by_cluster(
-    config: Config, listed: str | None, clusters: frozenset[str]
+    config: Config, listed: str | None, clusters: frozenset[str], region: str | None
 ) -> tuple[str | None, str]:
-    matched = {n for n, e in config.environments.items() if e.cluster in clusters}
+    # A cluster is named within its region: a DR cluster of the same name in another region
+    # is not the production one.
+    matched = {
+        n
+        for n, e in config.environments.items()
+        if e.cluster in clusters and (region is None or e.region == region)
+    }
     by_dimension = _one(matched) if len(clusters) == 1 else None
     if by_dimension is None:
         return (
@@ -80,7 +86,7 @@ def _environment(config: Config, alarm: AlarmNotification) -> tuple[str | None, 
     listed = config.environment_for_alarm(alarm.name)
     clusters = alarm.dimension_values(CLUSTER_DIMENSION)
     if clusters:
-        return _by_cluster(config, listed, clusters)
+        return _by_cluster(config, listed, clusters, alarm.region)
     if listed is not None:
         return listed, "listed by the environment"
     envs = config.environments

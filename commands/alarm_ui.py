@@ -12,7 +12,6 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from approvals.policy import mention
 from commands.alarm_render import AlarmButton
 from commands.deps import DEPS_KEY, Deps
-from core.errors import ChatOpsError
 from integrations.alarm_state import PagerDutyLink
 from integrations.pagerduty import PagerDutyError
 
@@ -24,15 +23,17 @@ async def _refusal(deps: Deps, user: str, alarm: str) -> str | None:
     responders = deps.config.pagerduty_responders
     if user and user in responders:  # listed by ID: no group needs reading
         return None
-    try:
-        if user and user in await deps.flow.members.expand(responders):
-            return None
-    except ChatOpsError as exc:  # a group could not be read: fail closed, say why
-        return exc.user_message
+    members, unreadable = await deps.flow.members.resolve(responders)
+    if user and user in members:
+        return None
     named = ", ".join(mention(p) for p in responders) or "nobody is configured"
+    unread = ""
+    if unreadable:  # fail closed for that group only, and say so
+        groups = ", ".join(f"{mention(g)} ({why})" for g, why in sorted(unreadable.items()))
+        unread = f" (Slack did not list the members of {groups})"
     return (
-        f"Only on-call responders can acknowledge {alarm}'s PagerDuty incident: {named}. "
-        "Nothing was changed in PagerDuty."
+        f"Only on-call responders can acknowledge {alarm}'s PagerDuty incident: {named}"
+        f"{unread}. Nothing was changed in PagerDuty."
     )
 
 

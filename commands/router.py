@@ -115,10 +115,11 @@ class CommandRouter:
                 outcome = "refused"
                 # Said once: a message that already promises it gets no second note.
                 said = "nothing was changed" in exc.user_message.lower()
+                note = exc.nothing_changed and not said
                 await respond(
                     response_type="ephemeral",
                     text=exc.user_message,
-                    blocks=error_blocks(slash, exc.user_message, nothing_changed=not said),
+                    blocks=error_blocks(slash, exc.user_message, nothing_changed=note),
                 )
             finally:
                 _observe(deps, request.kind, outcome, started)

@@ -232,6 +232,16 @@ class DeployAction(ServiceAction):
             log.info("deploy.registered", task_definition=new_arn, image=image)
         state = await aws.describe_service(env.region, env.cluster, svc.ecs_service)
         updated = state.task_definition_arn != new_arn
+        if updated and reused:
+            # An earlier attempt of this request registered the revision; whether it also sent
+            # update-service (and ECS rolled it back, e.g. its circuit breaker) cannot be told.
+            # At most once: never send it a second time.
+            raise ChatOpsError(
+                f"An earlier attempt of this request registered {new_arn.rpartition('/')[2]}, "
+                f"but {svc.ecs_service} runs {state.task_definition_arn.rpartition('/')[2]}: "
+                "the update may never have been sent, or ECS rolled it back. It is not sent "
+                "again; check status and ask again if the deploy is still wanted."
+            )
         if updated:
             await aws.update_service(env.region, env.cluster, svc.ecs_service, new_arn)
             log.info("deploy.updated", service=svc.ecs_service, task_definition=new_arn)

@@ -38,10 +38,14 @@ class AwsError(ChatOpsError):
         code: str,
         message: str,
         user_message: str | None = None,
+        answered: bool = False,
     ) -> None:
         self.operation = operation
         self.code = code
         self.message = message
+        # AWS answered with a refusal, so the call did not take effect. False for timeouts
+        # and broken connections: a request that was sent may have been carried out.
+        self.answered = answered
         super().__init__(user_message or _refused(operation, code, message))
 
 
@@ -63,12 +67,13 @@ def to_aws_error(exc: Exception, operation: str) -> AwsError:
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "Unknown")
         message = str(error.get("Message") or "")
-        return AwsError(operation=operation, code=code, message=message)
+        return AwsError(operation=operation, code=code, message=message, answered=True)
     if isinstance(exc, NoCredentialsError):
         return AwsError(
             operation=operation,
             code="NoCredentials",
             message=str(exc),
+            answered=True,  # never sent
             user_message=f"AWS credentials not found for {operation}: nothing was changed",
         )
     if isinstance(exc, EndpointConnectionError):

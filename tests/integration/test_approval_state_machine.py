@@ -144,6 +144,11 @@ class RecordingNotifier:
 
 
 class FixedMembers:
+    async def resolve(
+        self, principals: list[str], *, fresh: bool = False
+    ) -> tuple[frozenset[str], dict[str, str]]:
+        return await self.expand(principals, fresh=fresh), {}
+
     async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]:
         users: set[str] = set()
         for principal in principals:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from slack_sdk.errors import SlackApiError
 
 from approvals.flow import ActionRegistry, ApprovalFlow
 from approvals.locks import Locks
@@ -23,8 +24,10 @@ from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore
 from core.clock import Clock, ManualClock, SystemClock
 from core.config import load_config
+from core.errors import ChatOpsError, StoreUnavailableError
 from core.guard import before_mutation
 from integrations.redis_client import RedisClient, create_redis
+from integrations.slack.usergroups import GroupMembers
 
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
 
@@ -68,8 +71,10 @@ class Notifier:
     def __init__(self, stall: float = 0.0) -> None:
         self.stall = stall
         self.told: list[tuple[str, str]] = []
+        self.posted: list[str] = []
 
     async def post_card(self, request: ApprovalRequest) -> tuple[str, str]:
+        self.posted.append(request.id)
         return "C0DEPLOYS", "1.0"
 
     async def update_card(self, request: ApprovalRequest) -> None:
@@ -84,6 +89,11 @@ class Notifier:
 
 
 class Members:
+    async def resolve(
+        self, principals: list[str], *, fresh: bool = False
+    ) -> tuple[frozenset[str], dict[str, str]]:
+        return await self.expand(principals, fresh=fresh), {}
+
     async def expand(self, principals: list[str], *, fresh: bool = False) -> frozenset[str]:
         return frozenset(p for p in principals if not p.startswith("S"))
 
@@ -187,3 +197,206 @@ async def test_the_lease_is_kept_alive_from_the_claim_while_slack_stalls(
     assert stored is not None
     assert stored.state is State.SUCCEEDED, stored.outcome
     assert [op for _, op in world.mutations] == ["RegisterTaskDefinition", "UpdateService"]
+
+
+# -- what a hostile review found (each was reproduced before it was fixed) ---------------------
+class FailingMembers(Members):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def resolve(
+        self, principals: list[str], *, fresh: bool = False
+    ) -> tuple[frozenset[str], dict[str, str]]:
+        if fresh:
+            raise self.error
+        return await super().resolve(principals)
+
+
+async def test_a_claim_lost_in_a_failover_promises_nothing_and_runs_once_later(
+    redis: RedisClient,
+) -> None:
+    """A failover drops the claim (the request is approved again): this executor must not
+    tell anyone "Nothing was changed" — the sweeper runs the request later, once."""
+    clock = ManualClock()
+    notifier = Notifier()
+    flow = make_flow(redis, clock, notifier, timedelta(seconds=30))
+    name = "failover"
+    world = WORLD[name] = World()
+    world.pause.set()
+    submitted = await flow.submit(TwoStepAction(env="production", world=name), "U0ALICE", "C0OPS")
+    key = f"dhanam:{{req:{submitted.request.id}}}"
+
+    async def failover(request: ApprovalRequest) -> None:
+        await redis.hset(key, "state", "approved")
+        await redis.hdel(key, "lease_token")
+
+    original = notifier.update_card
+
+    async def update_card(request: ApprovalRequest) -> None:
+        if request.state is State.EXECUTING and not world.mutations:
+            await failover(request)
+        await original(request)
+
+    notifier.update_card = update_card  # type: ignore[method-assign]
+    await flow.approve(submitted.request.id, "U0BOB")
+    await flow.drain()
+    assert world.mutations == []
+    assert not any("nothing was changed" in text.lower() for _, text in notifier.told)
+    notifier.update_card = original  # type: ignore[method-assign]
+    clock.advance(31)
+    await flow.sweep_once()
+    await flow.drain()
+    assert [op for _, op in world.mutations] == ["RegisterTaskDefinition", "UpdateService"]
+    stored = await flow.store.get(submitted.request.id)
+    assert stored is not None
+    assert stored.state is State.SUCCEEDED
+
+
+async def test_an_unexpected_error_in_the_gate_ends_the_request_at_once(
+    redis: RedisClient,
+) -> None:
+    """A network error reading a group (not a ChatOpsError) used to leave the request
+    executing until the sweeper called it in doubt "while it ran"; nothing had run."""
+    clock = ManualClock()
+    notifier = Notifier()
+    flow = make_flow(redis, clock, notifier, timedelta(seconds=30))
+    flow.members = FailingMembers(TimeoutError())
+    name = "gate-error"
+    world = WORLD[name] = World()
+    world.pause.set()
+    submitted = await flow.submit(TwoStepAction(env="production", world=name), "U0ALICE", "C0OPS")
+    await flow.approve(submitted.request.id, "U0BOB")
+    await flow.drain()
+    stored = await flow.store.get(submitted.request.id)
+    assert stored is not None
+    assert stored.state is State.FAILED
+    assert "unexpected error" in (stored.outcome or "")
+    assert (stored.outcome or "").endswith("Nothing was changed.")
+    assert world.mutations == []
+    assert notifier.told
+    assert notifier.told[-1][0] == "U0BOB"
+
+
+async def test_a_store_blip_in_the_gate_is_said_once_and_named_for_what_it_is(
+    redis: RedisClient,
+) -> None:
+    clock = ManualClock()
+    notifier = Notifier()
+    flow = make_flow(redis, clock, notifier, timedelta(seconds=30))
+    locks = flow.locks
+    calls = 0
+
+    async def get_hold(scope: str) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the gate's look (the first was the request's)
+            raise StoreUnavailableError("TimeoutError")
+        return await Locks.get_hold(locks, scope)
+
+    locks.get_hold = get_hold  # type: ignore[method-assign]
+    name = "blip"
+    WORLD[name] = World()
+    submitted = await flow.submit(TwoStepAction(env="production", world=name), "U0ALICE", "C0OPS")
+    await flow.approve(submitted.request.id, "U0BOB")
+    await flow.drain()
+    told = notifier.told[-1][1]
+    assert "approval store became unavailable" in told
+    assert "could not be planned" not in told
+    assert told.lower().count("nothing was changed") == 1
+
+
+async def test_a_lost_execution_lock_stops_the_next_mutation(redis: RedisClient) -> None:
+    """The one-at-a-time lock vanished (eviction, failover) mid-execution: the checkpoint sees
+    it is no longer ours and the second step does not run beside another change."""
+    clock = ManualClock()
+    notifier = Notifier()
+    flow = make_flow(redis, clock, notifier, timedelta(seconds=30))
+    world, request = await approved(flow, "lock-lost")
+    await redis.delete("dhanam:lease:exec:api:production")
+    world.pause.set()
+    await flow.drain()
+    assert world.mutations == [(request.id, "RegisterTaskDefinition")]
+    stored = await flow.store.get(request.id)
+    assert stored is not None
+    assert stored.state is State.FAILED
+    assert "lost the one-at-a-time lock" in (stored.outcome or "")
+
+
+async def test_a_deny_the_store_did_not_answer_promises_nothing(redis: RedisClient) -> None:
+    clock = ManualClock()
+    flow = make_flow(redis, clock, Notifier(), timedelta(seconds=30))
+    name = "deny-blip"
+    WORLD[name] = World()
+    submitted = await flow.submit(TwoStepAction(env="production", world=name), "U0ALICE", "C0OPS")
+
+    async def lost(*_args: object, **_kwargs: object) -> Any:
+        raise StoreUnavailableError("ConnectionError: reset")
+
+    flow.store.deny = lost  # type: ignore[method-assign]
+    flow.store.cancel = lost  # type: ignore[method-assign]
+    for click, user in ((flow.deny, "U0CAROL"), (flow.cancel, "U0ALICE")):
+        with pytest.raises(StoreUnavailableError) as info:
+            await click(submitted.request.id, user)
+        assert "may or may not have been recorded" in info.value.user_message
+        assert "nothing was changed" not in info.value.user_message.lower()
+        assert info.value.nothing_changed is False
+
+
+async def test_a_card_recorded_but_unconfirmed_promises_nothing(redis: RedisClient) -> None:
+    """SET_CARD ran but its reply was lost and the store then stopped answering: the request
+    may be open, so the reply does not say "Nothing was changed"."""
+    clock = ManualClock()
+    notifier = Notifier()
+    flow = make_flow(redis, clock, notifier, timedelta(seconds=30))
+    store = flow.store
+    real_set_card = store.set_card
+
+    async def set_card(request_id: str, channel: str, ts: str) -> Any:
+        await real_set_card(request_id, channel, ts)
+        raise StoreUnavailableError("ConnectionError: reply lost")
+
+    async def abandon(*_args: object) -> Any:
+        raise StoreUnavailableError("ConnectionError: down")
+
+    real_abandon = store.abandon
+    store.set_card = set_card  # type: ignore[method-assign]
+    store.abandon = abandon  # type: ignore[method-assign]
+    name = "unconfirmed"
+    WORLD[name] = World()
+    with pytest.raises(ChatOpsError) as info:
+        await flow.submit(TwoStepAction(env="production", world=name), "U0ALICE", "C0OPS")
+    assert "cannot tell whether the request was opened" in info.value.user_message
+    assert info.value.nothing_changed is False
+    # The store answers again: the bot's background attempt cancels the request.
+    store.abandon = real_abandon  # type: ignore[method-assign]
+    await flow.drain()
+    stored = await flow.store.get(notifier.posted[-1])
+    assert stored is not None
+    assert stored.state is State.CANCELLED
+
+
+async def test_an_unreadable_group_at_the_gate_is_named_not_blamed_on_the_approver(
+    redis: RedisClient,
+) -> None:
+    class Slack:
+        calls = 0
+
+        async def usergroups_users_list(self, usergroup: str) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                return {"ok": True, "users": ["U0DAVE"]}
+            raise SlackApiError("ratelimited", {"ok": False, "error": "ratelimited"})
+
+    clock = ManualClock()
+    notifier = Notifier()
+    flow = make_flow(redis, clock, notifier, timedelta(seconds=30))
+    flow.members = GroupMembers(Slack(), clock, ttl=0)  # type: ignore[arg-type]
+    name = "ratelimited"
+    WORLD[name] = World()
+    submitted = await flow.submit(TwoStepAction(env="production", world=name), "U0ALICE", "C0OPS")
+    assert (await flow.approve(submitted.request.id, "U0DAVE")).refusal is None
+    await flow.drain()
+    told = notifier.told[-1][1]
+    assert "could not be confirmed" in told
+    assert "ratelimited" in told
+    assert "no longer an approver" not in told

@@ -111,11 +111,13 @@ async def test_deploy_executed_twice_registers_one_revision_and_updates_once(
     assert [(r.kind, r.request_id) for r in history] == [("deploy", "a1b2c3d4e5f6")]
 
 
-async def test_deploy_replayed_after_update_service_failed_reuses_the_revision(
+async def test_deploy_replayed_after_its_revision_was_registered_never_updates_twice(
     runtime: ActionRuntime, aws_world: DhanamWorld, calls: Counter[str]
 ) -> None:
-    """The first attempt registered its revision and died before update-service: the replay
-    reuses that revision instead of registering another, then moves the service."""
+    """The first attempt registered its revision, then its update-service may or may not have
+    reached ECS (here AWS refused it; it could as well have timed out after being carried out
+    and been rolled back by the circuit breaker). The replay cannot tell, so it neither
+    registers another revision nor sends update-service again: at most once."""
     events = runtime.aws.clients.client("ecs", REGION).meta.events
 
     def refuse(**_: Any) -> None:
@@ -131,17 +133,18 @@ async def test_deploy_replayed_after_update_service_failed_reuses_the_revision(
     assert revisions(aws_world)[-1] == "dhanam-api:4"
     assert running(aws_world) == "dhanam-api:3"
     events.unregister("before-call.ecs.UpdateService", unique_id="refuse-once")
+    updates = calls["UpdateService"]
 
     replan = await action.plan(runtime)
     assert replan.fingerprint == plan.fingerprint  # the service did not move: same plan
-    result = await action.execute(replan, runtime)
-    assert result.ok
-    assert result.details["reused_revision"] is True
-    assert "revision registered by an earlier attempt of this request" in result.summary
-    assert revisions(aws_world)[-1] == "dhanam-api:4"
+    with pytest.raises(ChatOpsError) as refused:
+        await action.execute(replan, runtime)
+    assert "earlier attempt of this request registered dhanam-api:4" in refused.value.user_message
+    assert "not sent again" in refused.value.user_message
     assert len(revisions(aws_world)) == 4
-    assert running(aws_world) == "dhanam-api:4"
+    assert running(aws_world) == "dhanam-api:3"
     assert calls["RegisterTaskDefinition"] == 1
+    assert calls["UpdateService"] == updates
 
 
 async def test_deploy_with_another_request_id_registers_a_new_revision(

@@ -184,3 +184,11 @@ def test_an_alarm_is_listed_by_one_environment_at_most() -> None:
     assert "listed by environments production and staging" in "\n".join(caught.value.errors)
     assert config(prod_alarms=[ERRORS]).environment_for_alarm(ERRORS) == "production"
     assert config().environment_for_alarm(ERRORS) is None
+
+
+def test_a_cluster_of_the_same_name_in_another_region_is_no_environment() -> None:
+    """A DR cluster named like production's, in us-west-2, must not roll back production."""
+    target = alarm_target(config(), alarm(region="us-west-2", ClusterName="dhanam-production"))
+    assert target.env is None
+    same_region = alarm_target(config(), alarm(region="us-east-1", ClusterName="dhanam-production"))
+    assert same_region.env == "production"
