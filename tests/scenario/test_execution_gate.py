@@ -9,6 +9,7 @@ so that "Nothing was changed" stays true; one unreadable user group blocks nobod
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -311,3 +312,62 @@ async def test_a_replay_after_a_lost_claim_changes_nothing_and_says_so(
     assert "nothing was changed" not in (replayed.outcome or "").lower()
     assert task_definition(aws_bot, "dhanam-production", "dhanam-web") == running
     assert revisions(aws_bot, family) == family_after
+
+
+@pytest.fixture
+async def manual_bot(
+    redis_url: str, aws_world: DhanamWorld
+) -> AsyncIterator[tuple[SandboxWorld, ManualClock]]:
+    clock = ManualClock()
+    overrides = Overrides(clock=clock, sweeper=False, rollouts=FAST_ROLLOUTS)
+    async with aws_sandbox(redis_url, aws_world, overrides) as sandbox:
+        yield sandbox, clock
+
+
+async def test_marked_in_doubt_mid_deploy_the_service_is_never_updated(
+    manual_bot: tuple[SandboxWorld, ManualClock],
+) -> None:
+    """In doubt means never: the deploy's replica stalls inside RegisterTaskDefinition past
+    its lease, the sweeper marks the request in doubt; when the call returns, the checkpoint
+    before UpdateService finds the claim gone and the service is not touched."""
+    world, clock = manual_bot
+    before = task_definition(world, "dhanam-production", "dhanam-api")
+    ecs_client = world.flow().runtime.aws.clients.client("ecs", "us-east-1")
+    entered, release = threading.Event(), threading.Event()
+
+    def stall(**_: Any) -> None:
+        entered.set()
+        release.wait(20)
+
+    ecs_client.meta.events.register(
+        "before-call.ecs.RegisterTaskDefinition", stall, unique_id="stall"
+    )
+    try:
+        await world.slash("deploy api production v1.3.0", user="alice")
+        await world.settle()
+        card = newest_card(world, "C0DEPLOYS")
+        request_id = button(card, "Approve").value
+        await world.click(card, button(card, "Approve"), user="bob")
+        assert await asyncio.to_thread(entered.wait, 20)
+        clock.advance(31)  # the lease lapses while the call hangs
+        await world.flow().sweep_once()
+        stored = await world.flow().store.get(request_id)
+        assert stored is not None
+        assert stored.state is State.IN_DOUBT
+        release.set()
+        await world.flow().drain()
+        await world.settle()
+    finally:
+        release.set()
+        ecs_client.meta.events.unregister(
+            "before-call.ecs.RegisterTaskDefinition", unique_id="stall"
+        )
+    assert task_definition(world, "dhanam-production", "dhanam-api") == before
+    stored = await world.flow().store.get(request_id)
+    assert stored is not None
+    assert stored.state is State.IN_DOUBT
+    late = await world.flow().store._redis.hget(request_key(request_id), "late_outcome")
+    assert late is not None
+    assert "Stopped before UpdateService" in late
+    shown = str(newest_card(world, "C0DEPLOYS").blocks)
+    assert "nothing was changed" not in shown.lower()
