@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 SOURCES := bot commands approvals integrations core
 
-.PHONY: install redis sandbox test unit lint typecheck bench lock docker-lint clean
+.PHONY: install redis sandbox test unit fuzz lint typecheck bench lock docker-lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ test: lint unit
 
 unit: install redis
 	$(BIN)/pytest -q
+
+# The approval flow's state machines, deep: hundreds of examples instead of CI's bounded profile.
+fuzz: install redis
+	DHANAM_FUZZ=1 $(BIN)/pytest -q tests/integration/test_flow_state_machine.py tests/integration/test_approval_state_machine.py
 
 lint: install
 	$(BIN)/ruff check $(SOURCES) tests bench
