@@ -26,8 +26,10 @@ sandbox: install
 
 test: lint unit
 
+# Parallel workers (pytest-xdist), one per core; a test file stays on one worker, and each
+# worker starts its own redis-server and moto on free ports.
 unit: install redis
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 # The approval flow's state machines, deep: hundreds of examples instead of CI's bounded profile.
 fuzz: install redis

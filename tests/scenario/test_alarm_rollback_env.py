@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from approvals.rollout import RolloutSettings
 from bot.app import DEPS
 from bot.sandbox.aws_world import DhanamWorld
 from bot.sandbox.sns_signer import cloudwatch_alarm_message
@@ -158,7 +159,15 @@ async def test_the_alarms_button_opens_a_rollback_of_its_own_environment(
 ) -> None:
     """The example config lists the API alarms under production; staging deploys last; the
     click asks to roll back production, to the revision production ran before."""
-    overrides = Overrides(sweeper=False, rollouts=FAST_ROLLOUTS, alarms=FAST)
+    # moto never completes a rollout: a short follower timeout keeps the test from waiting
+    # out FAST_ROLLOUTS' 30 s (the rollout is not what this test is about).
+    rollouts = RolloutSettings(
+        poll=FAST_ROLLOUTS.poll,
+        timeout=timedelta(seconds=1),
+        bake=FAST_ROLLOUTS.bake,
+        lease=FAST_ROLLOUTS.lease,
+    )
+    overrides = Overrides(sweeper=False, rollouts=rollouts, alarms=FAST)
     async with aws_sandbox(redis_url, aws_world, overrides) as world:
         await world.slash("deploy api production v1.3.0", user="alice")
         await world.settle()
