@@ -39,13 +39,14 @@ from hypothesis.stateful import (
 
 from approvals.flow import ActionRegistry, ApprovalFlow, Click
 from approvals.locks import Locks
-from approvals.models import TRANSITIONS, Action, ApprovalRequest, Plan, Result, State
+from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore, Status, request_key
 from bot.sandbox.redis_server import RedisServer
 from core.clock import ManualClock
 from core.config import Config, load_config
 from core.errors import NotPermittedError
 from integrations.redis_client import RedisClient, create_redis
+from tests.integration.machine_support import check_transitions
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
 
@@ -515,7 +516,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             request = self.get(request_id)
             assert request is not None, f"{request_id} vanished"
             events = self.run(self.store.events(request_id))
-            self._check_events(model, request, events)
+            self._check_events(request, events)
             self._check_execution(model, request)
             if model.final is not None:
                 assert request.state is model.final, (
@@ -526,36 +527,9 @@ class ApprovalMachine(RuleBasedStateMachine):
         stray = set(self.runtime.executions) - set(self.models)
         assert not stray, f"executions of unknown requests: {stray}"
 
-    def _check_events(
-        self, model: Model, request: ApprovalRequest, events: list[dict[str, Any]]
-    ) -> None:
+    def _check_events(self, request: ApprovalRequest, events: list[dict[str, Any]]) -> None:
         assert request.state in set(State)
-        assert events, "no events"
-        assert events[0]["event"] == "created"
-        state = State.NEW
-        version = 0
-        in_doubt_at = None
-        for index, event in enumerate(events):
-            assert event["version"] > version, f"versions not increasing: {events}"
-            version = event["version"]
-            if index == 0:
-                continue
-            name = event["event"]
-            if name == "approval":
-                assert state is State.PENDING, f"approval recorded in {state}: {events}"
-            elif name == "late_outcome":
-                assert state is State.IN_DOUBT, f"late outcome in {state}: {events}"
-            else:
-                new = State(name)
-                assert new in TRANSITIONS.get(state, frozenset()), (
-                    f"{request.id}: {state} -> {new} is not a transition: {events}"
-                )
-                state = new
-                if new is State.IN_DOUBT:
-                    in_doubt_at = index
-        assert state is request.state, f"stored {request.state}, events end in {state}"
-        if in_doubt_at is not None:
-            assert all(e["event"] == "late_outcome" for e in events[in_doubt_at + 1 :])
+        check_transitions(request, events)
         approvals_logged = [e["user"] for e in events if e["event"] == "approval"]
         if request.state is not State.PENDING and request.approvals:
             # the deciding approval is logged as the `approved` move itself

@@ -70,7 +70,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.flow import ActionRegistry, ApprovalFlow, Click
 from approvals.locks import Locks
-from approvals.models import TRANSITIONS, Action, ApprovalRequest, Plan, Result, State
+from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore, Status, request_key
 from bot.sandbox.aws_world import DhanamWorld
 from bot.sandbox.redis_server import RedisServer
@@ -80,6 +80,7 @@ from core.errors import ChatOpsError, NotPermittedError, StoreUnavailableError
 from integrations.aws.clients import AwsClients
 from integrations.aws.errors import call_aws, is_mutation
 from integrations.redis_client import RedisClient, create_redis
+from tests.integration.machine_support import check_transitions
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
 FUZZ = os.environ.get("DHANAM_FUZZ") == "1"
@@ -1070,7 +1071,7 @@ class FlowMachine(RuleBasedStateMachine):
             request = self.get(rid)
             assert request is not None, f"{rid} vanished"
             events = self.run(self.store.events(rid))
-            _check_events(request, events)
+            check_transitions(request, events)
             approvers = request.approvers
             assert len(approvers) == len(set(approvers)), f"duplicate approvals: {approvers}"
             assert set(approvers) == model.approvals, (rid, approvers, model.approvals)
@@ -1097,35 +1098,6 @@ class FlowMachine(RuleBasedStateMachine):
 def _approvals(stored: dict[str, str]) -> list[dict[str, Any]]:
     raw = json.loads(stored.get("approvals") or "[]")
     return raw if isinstance(raw, list) else []
-
-
-def _check_events(request: ApprovalRequest, events: list[dict[str, Any]]) -> None:
-    assert events, "no events"
-    assert events[0]["event"] == "created"
-    state = State.NEW
-    version = 0
-    in_doubt_at = None
-    for index, event in enumerate(events):
-        assert event["version"] > version, f"versions not increasing: {events}"
-        version = event["version"]
-        if index == 0:
-            continue
-        name = event["event"]
-        if name == "approval":
-            assert state is State.PENDING, f"approval recorded in {state}: {events}"
-        elif name == "late_outcome":
-            assert state is State.IN_DOUBT, f"late outcome in {state}: {events}"
-        else:
-            new = State(name)
-            assert new in TRANSITIONS.get(state, frozenset()), (
-                f"{request.id}: {state} -> {new} is not a transition: {events}"
-            )
-            state = new
-            if new is State.IN_DOUBT:
-                in_doubt_at = index
-    assert state is request.state, f"stored {request.state}, events end in {state}"
-    if in_doubt_at is not None:
-        assert all(e["event"] == "late_outcome" for e in events[in_doubt_at + 1 :])
 
 
 SETTINGS = settings(
