@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from integrations.dhanam_api import OK, ApiHealth
+from integrations.dhanam_api import ApiHealth, Level, level
 
 if TYPE_CHECKING:
     from commands.status import ServiceStatus
@@ -56,13 +56,18 @@ def assess(status: ServiceStatus) -> tuple[Health, list[str]]:
 
 def _assess_api(api: ApiHealth, down: list[str], degraded: list[str]) -> None:
     health, database, providers = api.health, api.database, api.providers
+    # /health: degraded marks the row degraded; any other non-good word, or no answer, is down.
+    # The database and each provider: anything not good marks the row degraded (the API itself
+    # still answers), with the word the API used ("provider bitso degraded", "database down").
     if health.body is None:
         down.append(f"health endpoint down ({health.error})")
-    elif health.body.status != OK:
+    elif level(health.body.status) is Level.DEGRADED:
         degraded.append(f"API health {health.body.status}")
+    elif level(health.body.status) is Level.DOWN:
+        down.append(f"API health {health.body.status}")
     if database.body is None:
         degraded.append(f"database health unavailable ({database.error})")
-    elif database.body.status != OK:
+    elif level(database.body.status) is not Level.OK:
         degraded.append(f"database {database.body.status}")
     if providers.body is None:
         degraded.append(f"providers health unavailable ({providers.error})")
@@ -70,5 +75,5 @@ def _assess_api(api: ApiHealth, down: list[str], degraded: list[str]) -> None:
         degraded.extend(
             f"provider {name} {p.status}"
             for name, p in providers.body.providers.items()
-            if p.status != OK
+            if level(p.status) is not Level.OK
         )

@@ -1,16 +1,21 @@
 """The Dhanam API's health endpoints, probed concurrently, each with its own time budget.
 
-The shapes the bot reads (documented in the README, served by bot/sandbox/fake_dhanam_api.py):
+The documented shapes (PRODUCT.md §5, from the deployment guide; served by default by
+bot/sandbox/fake_dhanam_api.py):
 
-  GET /health            {"status": "ok", "version": "1.2.0"}
-  GET /health/database   {"status": "ok", "connections": 12, "max_connections": 100,
-                          "queries_per_second": 340.5}
-  GET /health/providers  {"status": "ok", "providers": {"plaid": {"status": "ok",
-                          "latency_ms": 120}, "belvo": {…}, "bitso": {…}}}
+  GET /health            {"status": "healthy", "timestamp": "2024-01-01T12:00:00Z"}
+  GET /health/database   {"status": "healthy", "connections": 5, "queries_per_second": 150}
+  GET /health/providers  {"plaid": "healthy", "belvo": "healthy", "bitso": "healthy"}
 
-`status` is "ok" when healthy; anything else ("degraded", "down") is shown as given. Extra
-fields are ignored. A probe never raises: a timeout, a refused connection, a non-2xx answer or
-a body of another shape becomes the probe's `error`, shown as "unavailable (reason)".
+Richer answers are tolerated: extra keys anywhere, per-provider objects
+(`{"bitso": {"status": "degraded", "latency_ms": 95}}`), the providers nested under a
+`providers` key with an overall `status`, a `version`, `max_connections`.
+
+A status word is read case-insensitively: `healthy`/`ok`/`up`/`pass` are good and normalised
+to "ok", `degraded`/`warn` is "degraded", anything else (a word such as "down" or "unhealthy" is
+kept as given; a missing or non-text status becomes "down") is down — see `level()`.
+A probe never raises: a timeout, a refused connection, a non-2xx answer or a body of another
+shape becomes the probe's `error`, shown as "unavailable (reason)".
 """
 
 from __future__ import annotations
@@ -19,13 +24,63 @@ import asyncio
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 PROVIDERS = ("plaid", "belvo", "bitso")
 OK = "ok"
+DEGRADED = "degraded"
+DOWN = "down"
+_GOOD_WORDS = frozenset({"ok", "healthy", "up", "pass", "passing"})
+_DEGRADED_WORDS = frozenset({"degraded", "warn", "warning"})
+_STATUS_WORDS = _GOOD_WORDS | _DEGRADED_WORDS | {"down", "unhealthy", "error", "fail", "failing"}
+# Keys of a flat providers map that describe the answer, not a provider.
+_NOT_PROVIDERS = frozenset({"status", "timestamp", "time", "checked_at", "version", "providers"})
+
+
+class Level(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+def normalise_status(value: object) -> str:
+    """An endpoint's status word as shown: good words become "ok", degraded ones "degraded",
+    other text is kept (lower case), anything that is not text becomes "down"."""
+    if not isinstance(value, str) or not value.strip():
+        return DOWN
+    word = value.strip().lower()
+    if word in _GOOD_WORDS:
+        return OK
+    if word in _DEGRADED_WORDS:
+        return DEGRADED
+    return word[:40]
+
+
+def level(status: str | None) -> Level:
+    """ok, degraded or down for a (normalised or raw) status word; None (no answer) is down."""
+    word = normalise_status(status)
+    if word == OK:
+        return Level.OK
+    if word == DEGRADED:
+        return Level.DEGRADED
+    return Level.DOWN
+
+
+def _number(value: object) -> object:
+    """A count or rate kept when numeric, dropped (None) when of a richer or odd shape."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 class Endpoint(StrEnum):
@@ -38,27 +93,89 @@ class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class HealthBody(_Body):
+class _StatusBody(_Body):
     status: str
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: object) -> str:
+        return normalise_status(value)
+
+
+class HealthBody(_StatusBody):
+    timestamp: str | None = None
     version: str | None = None
 
+    @field_validator("timestamp", "version", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> str | None:
+        return None if value is None or isinstance(value, dict | list) else str(value)[:64]
 
-class DatabaseBody(_Body):
-    status: str
+
+class DatabaseBody(_StatusBody):
     connections: int | None = None
     max_connections: int | None = None
     queries_per_second: float | None = None
 
+    @field_validator("queries_per_second", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> object:
+        return _number(value)
 
-class ProviderBody(_Body):
-    status: str
+    @field_validator("connections", "max_connections", mode="before")
+    @classmethod
+    def _count(cls, value: object) -> int | None:
+        number = _number(value)
+        return round(number) if isinstance(number, int | float) else None
+
+
+class ProviderBody(_StatusBody):
     latency_ms: float | None = None
     error: str | None = None
 
+    @field_validator("latency_ms", mode="before")
+    @classmethod
+    def _latency(cls, value: object) -> object:
+        return _number(value)
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _error(cls, value: object) -> str | None:
+        return None if value is None else str(value)[:200]
+
 
 class ProvidersBody(_Body):
+    """Providers by name; read from the documented flat map or a richer nested answer."""
+
     status: str | None = None
     providers: dict[str, ProviderBody]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data  # pydantic reports the wrong shape
+        nested = data.get("providers")
+        source: dict[str, Any] = nested if isinstance(nested, dict) else data
+        providers: dict[str, object] = {}
+        for name, value in source.items():
+            if not isinstance(name, str) or (source is data and name in _NOT_PROVIDERS):
+                continue
+            if isinstance(value, ProviderBody):
+                providers[name] = value
+            elif isinstance(value, dict):
+                providers[name] = {**value, "status": value.get("status")}
+            elif name in PROVIDERS or source is nested:
+                providers[name] = {"status": value}  # not text: "down"
+            elif isinstance(value, str) and value.strip().lower() in _STATUS_WORDS:
+                providers[name] = {"status": value}
+        if not providers:
+            raise ValueError("no providers in the answer")
+        overall = data.get("status")
+        return {
+            "status": normalise_status(overall) if overall is not None else None,
+            "providers": providers,
+        }
 
 
 B = TypeVar("B", bound=_Body)

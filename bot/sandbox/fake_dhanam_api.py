@@ -1,12 +1,17 @@
 """A stand-in for the Dhanam API's health endpoints, for the sandbox, the tests and the bench.
 
 An aiohttp server on 127.0.0.1 and a free port serving `/health`, `/health/database` and
-`/health/providers` (the shapes are in integrations/dhanam_api.py and the README), also under
+`/health/providers` in the documented shapes (PRODUCT.md §5, integrations/dhanam_api.py), also under
 any one-segment prefix (`/production/health`), so each environment can get a base URL of its
 own (`http://127.0.0.1:PORT/production`) and a mode of its own:
 
-  healthy   everything ok
-  degraded  provider bitso down (/health and /health/providers say "degraded")
+  healthy   everything healthy, the deployment guide's exact answers:
+              /health            {"status": "healthy", "timestamp": "…"}
+              /health/database   {"status": "healthy", "connections": 5, "queries_per_second": 150}
+              /health/providers  {"plaid": "healthy", "belvo": "healthy", "bitso": "healthy"}
+  degraded  the same shapes, /health and provider bitso say "degraded"
+  rich      healthy, in a richer shape the bot must tolerate (extra keys, a version, per-provider
+            objects with status/latency_ms nested under "providers"); bitso answers "degraded"
   slow      every answer waits `slow_seconds` (past the bot's 2 s budget)
   error     HTTP 500 with a JSON error body
   stopped   the port refuses connections, for every prefix (the listener is closed; setting
@@ -26,39 +31,54 @@ from aiohttp import web
 
 from core.config import Config, parse_config
 
-PROVIDERS_OK: dict[str, dict[str, Any]] = {
+PROVIDERS = ("plaid", "belvo", "bitso")
+RICH_PROVIDERS: dict[str, dict[str, Any]] = {
     "plaid": {"status": "ok", "latency_ms": 120},
-    "belvo": {"status": "ok", "latency_ms": 180},
-    "bitso": {"status": "ok", "latency_ms": 95},
+    "belvo": {"status": "healthy", "latency_ms": 180, "region": "mx"},
+    "bitso": {"status": "degraded", "latency_ms": 950, "error": "slow quotes"},
 }
 VERSION = "1.2.0"
+TIMESTAMP = "2024-01-01T12:00:00Z"
 
 
 class ApiMode(StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
+    RICH = "rich"
     SLOW = "slow"
     ERROR = "error"
     STOPPED = "stopped"
 
 
 def health_body(endpoint: str, mode: ApiMode) -> dict[str, Any]:
-    """What a healthy or degraded API answers on `endpoint` (health, database, providers)."""
+    """What the API answers on `endpoint` (health, database, providers) in a mode that answers."""
+    if mode is ApiMode.RICH:
+        return _rich_body(endpoint)
     degraded = mode is ApiMode.DEGRADED
-    overall = "degraded" if degraded else "ok"
+    overall = "degraded" if degraded else "healthy"
     if endpoint == "health":
-        return {"status": overall, "version": VERSION, "uptime_seconds": 86_400}
+        return {"status": overall, "timestamp": TIMESTAMP}
+    if endpoint == "database":
+        return {"status": "healthy", "connections": 5, "queries_per_second": 150}
+    providers = dict.fromkeys(PROVIDERS, "healthy")
+    if degraded:
+        providers["bitso"] = "degraded"
+    return providers
+
+
+def _rich_body(endpoint: str) -> dict[str, Any]:
+    if endpoint == "health":
+        return {"status": "ok", "timestamp": TIMESTAMP, "version": VERSION, "uptime_s": 86_400}
     if endpoint == "database":
         return {
             "status": "ok",
             "connections": 12,
             "max_connections": 100,
             "queries_per_second": 340.5,
+            "replication_lag_ms": 4,
         }
-    providers = {name: dict(body) for name, body in PROVIDERS_OK.items()}
-    if degraded:
-        providers["bitso"] = {"status": "down", "latency_ms": None, "error": "connect timeout"}
-    return {"status": overall, "providers": providers}
+    providers = {name: dict(body) for name, body in RICH_PROVIDERS.items()}
+    return {"status": "degraded", "checked_at": TIMESTAMP, "providers": providers}
 
 
 class FakeDhanamApi:

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pydantic import ValidationError
 
 from bot.sandbox.aws_world import DhanamWorld
 from bot.sandbox.fake_dhanam_api import ApiMode, FakeDhanamApi
@@ -20,6 +21,7 @@ from bot.sandbox.signing import JSON_CONTENT_TYPE, event_callback_body, sign
 from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
+from integrations.dhanam_api import DatabaseBody, HealthBody, Level, ProvidersBody, level
 from tests.fixtures.bot import _BoltArgumentWarnings
 
 ALB = "app/dhanam-production-alb/0123456789abcdef"
@@ -149,9 +151,9 @@ async def test_one_service_shows_every_source(bot: SandboxWorld, api: FakeDhanam
         "min 0 · max 12",  # 5xx sparkline
         "min 120 ms · max 2.40 s",  # latency sparkline
         f"*API health* {api.base_url('production')}",
-        "`/health` ok · 1.2.0",
-        "`/health/database` ok · 12/100 connections · 340.5 queries/s",
-        "plaid ok (120 ms)",
+        "`/health` ok ·",  # the guide's {"status": "healthy", "timestamp": …}
+        "`/health/database` ok · 5/? connections · 150 queries/s",
+        "plaid ok",
         "belvo ok",
         "bitso ok",
         "none recorded by the bot",
@@ -178,12 +180,94 @@ async def test_last_deploy_who_and_when(bot: SandboxWorld) -> None:
     assert "<!date^" in blocks
 
 
-async def test_a_provider_down_is_degraded(bot: SandboxWorld, api: FakeDhanamApi) -> None:
+async def test_bitso_saying_degraded_is_shown_degraded(
+    bot: SandboxWorld, api: FakeDhanamApi
+) -> None:
+    """The documented flat providers map with `"bitso": "degraded"`, through a signed command."""
     await api.set_mode(ApiMode.DEGRADED)
     text, blocks = await status_of(bot, "api production")
-    assert text == ("api in production: degraded — API health degraded; provider bitso down")
-    assert ":red_circle: bitso down — connect timeout" in blocks
-    assert "plaid ok (120 ms)" in blocks
+    assert text == "api in production: degraded — API health degraded; provider bitso degraded"
+    assert "bitso degraded" in blocks
+    assert "plaid ok" in blocks
+    assert "belvo ok" in blocks
+    _, overview = await status_of(bot, "production")
+    api_row = next(r for r in overview.split("\\n") if "*api* in *production*" in r)
+    assert ":large_yellow_circle:" in api_row, api_row
+
+
+async def test_richer_answers_are_tolerated(bot: SandboxWorld, api: FakeDhanamApi) -> None:
+    """Extra keys, a version, per-provider objects with status/latency_ms under "providers"."""
+    await api.set_mode(ApiMode.RICH)
+    text, blocks = await status_of(bot, "api production")
+    assert text == "api in production: degraded — provider bitso degraded"
+    for expected in (
+        "`/health` ok · 1.2.0",
+        "`/health/database` ok · 12/100 connections · 340.5 queries/s",
+        "plaid ok (120 ms)",
+        "belvo ok (180 ms)",
+        "bitso degraded (950 ms) — slow quotes",
+    ):
+        assert expected in blocks, expected
+
+
+def test_the_documented_shapes_are_read_exactly() -> None:
+    assert HealthBody.model_validate(
+        {"status": "healthy", "timestamp": "2024-01-01T12:00:00Z"}
+    ) == HealthBody(status="ok", timestamp="2024-01-01T12:00:00Z")
+    db = DatabaseBody.model_validate(
+        {"status": "healthy", "connections": 5, "queries_per_second": 150}
+    )
+    assert (db.status, db.connections, db.queries_per_second) == ("ok", 5, 150.0)
+    flat = ProvidersBody.model_validate({"plaid": "healthy", "belvo": "OK", "bitso": "degraded"})
+    assert {n: p.status for n, p in flat.providers.items()} == {
+        "plaid": "ok",
+        "belvo": "ok",
+        "bitso": "degraded",
+    }
+    assert flat.status is None
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("healthy", Level.OK),
+        ("ok", Level.OK),
+        ("Healthy", Level.OK),
+        ("degraded", Level.DEGRADED),
+        ("down", Level.DOWN),
+        ("unhealthy", Level.DOWN),
+        ("maintenance", Level.DOWN),
+        ("", Level.DOWN),
+        (None, Level.DOWN),
+    ],
+)
+def test_status_words(word: str | None, expected: Level) -> None:
+    assert level(word) is expected
+
+
+def test_richer_and_odd_provider_answers() -> None:
+    rich = ProvidersBody.model_validate(
+        {
+            "status": "ok",
+            "timestamp": "2024-01-01T12:00:00Z",
+            "providers": {
+                "plaid": {"status": "ok", "latency_ms": 120, "extra": [1]},
+                "bitso": {"latency_ms": "n/a"},  # no status: down
+                "belvo": "healthy",
+            },
+        }
+    )
+    got = {n: (p.status, p.latency_ms) for n, p in rich.providers.items()}
+    assert got == {"plaid": ("ok", 120.0), "bitso": ("down", None), "belvo": ("ok", None)}
+    flat = ProvidersBody.model_validate(
+        {"plaid": {"status": "healthy", "latency_ms": 80}, "bitso": 3, "timestamp": "now"}
+    )
+    # a documented provider answering a non-word is down; the timestamp is not a provider
+    assert {n: p.status for n, p in flat.providers.items()} == {"plaid": "ok", "bitso": "down"}
+    with pytest.raises(ValidationError):
+        ProvidersBody.model_validate({"timestamp": "now"})
+    with pytest.raises(ValidationError):
+        ProvidersBody.model_validate(["plaid"])
 
 
 async def test_a_slow_api_is_unavailable_and_delays_nothing_past_its_budget(

@@ -126,3 +126,26 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(binary)
+
+
+@pytest.mark.parametrize("ttl", [60, 61, 900, 86_400])
+def test_approval_ttl_of_60_seconds_or_more_is_accepted(ttl: int) -> None:
+    data = example_data()
+    approvals = data["approvals"]
+    assert isinstance(approvals, dict)
+    approvals["ttl_seconds"] = ttl
+    assert parse_config(data).approvals.ttl_seconds == ttl
+
+
+@pytest.mark.parametrize("ttl", [59, 0, -1])
+def test_approval_ttl_under_60_seconds_is_refused(ttl: int) -> None:
+    data = example_data()
+    approvals = data["approvals"]
+    assert isinstance(approvals, dict)
+    approvals["ttl_seconds"] = ttl
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert any(
+        line.startswith("approvals.ttl_seconds: Input should be greater than or equal to 60")
+        for line in info.value.errors
+    ), info.value.errors
