@@ -3,18 +3,30 @@
 Fail closed: anything that cannot be verified is refused (SnsError 403); anything malformed is
 SnsError 400. The signature is RSA PKCS#1 v1.5 over the canonical string (SHA1 for
 SignatureVersion 1, SHA256 for 2) with the certificate named by SigningCertURL, which is trusted
-only when it is https on `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`) and ends in
-`.pem`. Certificates are read from SNS_CERT_CACHE_DIR first (file named as the URL's last path
-segment), else downloaded once and kept in memory. Certificate expiry is not checked: AWS's own
-SDK verifiers do not, and the samples AWS signed years ago must keep verifying.
+only when it is exactly `https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem`
+(or the `.amazonaws.com.cn` partition): no query, fragment, userinfo or port. Certificate expiry
+is not checked: AWS's own SDK verifiers do not, and the samples AWS signed years ago must keep
+verifying.
+
+Certificates (`CertificateCache`): read from SNS_CERT_CACHE_DIR first (file named as the URL's
+last path segment), else downloaded. Anyone who knows a topic ARN can post signed-looking bodies,
+so what a body can make the bot do is bounded: the cache key is the normalised URL (a query
+string cannot make a new entry, it is refused), at most `CERT_CACHE_SIZE` certificates are kept
+(least recently used goes first), a failed fetch is remembered for `FAILURE_TTL` seconds (a
+repeat fails at once, without fetching; at most `FAILURE_CACHE_SIZE` remembered), and
+concurrent verifications of one URL share one fetch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import functools
 import json
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +56,11 @@ _COMMON_REQUIRED = (
 )  # fmt: skip
 _SNS_HOST = re.compile(r"^sns\.[a-z]{2}(-[a-z]+)+-\d\.amazonaws\.com(\.cn)?$")
 _CERT_NAME = re.compile(r"^[A-Za-z0-9._-]+\.pem$")
+_CERT_PATH = re.compile(r"^/SimpleNotificationService-[0-9a-f]{8,128}\.pem$")
 FETCH_TIMEOUT = 5.0
+CERT_CACHE_SIZE = 32  # SNS uses one certificate per region at a time; 32 is many regions' worth
+FAILURE_TTL = 60.0  # seconds a failed certificate fetch is remembered (answered 403 at once)
+FAILURE_CACHE_SIZE = 256  # failures remembered at most (oldest forgotten first)
 
 Fetch = Callable[[str], Awaitable[bytes]]
 
@@ -108,7 +124,10 @@ def string_to_sign(message: dict[str, str]) -> bytes:
 
 
 def trusted_sns_url(url: str, *, pem: bool) -> bool:
-    """https, host `sns.<region>.amazonaws.com[.cn]`, no userinfo or odd port; `.pem` path."""
+    """With `pem`: a signing certificate URL (see `certificate_url`). Without: https on host
+    `sns.<region>.amazonaws.com[.cn]`, no userinfo or odd port (a SubscribeURL, query and all)."""
+    if pem:
+        return certificate_url(url) is not None
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -116,9 +135,25 @@ def trusted_sns_url(url: str, *, pem: bool) -> bool:
         return False
     if parts.scheme != "https" or "@" in parts.netloc or port not in (None, 443):
         return False
-    if not _SNS_HOST.match(parts.hostname or ""):
-        return False
-    return parts.path.endswith(".pem") if pem else True
+    return bool(_SNS_HOST.match(parts.hostname or ""))
+
+
+def certificate_url(url: str) -> str | None:
+    """The normalised form of a SigningCertURL (lower-case scheme and host), or None unless it
+    is exactly `https://sns.<region>.amazonaws.com[.cn]/SimpleNotificationService-<hex>.pem`:
+    no query (not even an empty `?`), no fragment, no userinfo, no port (not even :443)."""
+    if "?" in url or "#" in url or "@" in url or "\\" in url or not url.isascii():
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "https" or parts.netloc.lower() != host:
+        return None  # userinfo or a port (`host:port` is not the bare hostname)
+    if not _SNS_HOST.match(host) or not _CERT_PATH.match(parts.path):
+        return None
+    return f"https://{host}{parts.path}"
 
 
 @dataclass(frozen=True)
@@ -131,47 +166,76 @@ class _Hash:
         return hashes.SHA256()
 
 
-class SnsVerifier:
+class CertificateCache:
+    """Public keys of SNS signing certificates by normalised URL: a bounded LRU, failures
+    remembered for `failure_ttl` seconds, one load at a time per URL. Single event loop."""
+
     def __init__(
         self,
         *,
-        topics: list[str],
         cert_dir: Path | None,
-        fetch: Fetch = https_get,
+        fetch: Fetch,
+        size: int = CERT_CACHE_SIZE,
+        failure_ttl: float = FAILURE_TTL,
+        failure_size: int = FAILURE_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._topics = frozenset(topics)
         self._cert_dir = cert_dir
         self._fetch = fetch
-        self._certs: dict[str, rsa.RSAPublicKey] = {}
+        self._size = size
+        self._failure_ttl = failure_ttl
+        self._failure_size = failure_size
+        self._clock = clock
+        self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._failures: OrderedDict[str, tuple[float, str]] = OrderedDict()  # url: (until, why)
+        self._loading: dict[str, asyncio.Task[rsa.RSAPublicKey]] = {}
 
-    def check_topic(self, message: dict[str, str]) -> None:
-        if message["TopicArn"] not in self._topics:
-            raise SnsError(403, "SNS topic not allowed")
+    def __len__(self) -> int:
+        return len(self._keys)
 
-    async def verify(self, message: dict[str, str]) -> None:
-        """SnsError(403) unless AWS signed exactly this message."""
-        version = message["SignatureVersion"]
-        if version not in ("1", "2"):
-            raise SnsError(403, f"unsupported SignatureVersion {version!r}")
-        url = message["SigningCertURL"]
-        if not trusted_sns_url(url, pem=True):
-            raise SnsError(403, "SigningCertURL is not an AWS SNS certificate URL")
+    async def key(self, url: str) -> rsa.RSAPublicKey:
+        """The certificate's RSA key for a normalised URL (see `certificate_url`); SnsError 403
+        when it cannot be had now."""
+        found = self._keys.get(url)
+        if found is not None:
+            self._keys.move_to_end(url)
+            return found
+        failed = self._failures.get(url)
+        if failed is not None:
+            if self._clock() < failed[0]:
+                raise SnsError(403, failed[1])
+            del self._failures[url]
+        task = self._loading.get(url)
+        if task is None:
+            task = asyncio.create_task(self._load(url))
+            task.add_done_callback(functools.partial(self._loaded, url))
+            self._loading[url] = task
+        # shield: a verification that is cancelled (client gone) does not cancel the load the
+        # other waiters share.
+        return await asyncio.shield(task)
+
+    def _loaded(self, url: str, task: asyncio.Task[rsa.RSAPublicKey]) -> None:
+        if self._loading.get(url) is task:
+            del self._loading[url]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so nobody waiting is not an "unretrieved" error
+
+    async def _load(self, url: str) -> rsa.RSAPublicKey:
         try:
-            signature = base64.b64decode(message["Signature"], validate=True)
-        except (binascii.Error, ValueError):
-            raise SnsError(403, "signature is not base64") from None
-        key = await self._key(url)
-        try:
-            key.verify(
-                signature, string_to_sign(message), padding.PKCS1v15(), _Hash(version).algorithm()
-            )
-        except InvalidSignature:
-            raise SnsError(403, "SNS signature does not verify") from None
+            key = await self._read(url)
+        except SnsError as exc:
+            self._failures[url] = (self._clock() + self._failure_ttl, exc.message)
+            self._failures.move_to_end(url)
+            while len(self._failures) > self._failure_size:
+                self._failures.popitem(last=False)
+            raise
+        self._keys[url] = key
+        self._keys.move_to_end(url)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return key
 
-    async def _key(self, url: str) -> rsa.RSAPublicKey:
-        cached = self._certs.get(url)
-        if cached is not None:
-            return cached
+    async def _read(self, url: str) -> rsa.RSAPublicKey:
         name = urlsplit(url).path.rsplit("/", 1)[-1]
         pem = self._from_dir(name)
         if pem is None:
@@ -186,7 +250,6 @@ class SnsVerifier:
             raise SnsError(403, "signing certificate is not a PEM certificate") from None
         if not isinstance(key, rsa.RSAPublicKey):
             raise SnsError(403, "signing certificate is not RSA")
-        self._certs[url] = key
         return key
 
     def _from_dir(self, name: str) -> bytes | None:
@@ -196,6 +259,46 @@ class SnsVerifier:
             return (self._cert_dir / name).read_bytes()
         except OSError:
             return None
+
+
+class SnsVerifier:
+    def __init__(
+        self,
+        *,
+        topics: list[str],
+        cert_dir: Path | None,
+        fetch: Fetch = https_get,
+        certificates: CertificateCache | None = None,
+    ) -> None:
+        self._topics = frozenset(topics)
+        self._fetch = fetch
+        if certificates is None:  # (not `or`: an empty cache has len 0)
+            certificates = CertificateCache(cert_dir=cert_dir, fetch=fetch)
+        self.certificates = certificates
+
+    def check_topic(self, message: dict[str, str]) -> None:
+        if message["TopicArn"] not in self._topics:
+            raise SnsError(403, "SNS topic not allowed")
+
+    async def verify(self, message: dict[str, str]) -> None:
+        """SnsError(403) unless AWS signed exactly this message."""
+        version = message["SignatureVersion"]
+        if version not in ("1", "2"):
+            raise SnsError(403, f"unsupported SignatureVersion {version!r}")
+        url = certificate_url(message["SigningCertURL"])
+        if url is None:
+            raise SnsError(403, "SigningCertURL is not an AWS SNS certificate URL")
+        try:
+            signature = base64.b64decode(message["Signature"], validate=True)
+        except (binascii.Error, ValueError):
+            raise SnsError(403, "signature is not base64") from None
+        key = await self.certificates.key(url)
+        try:
+            key.verify(
+                signature, string_to_sign(message), padding.PKCS1v15(), _Hash(version).algorithm()
+            )
+        except InvalidSignature:
+            raise SnsError(403, "SNS signature does not verify") from None
 
     async def confirm(self, message: dict[str, str]) -> None:
         """Visit the SubscribeURL of a verified SubscriptionConfirmation (host checked too)."""

@@ -1,8 +1,9 @@
 """Sign SNS HTTP deliveries the way AWS does, with a sandbox certificate, for tests and the sandbox.
 
 The signer makes an RSA 2048 key and a self-signed certificate (CN=sns.amazonaws.com), writes the
-PEM as ``SimpleNotificationService-sandbox.pem`` into a certificate directory (point
-``SNS_CERT_CACHE_DIR`` at it) and signs messages whose ``SigningCertURL`` names that file.
+PEM as ``SimpleNotificationService-<hex>.pem`` (``CERT_FILENAME``: the verifier accepts only
+hex names, as AWS uses) into a certificate directory (point ``SNS_CERT_CACHE_DIR`` at it) and
+signs messages whose ``SigningCertURL`` names that file.
 
 The string to sign is ``Key\\nValue\\n`` for each key in order: Notification: Message, MessageId,
 Subject (only when present), Timestamp, TopicArn, Type; SubscriptionConfirmation and
@@ -28,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from integrations.cloudwatch_alarms import REGION_NAMES
 
-CERT_FILENAME = "SimpleNotificationService-sandbox.pem"
+CERT_FILENAME = "SimpleNotificationService-5a4db0c5a4db0c5a4db0c5a4db0c5a4d.pem"
 NOTIFICATION_KEYS: tuple[str, ...] = (
     "Message",
     "MessageId",

@@ -99,9 +99,10 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:dhanam-alarms"
 
 
 def test_certificate_is_written_and_named_by_the_url(signer: SnsSigner) -> None:
-    assert signer.cert_path.name == CERT_FILENAME == "SimpleNotificationService-sandbox.pem"
+    assert signer.cert_path.name == CERT_FILENAME
+    assert CERT_FILENAME == "SimpleNotificationService-5a4db0c5a4db0c5a4db0c5a4db0c5a4d.pem"
     assert signer.signing_cert_url == (
-        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-sandbox.pem"
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-5a4db0c5a4db0c5a4db0c5a4db0c5a4d.pem"
     )
     cert = x509.load_pem_x509_certificate(signer.cert_path.read_bytes())
     cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value

@@ -56,19 +56,39 @@ def test_subject_is_signed_only_when_present() -> None:
     assert b"Subject" not in string_to_sign(message)
 
 
+_PEM = "SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
+
+
 @pytest.mark.parametrize(
     ("url", "ok"),
     [
-        ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem", True),
-        ("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-a.pem", True),
-        ("https://sns.us-east-1.amazonaws.com/a.txt", False),
-        ("http://sns.us-east-1.amazonaws.com/a.pem", False),
-        ("https://sns.amazonaws.com/a.pem", False),
-        ("https://sns.us-east-1.amazonaws.com.evil.io/a.pem", False),
-        ("https://x.sns.us-east-1.amazonaws.com/a.pem", False),
-        ("https://a@sns.us-east-1.amazonaws.com/a.pem", False),
-        ("https://sns.us-east-1.amazonaws.com:444/a.pem", False),
+        (f"https://sns.us-east-1.amazonaws.com/{_PEM}", True),
+        (f"https://sns.cn-north-1.amazonaws.com.cn/{_PEM}", True),
+        (f"https://sns.ap-southeast-2.amazonaws.com/{_PEM}", True),
+        (f"HTTPS://SNS.US-EAST-1.AMAZONAWS.COM/{_PEM}", True),  # normalised, see test_sns_certs
+        ("https://sns.us-east-1.amazonaws.com/a.pem", False),  # not SimpleNotificationService-
+        ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.txt", False),
+        ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-sandbox.pem", False),
+        (f"https://sns.us-east-1.amazonaws.com/x/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com/{_PEM}?x=1", False),
+        (f"https://sns.us-east-1.amazonaws.com/{_PEM}?", False),
+        (f"https://sns.us-east-1.amazonaws.com/{_PEM}#f", False),
+        (f"https://sns.us-east-1.amazonaws.com/{_PEM}#", False),
+        (f"http://sns.us-east-1.amazonaws.com/{_PEM}", False),
+        (f"https://sns.amazonaws.com/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com.evil.io/{_PEM}", False),
+        (f"https://x.sns.us-east-1.amazonaws.com/{_PEM}", False),
+        (f"https://a@sns.us-east-1.amazonaws.com/{_PEM}", False),
+        (f"https://a:b@sns.us-east-1.amazonaws.com/{_PEM}", False),
+        (f"https://@sns.us-east-1.amazonaws.com/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com:444/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com:443/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com:/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com./{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com/%2e/{_PEM}", False),
+        (f"https://sns.us-east-1.amazonaws.com/{_PEM.replace('7ff', '7FF')}", False),
         ("not a url", False),
+        ("", False),
     ],
 )
 def test_certificate_url_trust(url: str, ok: bool) -> None:
