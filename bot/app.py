@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
@@ -16,10 +14,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.logs import bind_request, clear_request
+from bot.guard import MAX_BODY_BYTES, REASONS, create_guard, json_error
 from bot.pagerduty_webhook import pagerduty_webhook
 from bot.settings import Settings
-from bot.slack_app import create_bolt_app
+from bot.slack_app import create_bolt_app, shape_problem
 from bot.sns_webhook import sns_handler
 from bot.wiring import Overrides, build_deps
 from commands.deps import Deps
@@ -31,7 +29,6 @@ from integrations.slack.client import create_web_client
 
 log = structlog.get_logger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 VERSION = "0.1.0"
 
 
@@ -44,7 +41,9 @@ class SlackVerifier:
     def valid(self, body: str, headers: Mapping[str, str]) -> bool:
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
         signature = headers.get("X-Slack-Signature", "")
-        if self._verifier is None or not timestamp.isdigit() or not signature:
+        if self._verifier is None or not signature or not signature.isascii():
+            return False
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
             return False
         return self._verifier.is_valid(body, timestamp, signature)
 
@@ -55,60 +54,7 @@ METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", SlackVerifier)
 
 
-def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
-
-
-_REASONS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    501: "not_implemented",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id and log context, JSON errors for everything, metrics by route and status."""
-    clear_request()
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    bind_request(request_id=request_id, route=request.path)
-    metrics = request.app[METRICS]
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    started = time.perf_counter()
-    response: web.StreamResponse
-    try:
-        length = request.content_length
-        if length is not None and length > MAX_BODY_BYTES:
-            response = json_error(413, "payload_too_large", "request body is over 1 MiB")
-        else:
-            response = await handler(request)
-    except web.HTTPException as exc:
-        reason = _REASONS.get(exc.status, "http_error")
-        response = json_error(exc.status, reason, exc.reason)
-        if exc.status == 413:
-            response = json_error(413, reason, "request body is over 1 MiB")
-    except Exception:
-        error_id = uuid.uuid4().hex[:8]
-        log.exception("http.unhandled", error_id=error_id)
-        response = json_error(500, "internal_error", "unexpected error", error_id=error_id)
-    response.headers["X-Request-Id"] = request_id
-    metrics.http_requests.labels(route, request.method, str(response.status)).inc()
-    if route != "/metrics":
-        log.debug(
-            "http.request",
-            method=request.method,
-            status=response.status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-    return response
+_REASONS = REASONS
 
 
 EVENT_TTL_SECONDS = 3600
@@ -158,6 +104,11 @@ async def slack_events(request: web.Request) -> web.Response:
     body = await _admit(request)
     if isinstance(body, web.Response):
         return body
+    problem = shape_problem(body, request.headers.get("Content-Type", ""))
+    if problem is not None:
+        # Signed by Slack but not a shape Slack sends: nothing is done with it.
+        log.warning("slack.unexpected_shape", problem=problem)
+        return json_error(400, "bad_request", f"malformed Slack request: {problem}")
     try:
         bolt_request = AsyncBoltRequest(
             body=body,
@@ -165,9 +116,9 @@ async def slack_events(request: web.Request) -> web.Response:
             headers={k.lower(): v for k, v in request.headers.items()},
         )
         response = await request.app[BOLT].async_dispatch(bolt_request)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         # Bolt parses the body before routing; a signed but malformed body lands here
-        # (json.JSONDecodeError is a ValueError).
+        # (json.JSONDecodeError is a ValueError). Anything else reaches the guard.
         return json_error(400, "bad_request", "malformed Slack request")
     content_type = response.headers.get("content-type", ["application/json"])[0]
     if response.status == 401:
@@ -221,7 +172,7 @@ def create_app(
         deps, client=client, signing_secret=secret.get_secret_value() if secret else None
     )
 
-    app = web.Application(middlewares=[edge], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[create_guard(metrics)], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
     app[BOLT] = bolt
     app[METRICS] = metrics
@@ -249,6 +200,7 @@ def create_app(
         stop.set()
         await asyncio.gather(*loops)
         await deps.inflight.idle()
+        await deps.pagerduty.stop()  # background Slack retries of recorded webhooks
         await deps.flow.drain()
         await deps.follower.stop()
         await deps.outbox.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
@@ -89,3 +91,95 @@ async def _report_error(
             blocks=error_blocks(slash, message, nothing_changed=known),
         )
     return None
+
+
+# -- shapes Slack sends ---------------------------------------------------------------------
+# Bolt reads these fields assuming the shape Slack documents (``body["event"]["type"]``,
+# ``payload["user"]["id"]``, ``authorizations[0]``…) and raises deep inside on anything else.
+# A signed request of another shape is refused here, before Bolt sees it.
+_OBJECTS = ("event", "team", "channel", "container", "view", "message", "enterprise", "state")
+_LISTS_OF_OBJECTS = ("actions", "authorizations")
+_STRINGS = (
+    "type",
+    "token",
+    "team_id",
+    "api_app_id",
+    "event_id",
+    "user_id",
+    "channel_id",
+    "command",
+    "text",
+    "response_url",
+    "trigger_id",
+    "callback_id",
+    "action_ts",
+    "message_ts",
+)
+_EVENT_STRINGS = ("type", "subtype", "channel_type", "ts", "event_ts", "thread_ts", "bot_id")
+
+
+def _slack_document(body: str, content_type: str) -> Any:
+    """What Bolt's parse_body would read (the same rules), or raises ValueError."""
+    if not body:
+        return {}
+    if content_type.split(";", maxsplit=1)[0].strip() == "application/json" or body.startswith("{"):
+        return json.loads(body)
+    params = dict(parse_qsl(body, keep_blank_values=True))
+    if "payload" in body:
+        payload = params.get("payload")
+        return json.loads(payload) if payload is not None else {}
+    return params
+
+
+def _wrong_types(document: dict[str, Any], strings: tuple[str, ...]) -> str | None:
+    for key in strings:
+        if document.get(key) is not None and not isinstance(document[key], str):
+            return f"{key} is not a string"
+    return None
+
+
+def _top_level_problem(document: dict[str, Any]) -> str | None:
+    for key in _OBJECTS:
+        if document.get(key) is not None and not isinstance(document[key], dict):
+            return f"{key} is not an object"
+    for key in _LISTS_OF_OBJECTS:
+        value = document.get(key)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, dict) for v in value)
+        ):
+            return f"{key} is not a list of objects"
+    user = document.get("user")
+    if user is not None and not isinstance(user, (dict, str)):
+        return "user is neither an object nor an ID"
+    return _wrong_types(document, _STRINGS)
+
+
+def _nested_problem(document: dict[str, Any]) -> str | None:
+    event = document.get("event")
+    if isinstance(event, dict):
+        problem = _wrong_types(event, _EVENT_STRINGS)
+        if problem is not None:
+            return f"event.{problem}"
+        if not isinstance(event.get("type"), str):
+            return "event has no type"
+    elif document.get("type") == "event_callback":
+        return "event_callback without an event"
+    for part in ("user", "team", "channel", "container", "message"):
+        value = document.get(part)
+        if isinstance(value, dict):
+            problem = _wrong_types(value, ("id", "ts", "type", "channel_id", "message_ts"))
+            if problem is not None:
+                return f"{part}.{problem}"
+    return None
+
+
+def shape_problem(body: str, content_type: str) -> str | None:
+    """None when ``body`` has the shape of a Slack request; else what is wrong with it.
+    (The JSON is known to be shallow: the HTTP guard refused deep documents.)"""
+    try:
+        document = _slack_document(body, content_type)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(document, dict):
+        return "not an object"
+    return _top_level_problem(document) or _nested_problem(document)

@@ -32,15 +32,21 @@ INCIDENT_EVENTS = frozenset(
 
 def signature_valid(body: bytes, header: str, secrets: Iterable[str]) -> bool:
     """True when one ``v1=`` value of ``header`` is the HMAC of ``body`` under a secret."""
-    offered = [part.strip()[3:] for part in header.split(",") if part.strip().startswith("v1=")]
+    # Compared as bytes: compare_digest raises TypeError on a str that is not ASCII, and a
+    # header is whatever the sender put there. Non-ASCII bytes simply never match hex.
+    offered = [
+        part.strip()[3:].lower().encode("utf-8", errors="surrogateescape")
+        for part in header.split(",")
+        if part.strip().startswith("v1=")
+    ]
     if not offered:
         return False
     ok = False
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
         for value in offered:
             # Every pair is compared (no early exit): the timing says nothing about which.
-            ok |= hmac.compare_digest(expected, value.lower())
+            ok |= hmac.compare_digest(expected, value)
     return ok
 
 
