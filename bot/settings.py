@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.logs import register_secrets, url_password
 from core.config import Config, format_validation_error, load_config
 from core.errors import ConfigError
 
@@ -69,6 +71,30 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")
         return level
+
+    def model_post_init(self, _context: Any, /) -> None:
+        # The logger redacts these values wherever they appear (bot/logs.py).
+        register_secrets(self.secret_values())
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process holds: the Slack and PagerDuty secrets, the Redis password."""
+        values = [
+            secret.get_secret_value()
+            for secret in (
+                self.slack_bot_token,
+                self.slack_signing_secret,
+                self.slack_app_token,
+                self.pagerduty_routing_key,
+                self.pagerduty_api_token,
+                self.pagerduty_webhook_secret,
+            )
+            if secret is not None and secret.get_secret_value()
+        ]
+        values.extend(self.webhook_secrets())
+        password = url_password(self.redis_url.get_secret_value())
+        if password:
+            values.append(password)
+        return values
 
     def missing_for(self, mode: Mode) -> list[str]:
         """Names of the variables that ``mode`` needs and that are not set."""
