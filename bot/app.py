@@ -185,6 +185,8 @@ def create_app(
 
     async def resources(_: web.Application) -> AsyncIterator[None]:
         log.info("app.started", version=VERSION)
+        aws = deps.status.aws.clients  # AWS thread pools on, clients built off the loop
+        await aws.start(env.region for env in config.environments.values())
         stop = asyncio.Event()
         loops = (
             [
@@ -210,6 +212,7 @@ def create_app(
         session = getattr(client, "session", None)
         if session is not None:
             await session.close()
+        aws.close()  # after everything that calls AWS has stopped
         log.info("app.stopped")
 
     app.cleanup_ctx.append(resources)

@@ -2,15 +2,26 @@
 
 Credentials come from boto3's default chain. The endpoint (moto in tests and the sandbox) is
 passed in from the settings (`AWS_ENDPOINT_URL`), never read from the environment here.
+
+The app builds the clients it needs at start-up, in a worker thread (`start`: building a client
+reads botocore's service model, ~20 ms of blocking I/O and parsing each); anything else is built
+on first use, under a lock. `AwsClients` also owns the thread pools the calls run in
+(executors.py): `start` makes them the ones `call_aws` uses, `close` shuts them down.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
+import structlog
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
+from integrations.aws import executors as pools
+from integrations.aws.executors import AwsExecutors
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -27,19 +38,54 @@ BOTO_CONFIG = Config(
     read_timeout=30,
 )
 
+# What the bot calls, per region an environment lives in (built at start-up).
+SERVICES = ("ecs", "ecr", "cloudwatch", "application-autoscaling", "rds")
+
+log = structlog.get_logger(__name__)
+
 
 class AwsClients:
     """Cache of boto3 clients. Thread-safe: clients are created under a lock and are themselves
-    safe to share between the worker threads that `asyncio.to_thread` uses."""
+    safe to share between the worker threads the calls run in."""
 
-    def __init__(self, endpoint_url: str | None, default_region: str | None) -> None:
+    def __init__(
+        self,
+        endpoint_url: str | None,
+        default_region: str | None,
+        executors: AwsExecutors | None = None,
+    ) -> None:
         self.endpoint_url = endpoint_url or None
         self.default_region = default_region
+        # The pools are created here (their threads on first use) and used once `start`ed.
+        self.executors = executors if executors is not None else AwsExecutors()
         # A session of our own: boto3's default session is not safe to create clients from
         # concurrently.
         self._session = boto3.session.Session()
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._lock = threading.Lock()
+
+    async def start(self, regions: Iterable[str | None] = ()) -> None:
+        """At app start-up: route `call_aws` to this object's thread pools and build the
+        clients of `SERVICES` in `regions` (and the default region) in a worker thread."""
+        pools.activate(self.executors)
+        wanted = sorted({r for r in [*regions, self.default_region] if r})
+        await self.executors.run(lambda: self.warm(wanted), mutation=False)
+
+    def warm(self, regions: Iterable[str | None]) -> int:
+        """Build the clients of `SERVICES` in `regions` now (blocking); returns how many exist.
+        A client that cannot be built is logged and left to be built (and fail) on first use."""
+        for region in regions:
+            for name in SERVICES:
+                try:
+                    self.client(name, region)
+                except (BotoCoreError, ValueError) as exc:
+                    log.warning("aws.client_not_built", service=name, region=region, error=str(exc))
+        return len(self._clients)
+
+    def close(self) -> None:
+        """At app stop: `call_aws` no longer uses these pools, which are shut down."""
+        pools.deactivate(self.executors)
+        self.executors.shutdown()
 
     @overload
     def client(self, name: Literal["ecs"], region: str | None = None) -> ECSClient: ...

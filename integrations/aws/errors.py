@@ -8,7 +8,6 @@ and never as a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from botocore.exceptions import (
 
 from core.errors import ChatOpsError
 from core.guard import before_mutation
+from integrations.aws import executors
 
 T = TypeVar("T")
 
@@ -106,10 +106,14 @@ def is_mutation(operation: str) -> bool:
 async def call_aws(operation: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run one blocking boto3 call off the event loop; botocore failures become AwsError.
     A mutating call first passes the execution's checkpoint (core.guard.before_mutation),
-    which raises GateClosedError when the execution may no longer change anything."""
+    which raises GateClosedError when the execution may no longer change anything.
+    Reads and mutations run in separate bounded thread pools (executors.py), with the
+    caller's context copied into the thread."""
     if is_mutation(operation):
         await before_mutation(operation)
     try:
-        return await asyncio.to_thread(functools.partial(fn, **kwargs))
+        return await executors.current().run(
+            functools.partial(fn, **kwargs), mutation=is_mutation(operation)
+        )
     except (ClientError, BotoCoreError) as exc:
         raise to_aws_error(exc, operation) from exc
