@@ -38,6 +38,14 @@ def job_key(request_id: str) -> str:
     return f"{PREFIX}{{rollout:{request_id}}}"
 
 
+class ReportChannelGoneError(Exception):
+    """The reporter cannot write to the job's channel any more (archived, deleted, removed)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class Phase(StrEnum):
     ROLLING = "rolling"
     BAKING = "baking"
@@ -172,7 +180,16 @@ class RolloutFollower:
             return
         task = asyncio.create_task(self.follow(request_id))
         self._tasks[request_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(request_id, None))
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.pop(request_id, None)
+            if finished.cancelled():
+                return
+            exc = finished.exception()  # retrieved: never "Task exception was never retrieved"
+            if exc is not None:
+                log.error("rollout.follow_crashed", request_id=request_id, exc_info=exc)
+
+        task.add_done_callback(done)
 
     async def takeover_once(self) -> list[str]:
         """Start following every active job whose lease is free (its follower died)."""
@@ -223,6 +240,9 @@ class RolloutFollower:
                     return
         except StoreUnavailableError:
             log.warning("rollout.store_unavailable", request_id=request_id)
+        except Exception:
+            # Unexpected: logged here (the lease is released; the takeover loop may retry).
+            log.exception("rollout.follow_failed", request_id=request_id)
         finally:
             with contextlib.suppress(StoreUnavailableError):
                 await self._store.release(name, token)
@@ -239,15 +259,49 @@ class RolloutFollower:
             )
             return job
         elapsed = now - job.started
-        ts = await self._reporter.progress(job, snapshot, elapsed)
-        job = job.model_copy(update={"progress_ts": ts})
         verdict = self._verdict(job, snapshot, elapsed)
+        try:
+            ts = await self._reporter.progress(job, snapshot, elapsed)
+            job = job.model_copy(update={"progress_ts": ts})
+        except ReportChannelGoneError as exc:
+            # Archived or gone: nothing more can be reported there. End the follow with the
+            # verdict as it stands, on the card if the card can still be written.
+            tasks = f"{snapshot.running}/{snapshot.desired}"
+            outcome = verdict or (
+                f"no longer followed after {duration(elapsed)} — the channel cannot be written "
+                f"({exc.error}); {snapshot.state.lower()}, {tasks} running; check status"
+            )
+            log.warning(
+                "rollout.channel_gone", request_id=job.request_id, error=exc.error, outcome=outcome
+            )
+            await self._outcome(job, outcome)
+            return job.model_copy(update={"phase": Phase.DONE, "completed": now})
+        except Exception as exc:  # noqa: BLE001 - a Slack hiccup must not end the follow
+            log.warning(
+                "rollout.progress_failed",
+                request_id=job.request_id,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
         if verdict is None:
             return job
-        await self._annotate(job.request_id, verdict)
+        await self._outcome(job, verdict)
         bake = snapshot.state == "COMPLETED" and self.settings.bake.total_seconds() > 0
         phase = Phase.BAKING if bake and job.alarms else Phase.DONE
         return job.model_copy(update={"phase": phase, "completed": now})
+
+    async def _outcome(self, job: RolloutJob, verdict: str) -> None:
+        """Write the verdict on the card; when that fails it is logged, and the follow ends."""
+        try:
+            await self._annotate(job.request_id, verdict)
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the verdict is kept in the log instead
+            log.warning(
+                "rollout.outcome_not_on_card",
+                request_id=job.request_id,
+                outcome=verdict,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
 
     def _verdict(self, job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> str | None:
         """The outcome line for the card once the rollout is over; None while it runs."""
@@ -271,7 +325,20 @@ class RolloutFollower:
             return job
         fresh = [a for a in firing if a not in job.alarms_reported]
         for alarm in fresh:
-            await self._reporter.alarm_after_deploy(job, alarm, now - completed)
+            try:
+                await self._reporter.alarm_after_deploy(job, alarm, now - completed)
+            except ReportChannelGoneError as exc:
+                log.warning("rollout.channel_gone", request_id=job.request_id, error=exc.error)
+                return job.model_copy(update={"phase": Phase.DONE})
+            except Exception as exc:  # noqa: BLE001 - reported again at the next poll
+                log.warning(
+                    "rollout.alarm_report_failed",
+                    request_id=job.request_id,
+                    alarm=alarm,
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
+                fresh = fresh[: fresh.index(alarm)]
+                break
         if fresh:
             return job.model_copy(update={"alarms_reported": [*job.alarms_reported, *fresh]})
         return job

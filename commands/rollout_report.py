@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from approvals.rollout import RolloutJob, Snapshot, duration, short
+from approvals.rollout import ReportChannelGoneError, RolloutJob, Snapshot, duration, short
 from commands.alarm_render import rollback_button
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.models import ServiceState
@@ -101,25 +102,61 @@ def rollback_blocks(job: RolloutJob, alarm: str, since: timedelta) -> list[dict[
     return blocks
 
 
+# Slack refusals that mean the channel cannot be written to any more: the follow ends.
+CHANNEL_GONE = frozenset({"is_archived", "channel_not_found", "not_in_channel", "access_denied"})
+# Refusals of an edit that a new message fixes: the progress message was deleted or is stale.
+POST_ANEW = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+def slack_error(exc: SlackApiError) -> str:
+    response = exc.response
+    try:
+        return str(response.get("error") or "")
+    except AttributeError:
+        return ""
+
+
 class SlackRolloutReporter:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
 
     async def progress(self, job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> str:
+        """Edit the progress message; post it anew when it was deleted (the new ts is returned
+        and remembered by the follower). ReportChannelGoneError when the channel is archived or
+        gone; any other Slack error is raised as is (the follower logs it and carries on)."""
         text = progress_text(job, snapshot, elapsed)
-        if job.progress_ts:
-            await self._client.chat_update(channel=job.channel, ts=job.progress_ts, text=text)
-            return job.progress_ts
-        response = await self._client.chat_postMessage(
-            channel=job.channel, thread_ts=job.card_ts, text=text, unfurl_links=False
-        )
-        return str(response["ts"])
+        try:
+            if job.progress_ts:
+                try:
+                    await self._client.chat_update(
+                        channel=job.channel, ts=job.progress_ts, text=text
+                    )
+                except SlackApiError as exc:
+                    if slack_error(exc) not in POST_ANEW:
+                        raise
+                else:
+                    return job.progress_ts
+            response = await self._client.chat_postMessage(
+                channel=job.channel, thread_ts=job.card_ts, text=text, unfurl_links=False
+            )
+            return str(response["ts"])
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error in CHANNEL_GONE:
+                raise ReportChannelGoneError(error) from exc
+            raise
 
     async def alarm_after_deploy(self, job: RolloutJob, alarm: str, since: timedelta) -> None:
         blocks = rollback_blocks(job, alarm, since)
-        await self._client.chat_postMessage(
-            channel=job.channel,
-            thread_ts=job.card_ts,
-            text=f"{alarm} went to ALARM after this deploy",
-            blocks=blocks,
-        )
+        try:
+            await self._client.chat_postMessage(
+                channel=job.channel,
+                thread_ts=job.card_ts,
+                text=f"{alarm} went to ALARM after this deploy",
+                blocks=blocks,
+            )
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error in CHANNEL_GONE:
+                raise ReportChannelGoneError(error) from exc
+            raise
