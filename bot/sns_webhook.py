@@ -1,5 +1,8 @@
-"""`POST /webhooks/sns`: verify, de-duplicate, then confirm a subscription or take an alarm.
+"""`POST /webhooks/sns`: verify, then confirm a subscription, take an alarm or post a notice.
 
+A CloudWatch alarm is de-duplicated, stored and queued for Slack in one Redis script
+(AlarmService.receive): a 503 means nothing was applied, and SNS's retry is processed as new.
+Any other verified notification is posted to `alerts_channel` as a plain notice.
 400 malformed, 403 unverifiable or topic not allowed, 503 when Redis is down (SNS retries),
 502 when a subscription could not be confirmed; never 500.
 """
@@ -14,8 +17,10 @@ from aiohttp import web
 
 from commands.deps import Deps
 from core.errors import StoreUnavailableError
+from integrations.alarm_state import Intake
 from integrations.cloudwatch_alarms import AlarmParseError, parse_alarm
 from integrations.sns import (
+    NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
     UNSUBSCRIBE_CONFIRMATION,
     FetchError,
@@ -51,6 +56,8 @@ def sns_handler(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
             return _error(exc.status, exc.message)
         fields = describe(message)
         try:
+            if message["Type"] == NOTIFICATION:
+                return await _notification(deps, message, fields)
             if not await deps.alarm_store.first_delivery(message["MessageId"]):
                 log.info("sns.duplicate", **fields)
                 return _ok("duplicate")
@@ -83,10 +90,26 @@ async def _dispatch(deps: Deps, message: dict[str, str], fields: dict[str, Any])
     if kind == UNSUBSCRIBE_CONFIRMATION:
         log.warning("sns.unsubscribed", **fields)
         return _ok("logged")
+    log.warning("sns.unknown_type", **fields)
+    return _ok("ignored")
+
+
+async def _notification(
+    deps: Deps, message: dict[str, str], fields: dict[str, Any]
+) -> web.Response:
+    """An alarm, or any other notification: each is de-duplicated inside its own one-script
+    intake, so a failure leaves nothing half-done for SNS's retry to trip over."""
+    message_id = message["MessageId"]
     try:
         alarm = parse_alarm(message["Message"])
     except AlarmParseError as exc:
         log.info("sns.not_an_alarm", reason=str(exc), **fields)
-        return _ok("ignored")
-    applied = await deps.alarms.receive(alarm)
-    return _ok("accepted" if applied else "stale", alarm=alarm.name)
+        subject = message.get("Subject") or ""
+        if not await deps.alarms.notify(subject, message.get("Message") or "", message_id):
+            return _ok("duplicate")
+        return _ok("accepted", posted_as="notice")
+    outcome = await deps.alarms.receive(alarm, message_id)
+    if outcome is Intake.DUPLICATE:
+        log.info("sns.duplicate", **fields)
+        return _ok("duplicate")
+    return _ok("accepted" if outcome is Intake.QUEUED else "stale", alarm=alarm.name)

@@ -10,12 +10,15 @@ from typing import Any
 
 from approvals.rollout import duration
 from commands.ids import AlarmActionId
+from core.text import fit
 from integrations.alarm_state import PagerDutyLink
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 
 DIGEST_LINES_PER_BLOCK = 10
 DIGEST_MAX_BLOCKS = 45
 TITLE_MAX = 150
+NOTICE_SUBJECT_MAX = 150
+NOTICE_BODY_MAX = 1500
 
 _MARKS = {
     AlarmState.ALARM: ":red_circle:",
@@ -48,6 +51,7 @@ class AlarmView:
     fired_at: datetime | None = None  # when the current (or last) ALARM began
     rollback: RollbackOffer | None = None
     pagerduty: PagerDutyLink | None = None
+    unseen_fire: bool = False  # ALARM → OK, the bot never saw it fire: shown as recovered
 
     @property
     def state(self) -> AlarmState:
@@ -73,6 +77,8 @@ def headline(view: AlarmView) -> str:
     line = f"{_MARKS[view.state]} *{state_word(view.state)}* · *{alarm.name}*"
     if view.service:
         line += f" · {view.service}"
+    if view.unseen_fire:
+        line += " · recovered"
     return line
 
 
@@ -117,6 +123,11 @@ def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
             f"*{state_word(view.state)} since:* {_when(alarm.changed_at)} · "
             f"fired for {duration(view.fired_for)}"
         )
+    elif view.unseen_fire:
+        lines.append(
+            f"*Recovered:* ALARM → OK at {_when(alarm.changed_at)} "
+            "(the bot did not see it fire; it may have been down)"
+        )
     else:
         lines.append(f"*{state_word(view.state)} since:* {_when(alarm.changed_at)}")
     if alarm.reason:
@@ -154,7 +165,7 @@ def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
                 }
             )
         blocks.append({"type": "actions", "elements": buttons})
-    text = f"{state_word(view.state)}: {alarm.name}"
+    text = f"{'Recovered' if view.unseen_fire else state_word(view.state)}: {alarm.name}"
     return text, blocks
 
 
@@ -184,6 +195,8 @@ def digest_line(view: AlarmView) -> str:
         line += f" since {(view.fired_at or alarm.changed_at):%H:%M:%S}"
     elif view.fired_for is not None:
         line += f" (fired for {duration(view.fired_for)})"
+    elif view.unseen_fire:
+        line += " (recovered)"
     if view.service:
         line += f" · {view.service}"
     if alarm.console_url:
@@ -211,4 +224,18 @@ def digest_message(views: list[AlarmView]) -> tuple[str, list[dict[str, Any]]]:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"…and {hidden} more"}]}
         )
     text = f"Alarm storm: {len(views)} alarms, {firing} in ALARM"
+    return text, blocks
+
+
+def notice_message(subject: str, body: str) -> tuple[str, list[dict[str, Any]]]:
+    """A verified SNS notification that is not a CloudWatch alarm: its subject and the start of
+    its body, as inert text (whatever was published cannot mention, link or format)."""
+    title = fit(":incoming_envelope: *SNS notification* · ", subject or "(no subject)", 300)
+    raw = body.strip().replace("```", "'''")  # cannot close the code block early
+    shown = fit("", raw, NOTICE_BODY_MAX + 10) if raw else "(empty message)"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": title}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{shown}```"}},
+    ]
+    text = fit("SNS notification: ", subject or body or "(no subject)", 200)
     return text, blocks

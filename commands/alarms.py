@@ -1,11 +1,14 @@
 """CloudWatch alarms in Slack: route, thread, coalesce storms into digests, remind.
 
-`receive` (from the SNS webhook) stores the newest state of an alarm and queues `alarm:<name>`
-in its channel's outbox; the outbox drainer calls `process`, which renders the alarm's state
-*at that moment* — so repeated transitions collapse to the latest one, and what is shown is
-always the newest by StateChangeTime. The first ALARM posts one root message; later transitions
-edit it and reply in its thread. When more than `storm_threshold` alarms change within
-`storm_window` in one channel, new alarms join one digest message instead, edited as they change.
+`receive` (from the SNS webhook) stores the newest state of an alarm and queues an ALARM item
+for it in its channel's outbox, in one Redis script (AlarmStore.intake); the outbox drainer
+calls `process`, which renders the alarm's state *at that moment* — so repeated transitions
+collapse to the latest one, and what is shown is always the newest by StateChangeTime. The first
+ALARM posts one root message; later transitions edit it and reply in its thread. An ALARM → OK
+for an alarm whose firing the bot never saw is posted once as recovered. When more than
+`storm_threshold` alarms change within `storm_window` in one channel, new alarms join one digest
+message instead, edited as they change. SNS notifications that are not alarms are posted to
+`alerts_channel` as plain notices (`notify`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import structlog
 from approvals.rollout import short
 from commands.alarm_environment import alarm_target
 from commands.alarm_render import (
+    NOTICE_BODY_MAX,
+    NOTICE_SUBJECT_MAX,
     AlarmView,
     RollbackOffer,
     digest_message,
+    notice_message,
     reminder_text,
     root_message,
     transition_text,
@@ -31,10 +37,16 @@ from commands.alarm_render import (
 from core.clock import Clock
 from core.config import Config
 from core.errors import StoreUnavailableError
-from integrations.alarm_state import AlarmRecord, AlarmSettings, AlarmStore, PagerDutyLink
+from integrations.alarm_state import (
+    AlarmRecord,
+    AlarmSettings,
+    AlarmStore,
+    Intake,
+    PagerDutyLink,
+)
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 from integrations.deploy_history import DeployHistory
-from integrations.slack.outbox import Leases, Outbox, PacedSlack
+from integrations.slack.outbox import ItemKind, Leases, Outbox, OutboxItem, PacedSlack
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +56,15 @@ DIGEST = "digest"
 
 def _at(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+
+
+def missed(record: AlarmRecord) -> bool:
+    """ALARM → OK, and the bot never saw that ALARM (down, or a new subscription): post it
+    once as recovered. INSUFFICIENT_DATA → OK stays quiet."""
+    seen = record.fired_ms is not None and (
+        record.fired_unseen or record.shown_state is AlarmState.ALARM
+    )
+    return record.state is AlarmState.OK and record.alarm.old_state is AlarmState.ALARM and not seen
 
 
 class AlarmService:
@@ -75,36 +96,55 @@ class AlarmService:
         return channel or self._config.slack.alerts_channel
 
     # -- intake ------------------------------------------------------------------------------
-    async def receive(self, alarm: AlarmNotification) -> bool:
-        """Store and queue a notification; False when an older state arrived late."""
+    async def receive(self, alarm: AlarmNotification, message_id: str) -> Intake:
+        """Store and queue one delivery (one Redis round trip): QUEUED, STALE when an older
+        state arrived late, DUPLICATE when this delivery was processed already."""
         channel = self.channel_for(alarm.name)
-        if not await self._store.update(alarm, channel):
-            log.info("alarm.stale", alarm=alarm.name, state=alarm.new_state)
-            return False
-        if alarm.new_state is AlarmState.ALARM:
-            due = self._clock.now() + self.settings.reminder
-            await self._store.schedule_reminder(alarm.name, due, replace=False)
+        outcome, target = await self._store.intake(
+            alarm,
+            channel=channel,
+            message_id=message_id,
+            reminder_due=self._clock.now() + self.settings.reminder,
+            item=OutboxItem(ItemKind.ALARM, alarm.name),
+            outbox=self._outbox,
+        )
+        if outcome is Intake.QUEUED:
+            self._outbox.kick(target)
+            log.info("alarm.received", alarm=alarm.name, state=alarm.new_state, channel=target)
         else:
-            await self._store.cancel_reminder(alarm.name)
-        record = await self._store.get(alarm.name)
-        target = (record.root_channel if record else None) or channel
-        await self._outbox.enqueue(target, f"alarm:{alarm.name}")
-        log.info("alarm.received", alarm=alarm.name, state=alarm.new_state, channel=target)
-        return True
+            log.info("alarm.not_queued", alarm=alarm.name, outcome=outcome.name.lower())
+        return outcome
+
+    async def notify(self, subject: str, body: str, message_id: str) -> bool:
+        """A verified SNS notification that is not an alarm: posted to `alerts_channel` as a
+        plain notice (clipped here, made inert when rendered). False: a duplicate delivery."""
+        channel = self._config.slack.alerts_channel
+        item = OutboxItem(
+            ItemKind.NOTICE,
+            message_id,
+            (("body", body[:NOTICE_BODY_MAX]), ("subject", subject[:NOTICE_SUBJECT_MAX])),
+        )
+        queued = await self._store.notice(
+            channel=channel, message_id=message_id, item=item, outbox=self._outbox
+        )
+        if queued:
+            self._outbox.kick(channel)
+        return queued
 
     # -- the outbox's processor --------------------------------------------------------------
-    async def process(self, channel: str, item: str, slack: PacedSlack) -> None:
-        kind, _, ref = item.partition(":")
-        if kind == "alarm":
-            await self._alarm(channel, ref, slack)
-        elif kind == "digest":
-            await self._digest(channel, ref, slack)
-        elif kind == "reminder":
-            await self._reminder(ref, slack)
-        elif kind == "link":
-            await self._refresh_root(ref, slack)
-        else:
-            log.warning("alarm.unknown_outbox_item", item=item)
+    async def process(self, channel: str, item: OutboxItem, slack: PacedSlack) -> None:
+        match item.kind:
+            case ItemKind.ALARM:
+                await self._alarm(channel, item.ref, slack)
+            case ItemKind.DIGEST:
+                await self._digest(channel, item.ref, slack)
+            case ItemKind.REMINDER:
+                await self._reminder(item.ref, slack)
+            case ItemKind.LINK:
+                await self._refresh_root(item.ref, slack)
+            case ItemKind.NOTICE:
+                text, blocks = notice_message(item.get("subject"), item.get("body"))
+                await slack.post(channel, text, blocks)
 
     async def view(self, record: AlarmRecord) -> AlarmView:
         service = self._config.service_for_alarm(record.name)
@@ -117,6 +157,7 @@ class AlarmService:
             fired_at=_at(record.fired_ms),
             rollback=offer,
             pagerduty=record.pagerduty,
+            unseen_fire=missed(record),
         )
 
     async def link_pagerduty(self, title: str, link: PagerDutyLink) -> str | None:
@@ -131,7 +172,7 @@ class AlarmService:
             if await self._store.link_pagerduty(name, link):
                 record = await self._store.get(name)
                 target = (record.root_channel if record else None) or self.channel_for(name)
-                await self._outbox.enqueue(target, f"link:{name}")
+                await self._outbox.enqueue(target, OutboxItem(ItemKind.LINK, name))
                 log.info("alarm.pagerduty_linked", alarm=name, incident=link.incident_id)
                 return name
         return None
@@ -161,7 +202,9 @@ class AlarmService:
             assert record.root_ts is not None
             root_channel = record.root_channel or channel
             if record.root_kind == DIGEST:
-                await self._outbox.enqueue(root_channel, f"digest:{record.root_ts}")
+                await self._outbox.enqueue(
+                    root_channel, OutboxItem(ItemKind.DIGEST, record.root_ts)
+                )
                 return
             view = await self.view(record)
             text, blocks = root_message(view)
@@ -171,7 +214,8 @@ class AlarmService:
             )
             await self._store.mark_shown(record)
             return
-        if record.state is not AlarmState.ALARM and not record.fired_unseen:
+        quiet = record.state is not AlarmState.ALARM and not record.fired_unseen
+        if quiet and not missed(record):
             await self._store.mark_shown(record)  # never fired since shown: nothing to open
             return
         if await self._storm(channel):
@@ -198,7 +242,7 @@ class AlarmService:
         if await self._store.open_digest(channel):
             return True
         recent = await self._store.recent_roots(channel, self.settings.storm_window)
-        waiting = [i for i in await self._outbox.pending(channel) if i.startswith("alarm:")]
+        waiting = [i for i in await self._outbox.pending(channel) if i.kind is ItemKind.ALARM]
         return recent + len(waiting) + 1 > self.settings.storm_threshold
 
     async def _join_digest(self, channel: str, record: AlarmRecord, slack: PacedSlack) -> None:
@@ -213,7 +257,7 @@ class AlarmService:
         else:
             await self._store.join_digest(channel, ts, record.name)
             await self._store.set_root(record, channel, ts, DIGEST)
-            await self._outbox.enqueue(channel, f"digest:{ts}")
+            await self._outbox.enqueue(channel, OutboxItem(ItemKind.DIGEST, ts))
         await self._store.hold_digest(channel, ts, self.settings.digest_hold)
         await self._store.note_root(channel, record.name, self.settings.storm_window)
 
@@ -257,7 +301,9 @@ class AlarmService:
                 continue
             due = self._clock.now() + self.settings.reminder
             await self._store.schedule_reminder(name, due, replace=True)
-            await self._outbox.enqueue(record.root_channel or record.channel, f"reminder:{name}")
+            await self._outbox.enqueue(
+                record.root_channel or record.channel, OutboxItem(ItemKind.REMINDER, name)
+            )
             sent.append(name)
         return sent
 

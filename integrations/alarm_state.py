@@ -1,17 +1,21 @@
 """Alarm state in Redis: per alarm, the newest state by StateChangeTime and where it is shown.
 
-Keys (prefix `dhanam:`):
-  {alarm:<name>}                 hash: state, changed_ms, payload (the newest notification),
+Keys (prefix `dhanam:`). The intake script touches the delivery, the alarm, the reminder
+schedule and the outbox together, so those share the hash tag `{alarms}` (one cluster slot):
+  {alarms}:alarm:<name>          hash: state, changed_ms, payload (the newest notification),
                                  channel, fired_ms, root_ts/root_kind/root_channel (the message
                                  that shows it: its own root or a digest), shown_state/shown_ms
-  alarms:firing                  sorted set: alarm name -> when its next reminder is due (ms)
+  {alarms}:firing                sorted set: alarm name -> when its next reminder is due (ms)
+  {alarms}:sns:<MessageId>       string: a delivery already processed (1 day)
+  {alarms}:outbox:…              the Slack outbox (integrations.slack.outbox)
   alarmch:<channel>:recent       sorted set: alarms that got a root lately (storm detection)
   alarmch:<channel>:digest       string: ts of the channel's open digest (expires when quiet)
   {alarmdigest:<channel>:<ts>}   sorted set: the digest's alarms, in the order they joined
-  sns:msg:<MessageId>            string: a delivery already processed (1 day)
 
-Deliveries can arrive out of order: `update` applies a notification only when its
-StateChangeTime is newer than the one stored (atomically, in one script).
+Intake (`intake`) is one Lua script, one round trip: skip a delivery already processed; apply
+the notification only when its StateChangeTime is newer than the one stored; schedule or cancel
+the reminder; queue the alarm in its channel's outbox; remember the delivery. All or nothing, so
+"saved but not queued" cannot happen, and a retried delivery is queued once.
 Every Redis failure surfaces as StoreUnavailableError.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import IntEnum
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -29,9 +34,11 @@ from core.clock import Clock
 from core.errors import StoreUnavailableError
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 from integrations.redis_client import RedisClient
+from integrations.slack.outbox import Outbox, OutboxItem
 
 PREFIX = "dhanam:"
-FIRING_KEY = PREFIX + "alarms:firing"
+TAG = PREFIX + "{alarms}:"
+FIRING_KEY = TAG + "firing"
 RETENTION_MS = 30 * 24 * 3600 * 1000
 DEDUPE_SECONDS = 24 * 3600
 
@@ -47,7 +54,17 @@ class AlarmSettings:
 
 
 def alarm_key(name: str) -> str:
-    return f"{PREFIX}{{alarm:{name}}}"
+    return f"{TAG}alarm:{name}"
+
+
+def delivery_key(message_id: str) -> str:
+    return f"{TAG}sns:{message_id}"
+
+
+class Intake(IntEnum):
+    DUPLICATE = 0  # this MessageId was processed already
+    STALE = 1  # older than the stored state: nothing queued
+    QUEUED = 2  # stored and queued
 
 
 def _ms(moment: datetime) -> int:
@@ -102,14 +119,46 @@ class AlarmRecord:
         return self.changed_ms - self.shown_ms < new_thread_after.total_seconds() * 1000
 
 
-_UPDATE = """
-local cur = tonumber(redis.call('HGET', KEYS[1], 'changed_ms') or '-1')
-if tonumber(ARGV[2]) <= cur then return 0 end
-local prev = redis.call('HGET', KEYS[1], 'state')
-redis.call('HSET', KEYS[1], 'name', ARGV[5], 'state', ARGV[1], 'changed_ms', ARGV[2],
+# KEYS: delivery, alarm, firing, outbox channels, queue(channel), queued(channel)
+# ARGV: state, changed_ms, payload, channel, name, retention_ms, dedupe_s, reminder_due_ms,
+#       outbox item, outbox namespace
+# Returns {code, target channel}: see Intake. Every key shares the `{alarms}` hash tag.
+_INTAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ''} end
+local cur = tonumber(redis.call('HGET', KEYS[2], 'changed_ms') or '-1')
+if tonumber(ARGV[2]) <= cur then
+  redis.call('SET', KEYS[1], '1', 'EX', ARGV[7])
+  return {1, ''}
+end
+local prev = redis.call('HGET', KEYS[2], 'state')
+redis.call('HSET', KEYS[2], 'name', ARGV[5], 'state', ARGV[1], 'changed_ms', ARGV[2],
   'payload', ARGV[3], 'channel', ARGV[4])
-if ARGV[1] == 'ALARM' and prev ~= 'ALARM' then redis.call('HSET', KEYS[1], 'fired_ms', ARGV[2]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if ARGV[1] == 'ALARM' and prev ~= 'ALARM' then redis.call('HSET', KEYS[2], 'fired_ms', ARGV[2]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[1] == 'ALARM' then
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[8], ARGV[5])
+else
+  redis.call('ZREM', KEYS[3], ARGV[5])
+end
+local target = redis.call('HGET', KEYS[2], 'root_channel')
+if not target or target == '' then target = ARGV[4] end
+local queue, queued = KEYS[5], KEYS[6]
+if target ~= ARGV[4] then
+  queue = ARGV[10] .. ':' .. target
+  queued = queue .. ':queued'
+end
+if redis.call('SADD', queued, ARGV[9]) == 1 then redis.call('RPUSH', queue, ARGV[9]) end
+redis.call('SADD', KEYS[4], target)
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[7])
+return {2, target}
+"""
+
+# KEYS: delivery, outbox channels, queue, queued; ARGV: item, channel, dedupe_s
+_NOTICE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SADD', KEYS[4], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[3], ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])
 return 1
 """
 
@@ -122,7 +171,8 @@ class AlarmStore:
     def __init__(self, redis: RedisClient, clock: Clock) -> None:
         self._redis = redis
         self._clock = clock
-        self._update = redis.register_script(_UPDATE)
+        self._intake = redis.register_script(_INTAKE)
+        self._notice = redis.register_script(_NOTICE)
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -135,15 +185,34 @@ class AlarmStore:
 
     # -- deliveries --------------------------------------------------------------------------
     async def first_delivery(self, message_id: str) -> bool:
-        key = f"{PREFIX}sns:msg:{message_id}"
+        key = delivery_key(message_id)
         done = await self._call(lambda: self._redis.set(key, "1", nx=True, ex=DEDUPE_SECONDS))
         return bool(done)
 
     async def forget_delivery(self, message_id: str) -> None:
-        await self._call(lambda: self._redis.delete(f"{PREFIX}sns:msg:{message_id}"))
+        await self._call(lambda: self._redis.delete(delivery_key(message_id)))
 
-    async def update(self, alarm: AlarmNotification, channel: str) -> bool:
-        """Store the notification if it is newer than what is stored; False when stale."""
+    async def intake(
+        self,
+        alarm: AlarmNotification,
+        *,
+        channel: str,
+        message_id: str,
+        reminder_due: datetime,
+        item: OutboxItem,
+        outbox: Outbox,
+    ) -> tuple[Intake, str]:
+        """Apply one delivery in one round trip (see the module's doc). Returns what happened
+        and, when queued, the channel whose outbox got the item (the alarm's message's)."""
+        queue, queued, _ = outbox.queue_keys(channel)
+        keys = [
+            delivery_key(message_id),
+            alarm_key(alarm.name),
+            FIRING_KEY,
+            outbox.channels_key,
+            queue,
+            queued,
+        ]
         args = [
             alarm.new_state.value,
             _ms(alarm.changed_at),
@@ -151,9 +220,23 @@ class AlarmStore:
             channel,
             alarm.name,
             RETENTION_MS,
+            DEDUPE_SECONDS,
+            _ms(reminder_due),
+            item.encode(),
+            outbox.namespace,
         ]
-        applied = await self._call(lambda: self._update(keys=[alarm_key(alarm.name)], args=args))
-        return bool(applied)
+        code, target = await self._call(lambda: self._intake(keys=keys, args=args))
+        return Intake(int(code)), str(target)
+
+    async def notice(
+        self, *, channel: str, message_id: str, item: OutboxItem, outbox: Outbox
+    ) -> bool:
+        """Queue a plain notification once per delivery (one round trip); False: a duplicate."""
+        queue, queued, _ = outbox.queue_keys(channel)
+        keys = [delivery_key(message_id), outbox.channels_key, queue, queued]
+        args: list[str | int] = [item.encode(), channel, DEDUPE_SECONDS]
+        done = await self._call(lambda: self._notice(keys=keys, args=args))
+        return bool(done)
 
     async def get(self, name: str) -> AlarmRecord | None:
         raw: dict[str, str] = await self._call(lambda: self._redis.hgetall(alarm_key(name)))

@@ -69,6 +69,7 @@ class SlackWorld(WorkspaceState):
             "conversations.setTopic": self.conversations_set_topic,
             "conversations.info": self.conversations_info,
             "conversations.members": self.conversations_members,
+            "conversations.join": self.conversations_join,
             "pins.add": self.pins_add,
             "usergroups.users.list": self.usergroups_users_list,
             "users.info": self.users_info,
@@ -242,6 +243,17 @@ class SlackWorld(WorkspaceState):
         channel = self.resolve_channel(text_param(params, "channel"))
         if channel is None:
             return err("channel_not_found")
+        return {"ok": True, "channel": channel.to_slack()}
+
+    def conversations_join(self, params: Params) -> Answer:
+        """The bot joins a public channel; Slack refuses it for private ones."""
+        channel = self.resolve_channel(text_param(params, "channel"))
+        if channel is None:
+            return err("channel_not_found")
+        if channel.is_private or channel.is_im:
+            return err("method_not_supported_for_channel_type")
+        if BOT_USER_ID not in channel.members:
+            channel.members.append(BOT_USER_ID)
         return {"ok": True, "channel": channel.to_slack()}
 
     def conversations_members(self, params: Params) -> Answer:

@@ -1,27 +1,37 @@
 """A per-channel outbox in Redis, drained by one replica at a time, about one write per second.
 
-Keys (prefix `dhanam:`):
-  outbox:<channel>     sorted set: pending items ("alarm:<name>", "digest:<ts>", …) -> when
-                       first queued. An item queued again while pending keeps its place: writes
-                       for one subject coalesce, and the processor renders its state *now*.
-  outbox:channels      set: channels that have had items (the recovery sweep looks here)
-  outbox:<channel>:last  when the last write to the channel finished (ms), across replicas
-  lease:outbox:<channel> the drain lease (approvals.store's lease helpers)
+Keys (namespace `dhanam:{alarms}:outbox`, one hash slot so the scripts run on a cluster too):
+  <ns>:<channel>              list: pending items, oldest first
+  <ns>:<channel>:queued       set: the items in that list. An item queued again while pending
+                              keeps its place: writes for one subject coalesce, and the processor
+                              renders its state *now*.
+  <ns>:<channel>:processing   list: the item being written (moved there by LMOVE; removed only
+                              after Slack accepted the write or refused it for good)
+  <ns>:<channel>:last         when the last write to the channel finished (ms), across replicas
+  <ns>:channels               set: channels that have had items (the recovery sweep looks here)
+  lease:outbox:<channel>      the drain lease (approvals.store's lease helpers)
 
 The drainer takes one item at a time and hands it to the processor with a `PacedSlack`, which
 waits for the channel's next slot before each post or edit (writes are spaced from the end of the
 previous one, so a sliding one-second window never holds two at the default rate). A 429 that
-slack_sdk's retry handler gives up on puts the item back and sleeps Retry-After.
+slack_sdk's retry handler gives up on puts the item back and sleeps Retry-After; a 5xx or a Redis
+failure puts it back with a backoff. A new lease owner first puts back what a dead owner left in
+`processing`, so a crash between taking an item and writing it loses nothing (the write may
+happen twice, never zero times). Refusals no retry fixes (`PERMANENT_REFUSALS`) are logged with
+the item and dropped; `not_in_channel` first tries `conversations.join` once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 import structlog
@@ -34,10 +44,53 @@ from integrations.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 
-PREFIX = "dhanam:"
-CHANNELS_KEY = PREFIX + "outbox:channels"
+NAMESPACE = "dhanam:{alarms}:outbox"
 LEASE_TTL = timedelta(seconds=20)
 MAX_BACKOFF_SECONDS = 8
+STOP_GRACE_SECONDS = 5.0
+PERMANENT_REFUSALS = frozenset(
+    {"invalid_blocks", "channel_not_found", "is_archived", "not_in_channel"}
+)
+
+
+class ItemKind(StrEnum):
+    ALARM = "alarm"  # ref: alarm name — render its newest state
+    DIGEST = "digest"  # ref: the digest message's ts
+    REMINDER = "reminder"  # ref: alarm name
+    LINK = "link"  # ref: alarm name — its PagerDuty link changed
+    NOTICE = "notice"  # ref: SNS MessageId; data: {"subject", "body"}
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One queued write. Serialised only here (`encode`/`decode`): equal items encode equally,
+    which is what makes a re-queued item coalesce with the pending one."""
+
+    kind: ItemKind
+    ref: str
+    data: tuple[tuple[str, str], ...] = ()
+
+    def encode(self) -> str:
+        body: dict[str, Any] = {"k": self.kind.value, "r": self.ref}
+        if self.data:
+            body["d"] = dict(self.data)
+        return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, raw: str) -> OutboxItem | None:
+        try:
+            body = json.loads(raw)
+            extra = body.get("d") or {}
+            return cls(
+                ItemKind(body["k"]),
+                str(body["r"]),
+                tuple((str(k), str(v)) for k, v in sorted(extra.items())),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def get(self, field: str) -> str:
+        return dict(self.data).get(field, "")
 
 
 class Leases(Protocol):
@@ -110,7 +163,39 @@ class PacedSlack:
 
 
 class Processor(Protocol):
-    async def process(self, channel: str, item: str, slack: PacedSlack) -> None: ...
+    async def process(self, channel: str, item: OutboxItem, slack: PacedSlack) -> None: ...
+
+
+# KEYS: queue, queued, channels; ARGV: item, channel. Queued once while pending.
+_ENQUEUE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: queue, queued, processing. The head moves to `processing` until Slack took it.
+_TAKE = """
+local item = redis.call('LMOVE', KEYS[1], KEYS[3], 'LEFT', 'RIGHT')
+if item then redis.call('SREM', KEYS[2], item) end
+return item
+"""
+
+# KEYS: queue, queued, processing; ARGV: item. Back at the front unless queued again meanwhile.
+_PUT_BACK = """
+redis.call('LREM', KEYS[3], 1, ARGV[1])
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+# KEYS: queue, queued, processing. A new owner puts back what the previous one held.
+_RECLAIM = """
+local held = redis.call('LRANGE', KEYS[3], 0, -1)
+for i = #held, 1, -1 do
+  if redis.call('SADD', KEYS[2], held[i]) == 1 then redis.call('LPUSH', KEYS[1], held[i]) end
+end
+redis.call('DEL', KEYS[3])
+return #held
+"""
 
 
 class Outbox:
@@ -121,14 +206,21 @@ class Outbox:
         client: AsyncWebClient,
         leases: Leases,
         writes_per_second: float = 1.0,
+        namespace: str = NAMESPACE,
     ) -> None:
         self._redis = redis
         self._client = client
         self._leases = leases
         self._interval = 1.0 / writes_per_second
+        self._ns = namespace
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._attempts: dict[tuple[str, str], int] = {}
+        self._stopping = False
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._take = redis.register_script(_TAKE)
+        self._put_back = redis.register_script(_PUT_BACK)
+        self._reclaim = redis.register_script(_RECLAIM)
         self.processor: Processor | None = None
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
@@ -137,25 +229,38 @@ class Outbox:
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
-    @staticmethod
-    def key(channel: str) -> str:
-        return f"{PREFIX}outbox:{channel}"
+    # -- keys (all in the namespace's hash slot) -----------------------------------------------
+    def key(self, channel: str) -> str:
+        return f"{self._ns}:{channel}"
 
-    async def enqueue(self, channel: str, item: str) -> None:
+    def queue_keys(self, channel: str) -> list[str]:
+        """queue, queued set, processing list."""
+        base = self.key(channel)
+        return [base, base + ":queued", base + ":processing"]
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
+
+    @property
+    def channels_key(self) -> str:
+        return f"{self._ns}:channels"
+
+    # -- queueing ------------------------------------------------------------------------------
+    async def enqueue(self, channel: str, item: OutboxItem) -> None:
         """Queue ``item`` (kept in place if already pending) and make sure someone drains."""
-
-        async def write() -> None:
-            await self._redis.zadd(self.key(channel), {item: time.time()}, nx=True)
-            await self._redis.sadd(CHANNELS_KEY, channel)
-
-        await self._call(write)
+        queue, queued, _ = self.queue_keys(channel)
+        keys = [queue, queued, self.channels_key]
+        await self._call(lambda: self._enqueue(keys=keys, args=[item.encode(), channel]))
         self.kick(channel)
 
-    async def pending(self, channel: str) -> list[str]:
-        items: list[str] = await self._call(lambda: self._redis.zrange(self.key(channel), 0, -1))
-        return items
+    async def pending(self, channel: str) -> list[OutboxItem]:
+        raw: list[str] = await self._call(lambda: self._redis.lrange(self.key(channel), 0, -1))
+        return [item for r in raw if (item := OutboxItem.decode(r)) is not None]
 
     def kick(self, channel: str) -> None:
+        if self._stopping:
+            return
         self._dirty.add(channel)
         task = self._tasks.get(channel)
         if task is None or task.done():
@@ -171,31 +276,42 @@ class Outbox:
                 return
             await asyncio.wait(running, timeout=max(deadline - loop.time(), 0.01))
 
-    async def stop(self) -> None:
-        tasks = list(self._tasks.values())
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Let each drain finish the item it is writing (up to ``grace`` s), take no new one,
+        then cancel: a cancelled item stays in `processing` for the next owner."""
+        self._stopping = True
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def recover(self) -> None:
-        """Kick every channel with pending items (a drainer that died left them)."""
-        channels: set[str] = await self._call(lambda: self._redis.smembers(CHANNELS_KEY))
+        """Kick every channel with pending or held items (a drainer that died left them)."""
+        channels: set[str] = await self._call(lambda: self._redis.smembers(self.channels_key))
         for channel in channels:
             if await self._count(channel):
                 self.kick(channel)
 
-    async def _remove(self, channel: str, item: str) -> None:
-        await self._call(lambda: self._redis.zrem(self.key(channel), item))
-
     async def _count(self, channel: str) -> int:
-        count: int = await self._call(lambda: self._redis.zcard(self.key(channel)))
-        return count
+        queue, _, processing = self.queue_keys(channel)
+
+        async def count() -> int:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.llen(queue)
+            pipe.llen(processing)
+            queued, held = await pipe.execute()
+            return int(queued) + int(held)
+
+        total: int = await self._call(count)
+        return total
 
     # -- draining ----------------------------------------------------------------------------
     async def _drain(self, channel: str) -> None:
         name = f"outbox:{channel}"
         try:
-            while True:
+            while not self._stopping:
                 self._dirty.discard(channel)
                 token = secrets.token_hex(8)
                 if not await self._leases.acquire(name, token, LEASE_TTL):
@@ -215,6 +331,10 @@ class Outbox:
 
     async def _drain_held(self, channel: str, name: str, token: str) -> None:
         assert self.processor is not None, "Outbox.processor is not set"
+        keys = self.queue_keys(channel)
+        held = await self._call(lambda: self._reclaim(keys=keys, args=[]))
+        if held:
+            log.warning("outbox.reclaimed", channel=channel, items=held)
         last_key = self.key(channel) + ":last"
         raw = await self._call(lambda: self._redis.get(last_key))
         last_end = float(raw) / 1000 if raw else 0.0
@@ -224,47 +344,88 @@ class Outbox:
                 await self._call(lambda: self._redis.set(last_key, int(time.time() * 1000), ex=60))
 
         slack = PacedSlack(self._client, self._interval, last_end, record)
-        while True:
-            head: list[tuple[str, float]] = await self._call(
-                lambda: self._redis.zrange(self.key(channel), 0, 0, withscores=True)
-            )
-            if not head:
+        joined = False
+        while not self._stopping:
+            raw_item: str | None = await self._call(lambda: self._take(keys=keys, args=[]))
+            if raw_item is None:
                 return
-            item, score = head[0]
-            await self._remove(channel, item)
-            try:
-                await self.processor.process(channel, item, slack)
-                self._attempts.pop((channel, item), None)
-            except RetryLaterError as exc:
-                log.warning("outbox.rate_limited", channel=channel, retry_after=exc.seconds)
-                await self._requeue(channel, item, score)
-                await asyncio.sleep(exc.seconds)
-            except SlackApiError as exc:
-                status = exc.response.status_code if exc.response is not None else 0
-                error = exc.response.get("error") if exc.response is not None else "unknown"
-                if status == 429 or status >= 500:
-                    # Slack is overloaded or down: keep the item, however long it takes.
-                    log.warning("outbox.slack_unavailable", channel=channel, status=status)
-                    await self._requeue(channel, item, score)
-                    await asyncio.sleep(self._backoff(channel, item))
-                else:
-                    # A refusal that a retry cannot fix (channel_not_found, invalid_blocks…).
-                    self._attempts.pop((channel, item), None)
-                    log.exception("outbox.write_refused", channel=channel, item=item, error=error)
-            except (StoreUnavailableError, OSError, TimeoutError) as exc:
-                log.warning("outbox.write_failed", channel=channel, item=item, error=str(exc))
-                await self._requeue(channel, item, score)
-                await asyncio.sleep(self._backoff(channel, item))
+            joined = await self._write(channel, raw_item, slack, joined) or joined
             if not await self._leases.renew(name, token, LEASE_TTL):
                 log.warning("outbox.lease_lost", channel=channel)
                 return
 
-    async def _requeue(self, channel: str, item: str, score: float) -> None:
-        """Put the item back at its place: transient failures never drop a write (the item is
-        the alarm's id; what is sent is always its newest state)."""
-        self._attempts[(channel, item)] = self._attempts.get((channel, item), 0) + 1
-        await self._call(lambda: self._redis.zadd(self.key(channel), {item: score}, nx=True))
+    async def _write(self, channel: str, raw: str, slack: PacedSlack, joined: bool) -> bool:
+        """Hand one taken item to the processor and settle it: done, put back, or dropped.
+        True when it joined the channel (`not_in_channel` is tried once per drain)."""
+        assert self.processor is not None
+        item = OutboxItem.decode(raw)
+        if item is None:
+            log.error("outbox.item_unreadable", channel=channel, item=raw)
+            await self._done(channel, raw)
+            return False
+        try:
+            await self.processor.process(channel, item, slack)
+        except RetryLaterError as exc:
+            log.warning("outbox.rate_limited", channel=channel, retry_after=exc.seconds)
+            await self._requeue(channel, raw)
+            await asyncio.sleep(exc.seconds)
+        except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            error = str(exc.response.get("error")) if exc.response is not None else "unknown"
+            if status == 429 or status >= 500:
+                # Slack is overloaded or down: keep the item, however long it takes.
+                log.warning("outbox.slack_unavailable", channel=channel, status=status)
+                await self._requeue(channel, raw)
+                await asyncio.sleep(self._backoff(channel, raw))
+            elif error == "not_in_channel" and not joined and await self._join(channel):
+                await self._requeue(channel, raw)  # once more, now as a member
+                return True
+            else:
+                # A refusal that a retry cannot fix: dropped deliberately, with the item.
+                self._attempts.pop((channel, raw), None)
+                log.exception(
+                    "outbox.write_refused",
+                    channel=channel,
+                    kind=item.kind.value,
+                    ref=item.ref,
+                    error=error,
+                    permanent=error in PERMANENT_REFUSALS,
+                )
+                await self._done(channel, raw)
+        except (StoreUnavailableError, OSError, TimeoutError) as exc:
+            log.warning("outbox.write_failed", channel=channel, item=raw, error=str(exc))
+            await self._requeue(channel, raw)
+            await asyncio.sleep(self._backoff(channel, raw))
+        else:
+            self._attempts.pop((channel, raw), None)
+            await self._done(channel, raw)
+        return False
 
-    def _backoff(self, channel: str, item: str) -> float:
-        attempts = self._attempts.get((channel, item), 1)
+    async def _join(self, channel: str) -> bool:
+        """`conversations.join` (public channels only; Slack refuses it for private ones)."""
+        try:
+            await self._client.conversations_join(channel=channel)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else "unknown"
+            log.warning("outbox.join_failed", channel=channel, error=error)
+            return False
+        except (OSError, TimeoutError) as exc:
+            log.warning("outbox.join_failed", channel=channel, error=str(exc))
+            return False
+        log.info("outbox.joined", channel=channel)
+        return True
+
+    async def _done(self, channel: str, raw: str) -> None:
+        processing = self.queue_keys(channel)[2]
+        await self._call(lambda: self._redis.lrem(processing, 1, raw))
+
+    async def _requeue(self, channel: str, raw: str) -> None:
+        """Put the item back at the front: transient failures never drop a write (the item
+        names its subject; what is sent is always its newest state)."""
+        self._attempts[(channel, raw)] = self._attempts.get((channel, raw), 0) + 1
+        keys = self.queue_keys(channel)
+        await self._call(lambda: self._put_back(keys=keys, args=[raw]))
+
+    def _backoff(self, channel: str, raw: str) -> float:
+        attempts = self._attempts.get((channel, raw), 1)
         return float(min(2 ** (attempts - 1), MAX_BACKOFF_SECONDS))

@@ -23,6 +23,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations.setTopic": "channels:manage",  # incident severity and status in the topic
     "conversations.info": "channels:read",  # is this an incident channel, does a name exist
     "conversations.members": "channels:read",  # who is already in an incident channel
+    "conversations.join": "channels:join",  # the alarm outbox, after not_in_channel (public)
     "pins.add": "pins:write",  # pin the incident status card
     "usergroups.users.list": "usergroups:read",  # expand approver user groups (S…) to users
     "users.info": "users:read",  # names for cards and audit
