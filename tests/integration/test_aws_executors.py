@@ -150,7 +150,7 @@ async def test_start_builds_the_clients_off_the_loop_and_close_shuts_the_pools(
 
     def client(name: str, region: str | None = None) -> Any:
         built_on.append(threading.current_thread().name)
-        return original(name, region)  # type: ignore[call-overload]
+        return original(name, region)
 
     made.client = client  # type: ignore[method-assign]
     await made.start(["us-west-2", "us-east-1", "us-west-2"])
