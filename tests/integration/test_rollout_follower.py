@@ -200,3 +200,30 @@ async def test_alarm_during_bake_offers_a_rollback(
     assert (
         sum(1 for m in aws_bot.slack.thread("C0DEPLOYS", card.ts) if "went to ALARM" in m.text) == 1
     )
+
+
+async def test_a_deleted_progress_message_is_posted_anew_and_the_card_gets_the_outcome(
+    aws_bot: SandboxWorld, aws_world: DhanamWorld
+) -> None:
+    """Someone deletes the thread's progress message mid-rollout: Slack answers
+    message_not_found to the next edit; the follower posts a new one, keeps editing it, and
+    the card still gets the outcome (it used to die and be restarted every poll)."""
+    card = await deploy_and_approve(aws_bot)
+    await wait_for(lambda: len(progress_messages(aws_bot, card)) == 1)
+    first = progress_messages(aws_bot, card)[0]
+    original = aws_bot.slack.world.find_message("C0DEPLOYS", first.ts)
+    assert original is not None
+    aws_bot.slack.world.delete_message(original)
+    await wait_for(lambda: len(progress_messages(aws_bot, card)) == 1)
+    again = progress_messages(aws_bot, card)[0]
+    assert again.ts != first.ts
+    await asyncio.to_thread(
+        complete_rollouts,
+        aws_world.endpoint_url,
+        aws_world.region,
+        "dhanam-production",
+        "dhanam-api",
+    )
+    await wait_for(lambda: "Rollout:* completed" in card_text(aws_bot, card))
+    assert "completed" in progress_messages(aws_bot, card)[0].text
+    assert len(progress_messages(aws_bot, card)) == 1
