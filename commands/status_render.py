@@ -11,7 +11,7 @@ from commands.approval_card import slack_time
 from commands.status_health import MARKS, Health, assess
 from core.text import inert
 from integrations.aws.images import short_digest
-from integrations.dhanam_api import OK, ApiHealth
+from integrations.dhanam_api import ApiHealth, Level, level
 
 if TYPE_CHECKING:
     from commands.status import Overview, ServiceStatus, Traffic
@@ -24,7 +24,11 @@ _STATE_ORDER = {"ALARM": 0, "INSUFFICIENT_DATA": 1, "OK": 2}
 
 
 def _mark(status: str | None) -> str:
-    return MARKS[Health.OK] if status in (OK, "OK") else MARKS[Health.DOWN]
+    """🟢 for ok, 🟡 for degraded, 🔴 for anything else (no answer included)."""
+    return MARKS[_HEALTH_OF[level(status)]]
+
+
+_HEALTH_OF = {Level.OK: Health.OK, Level.DEGRADED: Health.DEGRADED, Level.DOWN: Health.DOWN}
 
 
 def sparkline(values: Sequence[float | None]) -> str:

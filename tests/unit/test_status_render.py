@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from commands.status import EcsView, Overview, ServiceStatus, Source, Traffic
-from commands.status_health import Health, assess
-from commands.status_render import detail_blocks, home_view, overview_blocks, sparkline
+from commands.status_health import MARKS, Health, assess
+from commands.status_render import _mark, detail_blocks, home_view, overview_blocks, sparkline
 from integrations.aws.metrics import AlarmDetail, MetricSeries
 from integrations.aws.models import Deployment, ServiceState
 from integrations.dhanam_api import (
@@ -153,3 +153,11 @@ def test_overview_and_home_share_the_rows() -> None:
     view = home_view(overview, "/dhanam", NOW)
     assert view["type"] == "home"
     assert view["blocks"][1] == blocks[1]
+
+
+def test_endpoint_marks_follow_the_health_level() -> None:
+    assert _mark("ok") == MARKS[Health.OK]
+    assert _mark("healthy") == MARKS[Health.OK]
+    assert _mark("degraded") == MARKS[Health.DEGRADED]
+    assert _mark("down") == MARKS[Health.DOWN]
+    assert _mark(None) == MARKS[Health.DOWN]
