@@ -196,3 +196,19 @@ async def test_redis_down_is_503_not_500(bot: SandboxWorld, redis_server: Any) -
     reply = await fire(bot, "dhanam-api-high-error-rate", "ALARM")
     assert reply.status == 503
     assert reply.body["error"] == "unavailable"
+
+
+async def test_the_real_ok_sample_of_an_alarm_never_seen_firing_is_posted_once_as_recovered(
+    bot: SandboxWorld,
+) -> None:
+    """ALARM → OK for an alarm the bot has no record of (it was down, or the subscription is
+    new): one "recovered" message in the alarm's channel, even when SNS delivers it twice."""
+    path = DATA / "cloudwatch" / "cloudwatch-alarm-OK-sns-http-body.DERIVED.json"
+    assert (await deliver(bot, raw_text(path))).body["status"] == "accepted"
+    assert (await deliver(bot, raw_text(path))).body == {"status": "duplicate"}
+    await bot.settle_alarms()
+    roots = top_level(bot, "C0ALERTS")
+    assert len(roots) == 1, [r.text for r in roots]
+    assert roots[0].text == "Recovered: api-jideola domain alarm"
+    assert "recovered" in str(roots[0].blocks)
+    assert "ALARM → OK at 2023-02-18 16:43:21 UTC" in str(roots[0].blocks)
