@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import DEPS
@@ -268,3 +269,72 @@ async def test_deploys_are_change_events_and_show_on_open_incidents(
     assert payload["custom_details"]["requested_by"] == "U0DAVE"
     assert payload["custom_details"]["tag"] == "v1.3.0"
     assert "deploy *api* staging → `v1.3.0` by <@U0DAVE>" in card_text(aws_bot, incident)
+
+
+# -- Slack failures after the event was recorded (issue 12, point 6) -------------------------
+def _real(name: str) -> bytes:
+    return (DATA / f"webhook-v3-{name}.aldaviva-real.body.json").read_bytes()
+
+
+def _oncall_posts(world: SandboxWorld) -> list[str]:
+    return [m.text for m in world.slack.messages("C0ONCALL") if not m.is_reply]
+
+
+async def test_slack_down_after_recording_is_2xx_and_the_post_is_retried(
+    world: SandboxWorld,
+) -> None:
+    world.app[DEPS].pagerduty.retry_delays = (0.2, 0.5, 1.0)
+    # Every attempt of the client's own retries fails: the post fails after the event is
+    # recorded (the delivery claimed).
+    world.slack.inject(500, method="chat.postMessage", count=3)
+    body = _real("incident.triggered")
+    status, answer = await post_webhook(world, body, signed(body))
+    assert (status, answer["outcome"]) == (200, "processed")
+    assert _oncall_posts(world) == []
+    again = await post_webhook(world, body, signed(body))
+    assert (again[0], again[1]["outcome"]) == (200, "duplicate")
+    await eventually(lambda: len(_oncall_posts(world)) == 1)
+    await world.settle()
+    assert len(_oncall_posts(world)) == 1  # posted once, by the background retry
+
+
+async def test_a_deleted_pagerduty_message_is_posted_anew(world: SandboxWorld) -> None:
+    triggered = _real("incident.triggered")
+    assert (await post_webhook(world, triggered, signed(triggered)))[0] == 200
+    [message] = [m for m in world.slack.messages("C0ONCALL") if not m.is_reply]
+    world.slack.world.delete_message(message)
+    acknowledged = _real("incident.acknowledged")
+    status, answer = await post_webhook(world, acknowledged, signed(acknowledged))
+    assert (status, answer["outcome"]) == (200, "processed")
+    [again] = [m for m in world.slack.messages("C0ONCALL") if not m.is_reply]
+    assert again.ts != message.ts
+    stored = await world.app[DEPS].incidents.store.pd_message("Q2CKYRLH85UNN4")
+    assert stored == ("C0ONCALL", again.ts)
+
+
+async def test_an_archived_incident_channel_is_not_a_500(
+    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.slash("incident declare sev2 Checkout errors", user="alice")
+    await world.settle()
+    incident = await incident_of(world, only_channel(world).id)
+    pd = world.pagerduty.incident_by_dedup(incident.id)
+    assert pd is not None
+    slack = world.app[DEPS].incidents.slack
+    said: list[str] = []
+
+    async def archived(channel: str, text: str, thread_ts: str | None = None) -> str:
+        said.append(channel)
+        raise SlackApiError("is_archived", {"ok": False, "error": "is_archived"})
+
+    monkeypatch.setattr(slack, "say", archived)
+    pd.notes.append(
+        {"id": "P0NOTE9999", "content": "DB failover started", "created_at": "2026-11-26T10:00:00Z"}
+    )
+    body = world.pagerduty.webhook_body("incident.annotated", pd.id)
+    status, answer = await post_webhook(world, body, signed(body))
+    assert (status, answer["outcome"]) == (200, "processed")
+    assert said == [incident.channel]
+    assert not world.app[DEPS].pagerduty._tasks  # nothing to retry: is_archived is final
+    timeline = await world.app[DEPS].incidents.store.timeline(incident.id)
+    assert any("PagerDuty note" in e.text for e in timeline)  # recorded all the same
