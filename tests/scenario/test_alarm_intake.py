@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -20,6 +21,7 @@ from bot.sandbox.slack_emulator_models import BOT_USER_ID
 from bot.sandbox.world import SandboxWorld
 from integrations.alarm_state import Intake
 from integrations.cloudwatch_alarms import parse_alarm
+from integrations.slack.outbox import ItemKind, OutboxItem
 from tests.scenario.alarm_support import (
     T0,
     TOPIC,
@@ -189,3 +191,34 @@ async def test_a_refusal_no_retry_fixes_is_dropped_once_and_the_next_write_goes_
         await fire(world, "dhanam-other", "ALARM")
         await world.settle_alarms()
         assert len(top_level(world, "C0ALERTS")) == 1
+
+
+async def test_shutdown_leaves_the_in_flight_item_for_the_next_owner(redis_url: str) -> None:
+    async with alarm_world(redis_url) as world:
+        deps = world.apps[0][DEPS]
+        queue, _, processing = deps.outbox.queue_keys("C0ALERTS")
+        # The channel's next slot is 30 s away: the item is taken, then waits for its slot.
+        await deps.redis.set(queue + ":last", int((time.time() + 30) * 1000), ex=60)
+        await fire(world, UNLISTED, "ALARM")
+        for _ in range(100):
+            if await deps.redis.llen(processing):
+                break
+            await asyncio.sleep(0.02)
+        await deps.outbox.stop(grace=0.2)
+        assert top_level(world, "C0ALERTS") == []
+        held = [OutboxItem.decode(r) for r in await deps.redis.lrange(processing, 0, -1)]
+        assert held == [OutboxItem(ItemKind.ALARM, UNLISTED)]  # left, not dropped
+
+
+async def test_shutdown_finishes_the_write_in_flight(redis_url: str) -> None:
+    async with alarm_world(redis_url) as world:
+        deps = world.apps[0][DEPS]
+        processing = deps.outbox.queue_keys("C0ALERTS")[2]
+        await fire(world, UNLISTED, "ALARM")
+        for _ in range(100):  # taken (a drain that has not taken it yet leaves it queued)
+            if await deps.redis.llen(processing) or top_level(world, "C0ALERTS"):
+                break
+            await asyncio.sleep(0.005)
+        await deps.outbox.stop()
+        assert len(top_level(world, "C0ALERTS")) == 1
+        assert await deps.redis.llen(processing) == 0
