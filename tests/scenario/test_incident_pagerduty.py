@@ -338,3 +338,15 @@ async def test_an_archived_incident_channel_is_not_a_500(
     assert not world.app[DEPS].pagerduty._tasks  # nothing to retry: is_archived is final
     timeline = await world.app[DEPS].incidents.store.timeline(incident.id)
     assert any("PagerDuty note" in e.text for e in timeline)  # recorded all the same
+
+
+async def test_a_pending_slack_retry_is_cancelled_at_shutdown(world: SandboxWorld) -> None:
+    sync = world.app[DEPS].pagerduty
+    sync.retry_delays = (60.0,)
+    world.slack.inject(500, method="chat.postMessage", count=3)
+    body = _real("incident.triggered")
+    assert (await post_webhook(world, body, signed(body)))[0] == 200
+    [task] = list(sync._tasks)
+    await sync.stop(grace=0.05)
+    assert task.cancelled()
+    assert not sync._tasks
