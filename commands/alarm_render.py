@@ -10,12 +10,20 @@ from typing import Any
 
 from approvals.rollout import duration
 from commands.ids import AlarmActionId
+from commands.render import (
+    BUTTON_TEXT_MAX,
+    MESSAGE_MAX_BLOCKS,
+    SECTION_TEXT_MAX,
+    clip,
+    more,
+    pack_lines,
+)
 from core.text import fit
 from integrations.alarm_state import PagerDutyLink
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 
-DIGEST_LINES_PER_BLOCK = 10
-DIGEST_MAX_BLOCKS = 45
+DIGEST_LINES_PER_BLOCK = 10  # and at most SECTION_TEXT_MAX characters: long names, long URLs
+DIGEST_MAX_BLOCKS = MESSAGE_MAX_BLOCKS - 2  # the storm line, the sections, "…and N more"
 TITLE_MAX = 150
 NOTICE_SUBJECT_MAX = 150
 NOTICE_BODY_MAX = 1500
@@ -90,7 +98,10 @@ def rollback_button(service: str, env: str, to: str, alarm: str) -> dict[str, An
     return {
         "type": "button",
         "action_id": AlarmActionId.ROLLBACK,
-        "text": {"type": "plain_text", "text": f"Roll back {service} in {env}"},
+        "text": {
+            "type": "plain_text",
+            "text": clip(f"Roll back {service} in {env}", BUTTON_TEXT_MAX),
+        },
         "style": "danger",
         "value": value,
     }
@@ -132,9 +143,8 @@ def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
         lines.append(f"*{state_word(view.state)} since:* {_when(alarm.changed_at)}")
     if alarm.reason:
         lines.append(f"> {alarm.reason[:1500]}")
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
-    ]
+    body = clip("\n".join(lines), SECTION_TEXT_MAX)  # name, description, reason: all long
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]
     context = [alarm.region_name or alarm.region or "region unknown"]
     if alarm.console_url:
         context.append(f"<{alarm.console_url}|Open in CloudWatch>")
@@ -212,17 +222,15 @@ def digest_message(views: list[AlarmView]) -> tuple[str, list[dict[str, Any]]]:
         f"{firing} in ALARM now. This message is kept up to date."
     )
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
-    lines = [digest_line(v) for v in views]
-    chunks = [
-        lines[i : i + DIGEST_LINES_PER_BLOCK] for i in range(0, len(lines), DIGEST_LINES_PER_BLOCK)
-    ]
-    for chunk in chunks[:DIGEST_MAX_BLOCKS]:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
-    hidden = len(lines) - DIGEST_LINES_PER_BLOCK * DIGEST_MAX_BLOCKS
+    sections, hidden = pack_lines(
+        [digest_line(v) for v in views],
+        max_chunks=DIGEST_MAX_BLOCKS,
+        max_lines=DIGEST_LINES_PER_BLOCK,
+    )
+    for section in sections:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": section}})
     if hidden > 0:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"…and {hidden} more"}]}
-        )
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more(hidden)}]})
     text = f"Alarm storm: {len(views)} alarms, {firing} in ALARM"
     return text, blocks
 

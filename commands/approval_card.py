@@ -8,6 +8,13 @@ from typing import Any
 from approvals.models import ApprovalRequest, State
 from approvals.policy import mention
 from commands.ids import ActionId, BlockId
+from commands.render import (
+    CONFIRM_TEXT_MAX,
+    FIELD_TEXT_MAX,
+    HEADER_TEXT_MAX,
+    SECTION_TEXT_MAX,
+    clip,
+)
 from core.text import inert
 
 Block = dict[str, Any]
@@ -36,7 +43,11 @@ def card_text(request: ApprovalRequest) -> str:
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}}
+
+
+def _field(text: str) -> Block:
+    return {"type": "mrkdwn", "text": clip(text, FIELD_TEXT_MAX)}
 
 
 def _approvals_line(request: ApprovalRequest) -> str:
@@ -68,7 +79,13 @@ def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> st
 def card_blocks(request: ApprovalRequest, approvers: list[str], now: datetime) -> list[Block]:
     plan = request.plan
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": plan.summary[:150]}},
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": clip(plan.summary or request.kind, HEADER_TEXT_MAX),
+            },
+        },
     ]
     asked = f"*Requested by* {mention(request.requester)}"
     if request.reason:
@@ -78,10 +95,10 @@ def card_blocks(request: ApprovalRequest, approvers: list[str], now: datetime) -
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Environment*\n{request.env}"},
-                {"type": "mrkdwn", "text": f"*Service*\n{request.service or '—'}"},
-                {"type": "mrkdwn", "text": f"*Approvals*\n{_approvals_line(request)}"},
-                {"type": "mrkdwn", "text": f"*Requested*\n{slack_time(request.created_at)}"},
+                _field(f"*Environment*\n{request.env}"),
+                _field(f"*Service*\n{request.service or '—'}"),
+                _field(f"*Approvals*\n{_approvals_line(request)}"),
+                _field(f"*Requested*\n{slack_time(request.created_at)}"),
             ],
         }
     )
@@ -100,11 +117,7 @@ def card_blocks(request: ApprovalRequest, approvers: list[str], now: datetime) -
         blocks.append(_section("\n".join(notes)))
     blocks.append({"type": "divider"})
     blocks.append(
-        {
-            "type": "section",
-            "block_id": BlockId.APPROVAL_STATUS,
-            "text": {"type": "mrkdwn", "text": _status(request, approvers, now)},
-        }
+        {**_section(_status(request, approvers, now)), "block_id": BlockId.APPROVAL_STATUS}
     )
     if request.state is State.PENDING:
         blocks.append(_buttons(request))
@@ -137,7 +150,10 @@ def _buttons(request: ApprovalRequest) -> Block:
                 "value": request.id,
                 "confirm": {
                     "title": {"type": "plain_text", "text": "Approve this change?"},
-                    "text": {"type": "mrkdwn", "text": request.plan.summary},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": clip(request.plan.summary or "Approve?", CONFIRM_TEXT_MAX),
+                    },
                     "confirm": {"type": "plain_text", "text": "Approve"},
                     "deny": {"type": "plain_text", "text": "Back"},
                 },

@@ -16,6 +16,13 @@ from approvals.policy import mention
 from commands.approval_card import slack_time
 from commands.incident_models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
 from commands.incident_store import TimelineEntry
+from commands.render import (
+    HEADER_TEXT_MAX,
+    MESSAGE_TEXT_MAX,
+    SECTION_TEXT_MAX,
+    clip,
+    more,
+)
 from commands.requests import IncidentState, Severity
 from core.text import fit, inert
 from integrations.deploy_history import DeployRecord
@@ -23,6 +30,8 @@ from integrations.pagerduty_webhooks import PdEvent
 
 Block = dict[str, Any]
 TOPIC_MAX = 250
+TIMELINE_TEXT_MAX = MESSAGE_TEXT_MAX - 1000  # room for Slack's own escaping of the text
+TIMELINE_TAIL = 5  # the last entries (the resolution) are always shown
 
 
 class IncidentActionId(StrEnum):
@@ -45,7 +54,7 @@ _STATUS_EMOJI = {
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}}
 
 
 def _context(text: str) -> Block:
@@ -111,7 +120,7 @@ def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) 
     blocks: list[Block] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": card_title(incident)[:150]},
+            "text": {"type": "plain_text", "text": clip(card_title(incident), HEADER_TEXT_MAX)},
         },
         {
             "type": "section",
@@ -202,14 +211,32 @@ def announcement(incident: Incident, now: datetime) -> str:
 
 
 def timeline_summary(incident: Incident, entries: list[TimelineEntry], now: datetime) -> str:
-    lines = [
+    """The whole timeline as one message's text, under Slack's 40,000 characters: whole
+    entries from the start, "…and N more entries", then always the last few (how it ended).
+    Each entry is cut to a line of at most SECTION_TEXT_MAX characters."""
+    head = (
         f"*Timeline of {incident.id}* — {inert(incident.title)} "
         f"({incident.severity.value}, {incident.duration(now)})"
-    ]
-    for entry in entries:
-        who = f"{mention(entry.by)}: " if entry.by else ""
-        lines.append(f"• {slack_time(entry.at)} {who}{entry.text}")
-    return "\n".join(lines)[:39_000]
+    )
+    lines = [clip(_timeline_line(entry), SECTION_TEXT_MAX) for entry in entries]
+    head = clip(head, SECTION_TEXT_MAX)
+    if len(head) + sum(len(line) + 1 for line in lines) <= TIMELINE_TEXT_MAX:
+        return "\n".join([head, *lines])
+    tail = lines[-TIMELINE_TAIL:]
+    budget = TIMELINE_TEXT_MAX - len(head) - sum(len(line) + 1 for line in tail) - 40
+    shown: list[str] = []
+    for line in lines[: len(lines) - len(tail)]:
+        if budget - (len(line) + 1) < 0:
+            break
+        shown.append(line)
+        budget -= len(line) + 1
+    hidden = len(lines) - len(tail) - len(shown)
+    return "\n".join([head, *shown, more(hidden, "more entries"), *tail])
+
+
+def _timeline_line(entry: TimelineEntry) -> str:
+    who = f"{mention(entry.by)}: " if entry.by else ""
+    return f"• {slack_time(entry.at)} {who}{entry.text}"
 
 
 def nudge(incident: Incident, quiet_minutes: int) -> str:

@@ -8,9 +8,56 @@ from commands.catalog import COMMANDS, CommandSpec
 
 Block = dict[str, Any]
 
+# Slack's Block Kit limits (docs.slack.dev/reference/block-kit), which the renderers keep to:
+# Slack refuses the whole message (`invalid_blocks`) when one is exceeded.
+MESSAGE_MAX_BLOCKS = 50
+VIEW_MAX_BLOCKS = 100  # a modal or the Home tab
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+HEADER_TEXT_MAX = 150
+BUTTON_TEXT_MAX = 75
+CONFIRM_TEXT_MAX = 300
+MESSAGE_TEXT_MAX = 40_000  # chat.postMessage answers msg_too_long beyond it
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters; a cut is marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def more(hidden: int, noun: str = "more") -> str:
+    return f"…and {hidden} {noun}"
+
+
+def pack_lines(
+    lines: list[str],
+    *,
+    max_chunks: int,
+    limit: int = SECTION_TEXT_MAX,
+    max_lines: int | None = None,
+) -> tuple[list[str], int]:
+    """Whole lines grouped into at most ``max_chunks`` texts of at most ``limit`` characters
+    (and ``max_lines`` lines) each, in order; returns the texts and how many lines did not
+    fit. A line longer than ``limit`` on its own is clipped."""
+    chunks: list[list[str]] = []
+    size = 0
+    for shown, raw in enumerate(lines):
+        line = clip(raw, limit)
+        full = bool(chunks) and (
+            size + 1 + len(line) > limit or (max_lines is not None and len(chunks[-1]) >= max_lines)
+        )
+        if not chunks or full:
+            if len(chunks) == max_chunks:
+                return ["\n".join(c) for c in chunks], len(lines) - shown
+            chunks.append([])
+            size = -1
+        chunks[-1].append(line)
+        size += 1 + len(line)
+    return ["\n".join(c) for c in chunks], 0
+
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}}
 
 
 def _context(*texts: str) -> Block:

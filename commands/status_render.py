@@ -8,6 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from approvals.policy import mention
 from commands.approval_card import slack_time
+from commands.render import (
+    FIELD_TEXT_MAX,
+    HEADER_TEXT_MAX,
+    MESSAGE_MAX_BLOCKS,
+    SECTION_TEXT_MAX,
+    VIEW_MAX_BLOCKS,
+    clip,
+    more,
+    pack_lines,
+)
 from commands.status_health import MARKS, Health, assess
 from core.text import inert
 from integrations.aws.images import short_digest
@@ -19,7 +29,7 @@ if TYPE_CHECKING:
 Block = dict[str, Any]
 BARS = "▁▂▃▄▅▆▇█"
 EVENTS_SHOWN = 3
-ROWS_PER_SECTION = 12
+ROWS_PER_SECTION = 12  # and at most SECTION_TEXT_MAX characters
 _STATE_ORDER = {"ALARM": 0, "INSUFFICIENT_DATA": 1, "OK": 2}
 
 
@@ -44,7 +54,10 @@ def sparkline(values: Sequence[float | None]) -> str:
 
 
 def _section(text: str, block_id: str | None = None) -> Block:
-    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    block: Block = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)},
+    }
     if block_id:
         block["block_id"] = block_id
     return block
@@ -84,7 +97,10 @@ def _ecs_blocks(status: ServiceStatus) -> list[Block]:
     ]
     lines.extend(events or ["• none"])
     return [
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": clip(f, FIELD_TEXT_MAX)} for f in fields],
+        },
         _section("\n".join(lines)),
     ]
 
@@ -229,7 +245,10 @@ def detail_blocks(status: ServiceStatus, slash: str) -> tuple[str, list[Block]]:
     why = "; ".join(reasons) if reasons else "all clear"
     title = f"{status.service} in {status.env}"
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Status: {title}"}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(f"Status: {title}", HEADER_TEXT_MAX)},
+        },
         _section(f"{MARKS[health]} *{health.value}* — {why}"),
         *_ecs_blocks(status),
         _section(_alarm_lines(status)),
@@ -266,12 +285,15 @@ def row_line(status: ServiceStatus) -> str:
     )
 
 
-def _overview_sections(overview: Overview) -> list[Block]:
+def _overview_sections(overview: Overview, max_blocks: int) -> list[Block]:
+    """One line per service and environment, ROWS_PER_SECTION to a section, within the
+    surface's block budget (``max_blocks`` includes a "…and N more" line when one is needed)."""
     lines = [row_line(row) for row in overview.rows] or ["no service matches"]
-    return [
-        _section("\n".join(lines[i : i + ROWS_PER_SECTION]))
-        for i in range(0, len(lines), ROWS_PER_SECTION)
-    ]
+    texts, hidden = pack_lines(lines, max_chunks=max_blocks - 1, max_lines=ROWS_PER_SECTION)
+    blocks = [_section(text) for text in texts]
+    if hidden:
+        blocks.append(_context(f"{more(hidden)} — `status SERVICE [ENV]` narrows it"))
+    return blocks
 
 
 def _counts(overview: Overview) -> str:
@@ -283,8 +305,11 @@ def overview_blocks(
     overview: Overview, slash: str, title: str = "every service"
 ) -> tuple[str, list[Block]]:
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Status: {title}"[:150]}},
-        *_overview_sections(overview),
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(f"Status: {title}", HEADER_TEXT_MAX)},
+        },
+        *_overview_sections(overview, MESSAGE_MAX_BLOCKS - 2),
         _context(
             f"Only you can see this · gathered in {overview.ms:.0f} ms · "
             f"`{slash} status SERVICE ENV` for the details"
@@ -296,7 +321,7 @@ def overview_blocks(
 def home_view(overview: Overview, slash: str, now: datetime) -> dict[str, Any]:
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Dhanam: every service"}},
-        *_overview_sections(overview),
+        *_overview_sections(overview, VIEW_MAX_BLOCKS - 2),
         _context(
             f"Updated {slack_time(now)} (each time you open this tab) · "
             f"`{slash} status SERVICE ENV` for the details"

@@ -291,6 +291,9 @@ class SlackEmulator:
             return 200, "ok"
         if text is None and not blocks:
             return 400, "no_text"
+        refused = SlackWorld.refuse_message(text, blocks)
+        if refused is not None:  # Slack answers a refused response_url post with 400 and the code
+            return 400, str(refused["error"])
         if body.get("replace_original") and original is not None:
             self.world.edit_message(original, text, blocks)
             return 200, "ok"

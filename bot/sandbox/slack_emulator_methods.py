@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.sandbox.block_kit import MESSAGE_TEXT_MAX, Surface, block_errors, view_errors
 from bot.sandbox.slack_emulator_models import (
     APP_ID,
     BOT_ID,
@@ -99,6 +100,38 @@ class SlackWorld(WorkspaceState):
     def _message_content(self, params: Params) -> tuple[str | None, Any]:
         return text_param(params, "text"), json_param(params, "blocks")
 
+    @staticmethod
+    def refuse_message(text: str | None, blocks: Any) -> Answer | None:
+        """What Slack answers to a message it refuses (bot/sandbox/block_kit.py), else None.
+        ``blocks`` that are not JSON (or not an array) are ``invalid_blocks_format``."""
+        if text is not None and len(text) > MESSAGE_TEXT_MAX:
+            return err("msg_too_long")
+        if blocks is None or blocks == []:
+            return None
+        if not isinstance(blocks, list):
+            return err("invalid_blocks_format")
+        errors = block_errors(blocks, Surface.MESSAGE)
+        if not errors:
+            return None
+        return err(
+            "invalid_blocks",
+            errors=errors,
+            response_metadata={"messages": [f"[ERROR] {e}" for e in errors]},
+        )
+
+    @staticmethod
+    def refuse_view(view: dict[str, Any]) -> Answer | None:
+        """Slack answers an invalid view with ``invalid_arguments`` and the reasons in
+        ``response_metadata.messages`` (not ``invalid_blocks``); ``errors`` repeats them."""
+        errors = view_errors(view)
+        if not errors:
+            return None
+        return err(
+            "invalid_arguments",
+            errors=errors,
+            response_metadata={"messages": [f"[ERROR] {e}" for e in errors]},
+        )
+
     def chat_post_message(self, params: Params) -> Answer:
         channel = self.resolve_channel(text_param(params, "channel"), names_and_users=True)
         if channel is None:
@@ -106,6 +139,9 @@ class SlackWorld(WorkspaceState):
         text, blocks = self._message_content(params)
         if text is None and not blocks and not json_param(params, "attachments"):
             return err("no_text")
+        refused = self.refuse_message(text, blocks)
+        if refused is not None:
+            return refused
         thread_ts = text_param(params, "thread_ts")
         if thread_ts is not None:
             parent = self.find_message(channel.id, thread_ts)
@@ -132,6 +168,9 @@ class SlackWorld(WorkspaceState):
         text, blocks = self._message_content(params)
         if text is None and blocks is None and params.get("attachments") is None:
             return err("no_text")
+        refused = self.refuse_message(text, blocks)
+        if refused is not None:
+            return refused
         self.edit_message(msg, text, blocks)
         return {
             "ok": True,
@@ -153,6 +192,9 @@ class SlackWorld(WorkspaceState):
         text, blocks = self._message_content(params)
         if text is None and not blocks and not json_param(params, "attachments"):
             return err("no_text")
+        refused = self.refuse_message(text, blocks)
+        if refused is not None:
+            return refused
         msg = EmuMessage(
             channel.id,
             self.next_ts(),
@@ -330,6 +372,9 @@ class SlackWorld(WorkspaceState):
         view = self._parse_view(params)
         if view is None or view["type"] != "modal":
             return err("invalid_arguments")
+        refused = self.refuse_view(view)
+        if refused is not None:
+            return refused
         view_id = f"V0{len(self.views) + 1:08d}"
         obj = self._view_object(view, view_id)
         self.views[view_id] = obj
@@ -343,6 +388,9 @@ class SlackWorld(WorkspaceState):
         view = self._parse_view(params)
         if view is None or view["type"] != "home":
             return err("invalid_arguments")
+        refused = self.refuse_view(view)
+        if refused is not None:
+            return refused
         view_id = f"V0{len(self.views) + 1:08d}"
         obj = self._view_object(view, view_id)
         self.views[view_id] = obj
