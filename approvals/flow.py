@@ -32,6 +32,7 @@ from approvals.store import ApprovalStore, Outcome, Status, new_request_id
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError, NotPermittedError, StoreUnavailableError
+from core.loops import run_every
 
 log = structlog.get_logger(__name__)
 
@@ -411,17 +412,13 @@ class ApprovalFlow:
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
         """One replica at a time sweeps, coordinated by a short Redis lease."""
-        while not stop.is_set():
-            try:
-                async with self.store.lease("sweeper", timedelta(seconds=SWEEP_EVERY * 3)) as held:
-                    if held is not None:
-                        await self.sweep_once()
-            except StoreUnavailableError:
-                log.warning("sweeper.store_unavailable")
-            except Exception:
-                log.exception("sweeper.failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SWEEP_EVERY)
+        await run_every(
+            "approvals.sweeper",
+            SWEEP_EVERY,
+            lambda: self.sweep_once(),  # noqa: PLW0108 - late-bound, patchable
+            stop,
+            lease=lambda: self.store.lease("sweeper", timedelta(seconds=SWEEP_EVERY * 3)),
+        )
 
     # -- helpers ---------------------------------------------------------------------------
     def _spawn(self, coro: Awaitable[None]) -> None:

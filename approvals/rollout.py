@@ -27,6 +27,7 @@ from approvals.models import utc_ms
 from approvals.store import PREFIX, ApprovalStore
 from core.clock import Clock
 from core.errors import ChatOpsError, StoreUnavailableError
+from core.loops import run_every
 from integrations.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
@@ -204,15 +205,8 @@ class RolloutFollower:
 
     async def run_takeover(self, stop: asyncio.Event) -> None:
         interval = max(self.settings.poll.total_seconds(), 1.0)
-        while not stop.is_set():
-            try:
-                await self.takeover_once()
-            except StoreUnavailableError:
-                log.warning("rollout.takeover_store_unavailable")
-            except Exception:
-                log.exception("rollout.takeover_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+        tick = lambda: self.takeover_once()  # noqa: E731, PLW0108 - late-bound, patchable
+        await run_every("rollout.takeover", interval, tick, stop)
 
     async def stop(self) -> None:
         """Stop following here (shutdown): leases are released so another replica resumes."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from bot.wiring import Overrides, build_deps
 from commands.deps import Deps
 from commands.incident_loop import IncidentLoop
 from core.config import Config
+from core.loops import Loops
 from core.metrics import CONTENT_TYPE, Metrics
 from integrations.redis_client import create_redis, ping
 from integrations.slack.client import create_web_client
@@ -52,6 +52,7 @@ DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", SlackVerifier)
+LOOPS = web.AppKey("loops", Loops)
 
 
 _REASONS = REASONS
@@ -176,6 +177,7 @@ def create_app(
     app[DEPS] = deps
     app[BOLT] = bolt
     app[METRICS] = metrics
+    app[LOOPS] = Loops()
     app[VERIFIER] = SlackVerifier(secret.get_secret_value() if secret else None)
     app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/webhooks/sns", sns_handler(deps))
@@ -187,20 +189,14 @@ def create_app(
         log.info("app.started", version=VERSION)
         aws = deps.status.aws.clients  # AWS thread pools on, clients built off the loop
         await aws.start(env.region for env in config.environments.values())
-        stop = asyncio.Event()
-        loops = (
-            [
-                asyncio.create_task(deps.flow.run_sweeper(stop)),
-                asyncio.create_task(deps.follower.run_takeover(stop)),
-                asyncio.create_task(deps.alarms.run_background(stop)),
-                asyncio.create_task(IncidentLoop(deps.incidents, deps.store).run(stop)),
-            ]
-            if overrides.sweeper
-            else []
-        )
+        loops = app[LOOPS]  # each loop survives its own errors; stop() is bounded
+        if overrides.sweeper:
+            loops.start("approvals.sweeper", deps.flow.run_sweeper)
+            loops.start("rollout.takeover", deps.follower.run_takeover)
+            loops.start("alarms.background", deps.alarms.run_background)
+            loops.start("incidents.loop", IncidentLoop(deps.incidents, deps.store).run)
         yield
-        stop.set()
-        await asyncio.gather(*loops)
+        await loops.stop()
         await deps.inflight.idle()
         await deps.pagerduty.stop()  # background Slack retries of recorded webhooks
         await deps.flow.drain()

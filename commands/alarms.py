@@ -14,7 +14,6 @@ message instead, edited as they change. SNS notifications that are not alarms ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -36,7 +35,7 @@ from commands.alarm_render import (
 )
 from core.clock import Clock
 from core.config import Config
-from core.errors import StoreUnavailableError
+from core.loops import run_every, run_iteration
 from integrations.alarm_state import (
     AlarmRecord,
     AlarmSettings,
@@ -308,23 +307,21 @@ class AlarmService:
         return sent
 
     async def run_background(self, stop: asyncio.Event) -> None:
+        """Reminders (one replica at a time, the `alarms:reminders` lease) and outbox
+        recovery, each its own step: a failure in one never skips the other."""
         tick = min(max(self.settings.reminder.total_seconds() / 4, 0.2), 15.0)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), tick)
-            if stop.is_set():
-                return
+
+        async def reminders() -> None:
             token = secrets.token_hex(8)
-            try:
-                if await self._leases.acquire(
-                    "alarms:reminders", token, timedelta(seconds=tick * 2)
-                ):
-                    try:
-                        await self.remind_once()
-                    finally:
-                        await self._leases.release("alarms:reminders", token)
-                await self._outbox.recover()
-            except StoreUnavailableError:
-                log.warning("alarm.background_store_unavailable")
-            except Exception:
-                log.exception("alarm.background_failed")
+            if await self._leases.acquire("alarms:reminders", token, timedelta(seconds=tick * 2)):
+                try:
+                    await self.remind_once()
+                finally:
+                    await self._leases.release("alarms:reminders", token)
+
+        async def iteration() -> None:
+            await run_iteration("alarms.reminders", reminders)
+            recover = lambda: self._outbox.recover()  # noqa: E731, PLW0108 - late-bound
+            await run_iteration("alarms.outbox_recovery", recover)
+
+        await run_every("alarms.background", tick, iteration, stop, wait_first=True)

@@ -12,10 +12,12 @@ import structlog
 from approvals.store import ApprovalStore
 from commands.incident_service import IncidentService
 from core.errors import StoreUnavailableError
+from core.loops import run_every, run_iteration
 
 log = structlog.get_logger(__name__)
 
 LEASE_NAME = "incidents:loop"
+LOOP_NAME = "incidents.loop"
 
 
 class IncidentLoop:
@@ -31,22 +33,22 @@ class IncidentLoop:
         return await self._leases.acquire(LEASE_NAME, self._token, ttl)
 
     async def once(self) -> None:
+        """One tick: PagerDuty retries, then reminders, each its own step, so a Slack or
+        PagerDuty failure in one (an archived channel, a deleted message, a 429 or a 500)
+        never skips the other; the next tick tries again."""
         if not await self._holding():
             return
         now = self._service.clock.now()
-        await self._service.pager.retry_due(now)
-        await self._service.remind(now)
+        await run_iteration(
+            "incidents.pagerduty_retries", lambda: self._service.pager.retry_due(now)
+        )
+        await run_iteration("incidents.reminders", lambda: self._service.remind(now))
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self._service.pager.timings.tick.total_seconds()
-        while not stop.is_set():
-            try:
-                await self.once()
-            except StoreUnavailableError:
-                log.warning("incident.loop_store_unavailable")
-            except Exception:
-                log.exception("incident.loop_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-        with contextlib.suppress(StoreUnavailableError):
-            await self._leases.release(LEASE_NAME, self._token)
+        try:
+            once = lambda: self.once()  # noqa: E731, PLW0108 - late-bound, patchable
+            await run_every(LOOP_NAME, interval, once, stop)
+        finally:
+            with contextlib.suppress(StoreUnavailableError):
+                await self._leases.release(LEASE_NAME, self._token)
