@@ -83,7 +83,7 @@ class SlackWorld(WorkspaceState):
         handler = self.handlers.get(method)
         if handler is None:
             return err("unknown_method")
-        return handler(params)
+        return self.archived_refusal(method, params) or handler(params)
 
     def auth_test(self, _params: Params) -> Answer:
         return {

@@ -22,6 +22,19 @@ Answer = dict[str, Any]
 
 _NAME_OK = re.compile(r"^[a-z0-9_-]+$")
 _BASE_SECONDS = 1700000000
+# What an archived channel refuses with ``is_archived`` (reads still answer).
+ARCHIVED_REFUSES = frozenset(
+    {
+        "chat.postMessage",
+        "chat.update",
+        "chat.delete",
+        "chat.postEphemeral",
+        "conversations.setTopic",
+        "conversations.invite",
+        "pins.add",
+        "reactions.add",
+    }
+)
 
 
 def err(code: str, **extra: Any) -> Answer:
@@ -91,8 +104,29 @@ class WorkspaceState:
         self.ephemeral: list[EmuMessage] = []
         self.views: dict[str, dict[str, Any]] = {}
         self.published: dict[str, dict[str, Any]] = {}
+        self.archived: set[str] = set()
         self._seq = 0
         self._channel_seq = 0
+
+    # ---- fault hooks ---------------------------------------------------------------
+
+    def archive(self, channel_id: str) -> None:
+        """Archive a channel: from now on every write to it answers ``is_archived``."""
+        self.archived.add(channel_id)
+
+    def archived_refusal(self, method: str, params: Params) -> Answer | None:
+        """``is_archived`` when ``method`` writes to an archived channel, else None."""
+        if method not in ARCHIVED_REFUSES or not self.archived:
+            return None
+        ref = text_param(params, "channel")
+        if ref is None:
+            return None
+        channel = self.channels.get(ref) or next(
+            (c for c in self.channels.values() if c.name == ref.removeprefix("#")), None
+        )
+        if channel is not None and channel.id in self.archived:
+            return err("is_archived")
+        return None
 
     # ---- helpers -------------------------------------------------------------------
 
