@@ -379,3 +379,76 @@ async def test_max_writes_in_window() -> None:
         assert emu.max_writes_in_window("C0ALERTS", window=1e-9) == 1
         assert emu.max_writes_in_window("C0OPS") == 1
         assert emu.max_writes_in_window("C0ONCALL") == 0
+
+
+# ---- Block Kit: refused as Slack refuses it (bot/sandbox/block_kit.py) ---------------------------
+
+
+def _section(text: str) -> dict[str, object]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+async def test_invalid_blocks_are_refused_on_every_message_method(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    too_long = [_section("x" * 3001)]
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel="C0DEPLOYS", text="t", blocks=too_long)
+    answer = refused.value.response.data
+    assert isinstance(answer, dict)
+    assert answer["error"] == "invalid_blocks"
+    assert any("[json-pointer:/blocks/0/text/text]" in e for e in answer["errors"])
+    assert answer["response_metadata"]["messages"][0].startswith("[ERROR] ")
+    assert emu.messages("C0DEPLOYS") == []  # nothing posted
+
+    posted = await client.chat_postMessage(channel="C0DEPLOYS", text="t", blocks=[_section("ok")])
+    header = [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        await client.chat_update(channel="C0DEPLOYS", ts=posted["ts"], text="t", blocks=header)
+    [kept] = emu.messages("C0DEPLOYS")
+    assert kept.blocks == [_section("ok")]
+    assert kept.edited == 0
+
+    button = {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "b"}}
+    buttons = [
+        {"type": "actions", "elements": [{**button, "action_id": f"a{i}"} for i in range(26)]}
+    ]
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        await client.chat_postEphemeral(
+            channel="C0DEPLOYS", user="U0ALICE", text="t", blocks=buttons
+        )
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        await client.chat_postMessage(channel="C0DEPLOYS", text="t", blocks=[_section("a")] * 51)
+    await client.chat_postMessage(channel="C0DEPLOYS", text="t", blocks=[_section("a")] * 50)
+    with pytest.raises(SlackApiError, match="msg_too_long"):
+        await client.chat_postMessage(channel="C0DEPLOYS", text="t" * 40_001)
+    refusals = [c.response["error"] for c in emu.calls if c.response and not c.response["ok"]]
+    assert refusals == ["invalid_blocks"] * 4 + ["msg_too_long"]
+
+
+async def test_invalid_views_are_refused(emu: SlackEmulator, client: AsyncWebClient) -> None:
+    home = {"type": "home", "blocks": [_section("a")] * 101}
+    with pytest.raises(SlackApiError) as refused:
+        await client.views_publish(user_id="U0DAVE", view=home)
+    answer = refused.value.response.data
+    assert isinstance(answer, dict)
+    assert answer["error"] == "invalid_arguments"  # what Slack answers for a view
+    assert any("/view/blocks" in m for m in answer["response_metadata"]["messages"])
+    assert emu.published_view("U0DAVE") is None
+    await client.views_publish(user_id="U0DAVE", view={**home, "blocks": [_section("a")] * 100})
+
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "t" * 25}, "blocks": []}
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        await client.views_open(trigger_id="1.2.abc", view=modal)
+
+
+async def test_response_url_refuses_invalid_blocks(emu: SlackEmulator) -> None:
+    url = emu.new_response_url("C0DEPLOYS", "U0ALICE")
+    async with aiohttp.ClientSession() as session:
+        bad = {"text": "t", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": ""}}]}
+        async with session.post(url, json=bad) as resp:
+            assert resp.status == 400
+            assert await resp.text() == "invalid_blocks"
+        async with session.post(url, json={"text": "t", "blocks": [_section("fine")]}) as resp:
+            assert resp.status == 200
+    assert [m.text for m in emu.ephemerals("U0ALICE")] == ["t"]
