@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from approvals.rollout import RolloutSettings
-from bot.app import DEPS
+from approvals.rollout import Phase, RolloutSettings
+from bot.app import DEPS, LOOPS
 from bot.sandbox.aws_world import DhanamWorld, complete_rollouts
 from bot.sandbox.world import SandboxWorld, buttons_of
 from bot.wiring import Overrides
@@ -227,3 +227,47 @@ async def test_a_deleted_progress_message_is_posted_anew_and_the_card_gets_the_o
     await wait_for(lambda: "Rollout:* completed" in card_text(aws_bot, card))
     assert "completed" in progress_messages(aws_bot, card)[0].text
     assert len(progress_messages(aws_bot, card)) == 1
+
+
+def writes_to(world: SandboxWorld, channel: str) -> int:
+    return sum(
+        1
+        for method in ("chat.update", "chat.postMessage")
+        for call in world.slack.calls_to(method)
+        if call.params.get("channel") == channel
+    )
+
+
+async def test_an_archived_channel_ends_the_follow_and_takeover_leaves_it_ended(
+    redis_url: str, aws_world: DhanamWorld
+) -> None:
+    """The deploy channel is archived mid-rollout: the follower's next edit is refused
+    (is_archived), the follow ends, and over several polls and takeover ticks no write to the
+    channel is tried again: the takeover loop does not restart it."""
+    overrides = Overrides(sweeper=True, rollouts=FAST_ROLLOUTS)
+    async with aws_sandbox(redis_url, aws_world, overrides) as world:
+        card = await deploy_and_approve(world)
+        follower = world.app[DEPS].follower
+        await wait_for(lambda: len(progress_messages(world, card)) == 1)
+        request_id = next(iter(follower._tasks))
+        world.slack.world.archive("C0DEPLOYS")
+
+        def refused() -> int:
+            return sum(
+                1
+                for call in world.slack.calls_to("chat.update")
+                if call.response is not None and call.response.get("error") == "is_archived"
+            )
+
+        await wait_for(lambda: refused() >= 1)
+        await wait_for(lambda: request_id not in follower._tasks)
+        assert request_id not in await follower.active()
+        after_end = writes_to(world, "C0DEPLOYS")
+        # Several polls (0.2 s) and takeover ticks (1 s) later: nothing more was tried.
+        await asyncio.sleep(2.5)
+        assert writes_to(world, "C0DEPLOYS") == after_end
+        assert request_id not in follower._tasks
+        assert world.app[LOOPS].running("rollout.takeover")
+        job = await follower.load(request_id)
+        assert job is not None
+        assert job.phase is Phase.DONE
