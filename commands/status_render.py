@@ -182,7 +182,8 @@ def api_lines(api: ApiHealth | None, env: str) -> str:
         )
     if database.body is not None:
         db = database.body
-        conns = f" · {db.connections}/{db.max_connections or '?'} connections"
+        of_max = f"/{db.max_connections}" if db.max_connections else ""
+        conns = f" · {db.connections}{of_max} connections"
         qps = f" · {db.queries_per_second:g} queries/s" if db.queries_per_second is not None else ""
         lines.append(
             f"• {_mark(db.status)} `/health/database` {db.status}"

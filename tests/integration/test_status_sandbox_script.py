@@ -17,8 +17,8 @@ def test_status_script_shows_every_source() -> None:
     assert "Tasks running 2 · pending 0 · desired 2" in out
     assert "Image `v1.2.0` `sha256:" in out
     assert "🔴 `dhanam-api-high-error-rate` ALARM" in out
-    assert "🟢 `/health` ok · 1.2.0" in out
-    assert "12/100 connections · 340.5 queries/s" in out
+    assert "🟢 `/health` ok · " in out  # the guide's /health shape: status and timestamp
+    assert "🟢 `/health/database` ok · 5 connections · 150 queries/s" in out
     assert "🟢 bitso ok" in out
     assert "Deploy api to production: v1.2.0 → v1.3.0 — asked by @alice" in out
     assert "🔒 locked by @carol" in out

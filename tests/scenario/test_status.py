@@ -152,7 +152,7 @@ async def test_one_service_shows_every_source(bot: SandboxWorld, api: FakeDhanam
         "min 120 ms · max 2.40 s",  # latency sparkline
         f"*API health* {api.base_url('production')}",
         "`/health` ok ·",  # the guide's {"status": "healthy", "timestamp": …}
-        "`/health/database` ok · 5/? connections · 150 queries/s",
+        "`/health/database` ok · 5 connections · 150 queries/s",
         "plaid ok",
         "belvo ok",
         "bitso ok",
