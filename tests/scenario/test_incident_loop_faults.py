@@ -1,8 +1,10 @@
-"""Scenario: the incident loop (PagerDuty retries and reminders) under Slack faults — an
-archived incident channel, Slack 500s and 429s — keeps ticking and reaches its verdicts."""
+"""Scenario: the background loops under Slack faults — an archived channel, Slack 500s and
+429s. The incident loop (PagerDuty retries and reminders) and the alarm reminders keep
+ticking and reach their verdicts."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,6 +16,8 @@ from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.incident_pager import IncidentTimings
 from core.clock import ManualClock
+from integrations.alarm_state import AlarmSettings
+from tests.scenario.alarm_support import alarm_world, fire, top_level
 from tests.scenario.incident_helpers import eventually, incident_channels, incident_of
 
 FAST = IncidentTimings(
@@ -129,3 +133,39 @@ async def test_reminders_survive_slack_500s_and_rate_limits(
 
     clock.advance(INTERVAL + 10)
     await eventually(lambda: nudges(world, channel.id) == 1)
+
+
+ALARM = "dhanam-api-high-error-rate"
+
+
+def still_in_alarm(world: SandboxWorld, root_ts: str) -> int:
+    return sum("still in ALARM" in m.text for m in world.slack.thread("C0DEPLOYS", root_ts))
+
+
+async def test_alarm_reminders_survive_slack_500s(redis_url: str) -> None:
+    settings = AlarmSettings(writes_per_second=50.0, reminder=timedelta(seconds=1))
+    async with alarm_world(redis_url, settings) as world:
+        await fire(world, ALARM, "ALARM")
+        await world.settle_alarms()
+        root = top_level(world, "C0DEPLOYS")[0]
+        world.slack.inject(500, method="chat.postMessage", count=6, retry_after=0)
+        await eventually(lambda: still_in_alarm(world, root.ts) >= 2, within=10)
+        assert world.app[LOOPS].running("alarms.background")
+
+
+async def test_alarm_reminders_to_an_archived_channel_are_dropped_not_retried_forever(
+    redis_url: str,
+) -> None:
+    settings = AlarmSettings(writes_per_second=50.0, reminder=timedelta(seconds=1))
+    async with alarm_world(redis_url, settings) as world:
+        await fire(world, ALARM, "ALARM")
+        await world.settle_alarms()
+        world.slack.world.archive("C0DEPLOYS")
+
+        # One refused write per reminder interval: each reminder is tried once and dropped,
+        # and the loop goes on scheduling the next one.
+        await eventually(lambda: refused(world, "C0DEPLOYS") >= 3, within=15)
+        before = refused(world, "C0DEPLOYS")
+        await asyncio.sleep(1.0)
+        assert refused(world, "C0DEPLOYS") - before <= 2  # no retry storm
+        assert world.app[LOOPS].running("alarms.background")
