@@ -107,7 +107,8 @@ class Loops:
         """Start ``run(stop_event)`` as the task ``name`` (one task per name)."""
         if self.running(name):
             raise ValueError(f"loop {name!r} is already running")
-        task = asyncio.create_task(run(self.stop_event), name=f"loop:{name}")
+        stop = self.stop_event
+        task = asyncio.create_task(run(stop), name=f"loop:{name}")
         self._tasks[name] = task
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -116,7 +117,7 @@ class Loops:
             exc = finished.exception()  # retrieved here, so never "never retrieved"
             if exc is not None:
                 log.error("loop.crashed", loop=name, exc_info=exc)
-            elif not self.stop_event.is_set():
+            elif not stop.is_set():
                 log.warning("loop.ended_early", loop=name)
 
         task.add_done_callback(done)
@@ -126,11 +127,14 @@ class Loops:
         cancel the rest, and collect every outcome."""
         self.stop_event.set()
         tasks = list(self._tasks.values())
-        if not tasks:
-            return
+        if tasks:
+            await self._finish(tasks)
+        self._tasks.clear()
+        self.stop_event = asyncio.Event()  # the loops can be started again
+
+    async def _finish(self, tasks: list[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(tasks, timeout=self.grace)
         for task in pending:
             log.warning("loop.cancelled_at_stop", loop=task.get_name().removeprefix("loop:"))
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()

@@ -217,6 +217,10 @@ async def test_one_task_per_name() -> None:
         loops.start("one", lambda stop: run_every("one", 3600, _noop, stop))
     assert loops.names == ["one"]
     await loops.stop()
+    assert loops.names == []
+    loops.start("one", lambda stop: run_every("one", 3600, _noop, stop))  # again after stop
+    assert loops.running("one")
+    await loops.stop()
 
 
 async def _noop() -> None:
