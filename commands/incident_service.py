@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 
 import structlog
+from slack_sdk.errors import SlackApiError
 
 from approvals.flow import Members
 from approvals.policy import mention
@@ -230,9 +231,17 @@ class IncidentService:
             since_nudge = now - (incident.last_nudge_at or incident.last_update_at)
             if quiet < interval or since_nudge < interval:
                 continue
+            # Recorded before posting: a channel that refuses (archived, gone) is tried once
+            # per interval, not every tick.
             incident = incident.model_copy(update={"last_nudge_at": now})
             await self.store.save(incident, "last_nudge_at")
             minutes = int(quiet.total_seconds() // 60)
-            await self.slack.say(incident.channel, render.nudge(incident, minutes))
+            try:
+                await self.slack.say(incident.channel, render.nudge(incident, minutes))
+            except SlackApiError as exc:
+                # One incident's refusal does not cost the others their nudge this tick.
+                error = exc.response.get("error") if exc.response else None
+                log.warning("incident.nudge_failed", incident=incident.id, error=error)
+                continue
             nudged.append(incident.id)
         return nudged
