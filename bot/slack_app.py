@@ -99,6 +99,7 @@ async def _report_error(
 # A signed request of another shape is refused here, before Bolt sees it.
 _OBJECTS = ("event", "team", "channel", "container", "view", "message", "enterprise", "state")
 _LISTS_OF_OBJECTS = ("actions", "authorizations")
+_MAY_BE_NULL = ("enterprise", "team")  # Slack itself sends these as null (non-Grid workspaces)
 _STRINGS = (
     "type",
     "token",
@@ -140,7 +141,11 @@ def _wrong_types(document: dict[str, Any], strings: tuple[str, ...]) -> str | No
 
 def _top_level_problem(document: dict[str, Any]) -> str | None:
     for key in _OBJECTS:
-        if document.get(key) is not None and not isinstance(document[key], dict):
+        value = document.get(key)
+        if value is None and key in document and key not in _MAY_BE_NULL:
+            # Bolt reads these with `body.get(key, {}).get(…)`: a JSON null breaks it.
+            return f"{key} is null"
+        if value is not None and not isinstance(value, dict):
             return f"{key} is not an object"
     for key in _LISTS_OF_OBJECTS:
         value = document.get(key)
@@ -154,6 +159,21 @@ def _top_level_problem(document: dict[str, Any]) -> str | None:
     return _wrong_types(document, _STRINGS)
 
 
+def _block_actions_problem(document: dict[str, Any]) -> str | None:
+    """Bolt's matchers read actions[0]["action_id"] (and block_id) as strings."""
+    if document.get("type") != "block_actions":
+        return None
+    actions = document.get("actions")
+    if not actions:
+        return "block_actions without actions"
+    first = actions[0]
+    if not isinstance(first.get("action_id"), str):
+        return "actions[0].action_id is not a string"
+    if first.get("block_id") is not None and not isinstance(first["block_id"], str):
+        return "actions[0].block_id is not a string"
+    return None
+
+
 def _nested_problem(document: dict[str, Any]) -> str | None:
     event = document.get("event")
     if isinstance(event, dict):
@@ -164,6 +184,9 @@ def _nested_problem(document: dict[str, Any]) -> str | None:
             return "event has no type"
     elif document.get("type") == "event_callback":
         return "event_callback without an event"
+    problem = _block_actions_problem(document)
+    if problem is not None:
+        return problem
     for part in ("user", "team", "channel", "container", "message"):
         value = document.get(part)
         if isinstance(value, dict):

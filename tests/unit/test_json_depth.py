@@ -109,6 +109,12 @@ def test_routes_look_where_their_json_is() -> None:
         ),
         ('{"type": ["url_verification"]}', "application/json"),
         ("{not json", "application/json"),
+        # found by bench/fuzz.py at 20,000 signed examples: Bolt answered 500 to these
+        ('{"event": null, "view": null}', "application/json"),
+        ('payload={"view": null, "type": "view_submission"}', FORM),
+        ('payload={"type": "block_actions", "actions": [{"block_id": "b"}]}', FORM),
+        ('payload={"type": "block_actions", "actions": [{"action_id": 7}]}', FORM),
+        ('payload={"type": "block_actions", "actions": []}', FORM),
     ],
 )
 def test_wrong_shapes_are_named(body: str, content_type: str) -> None:
@@ -122,10 +128,14 @@ def test_wrong_shapes_are_named(body: str, content_type: str) -> None:
         ("command=%2Fdhanam&text=help&user_id=U1", FORM),
         ('{"type": "url_verification", "challenge": "c"}', "application/json"),
         (
+            '{"type": "view_submission", "enterprise": null, "team": null, "view": {}}',
+            "application/json",
+        ),
+        (
             '{"type": "event_callback", "event": {"type": "app_mention", "user": "U1"}}',
             "text/plain",
         ),
-        ('payload={"type": "block_actions", "user": {"id": "U1"}, "actions": [{}]}', TEXT),
+        ('payload={"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "approve"}]}', TEXT),
     ],
 )
 def test_slack_shapes_pass(body: str, content_type: str) -> None:
