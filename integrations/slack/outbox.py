@@ -47,6 +47,11 @@ log = structlog.get_logger(__name__)
 NAMESPACE = "dhanam:{alarms}:outbox"
 LEASE_TTL = timedelta(seconds=20)
 MAX_BACKOFF_SECONDS = 8
+# Errors Slack answers with HTTP 200 that a later try fixes (kept, like a 429 or 5xx).
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+MAX_ATTEMPTS = 8  # an error neither known permanent nor transient: tries before dropping
 STOP_GRACE_SECONDS = 5.0
 PERMANENT_REFUSALS = frozenset(
     {"invalid_blocks", "channel_not_found", "is_archived", "not_in_channel"}
@@ -349,10 +354,28 @@ class Outbox:
             raw_item: str | None = await self._call(lambda: self._take(keys=keys, args=[]))
             if raw_item is None:
                 return
-            joined = await self._write(channel, raw_item, slack, joined) or joined
+            # A write may outlast the lease (Slack timeouts, Retry-After waits, two calls for
+            # an alarm): keep the lease alive meanwhile, so no second owner reclaims the item.
+            keeper = asyncio.create_task(self._keep_lease(name, token))
+            try:
+                joined = await self._write(channel, raw_item, slack, joined) or joined
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             if not await self._leases.renew(name, token, LEASE_TTL):
                 log.warning("outbox.lease_lost", channel=channel)
                 return
+
+    async def _keep_lease(self, name: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            try:
+                if not await self._leases.renew(name, token, LEASE_TTL):
+                    log.warning("outbox.lease_lost_during_write", lease=name)
+                    return
+            except StoreUnavailableError:
+                log.warning("outbox.lease_not_renewed", lease=name)
 
     async def _write(self, channel: str, raw: str, slack: PacedSlack, joined: bool) -> bool:
         """Hand one taken item to the processor and settle it: done, put back, or dropped.
@@ -372,34 +395,54 @@ class Outbox:
         except SlackApiError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             error = str(exc.response.get("error")) if exc.response is not None else "unknown"
-            if status == 429 or status >= 500:
+            if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
                 # Slack is overloaded or down: keep the item, however long it takes.
-                log.warning("outbox.slack_unavailable", channel=channel, status=status)
+                log.warning("outbox.slack_unavailable", channel=channel, status=status, error=error)
                 await self._requeue(channel, raw)
                 await asyncio.sleep(self._backoff(channel, raw))
             elif error == "not_in_channel" and not joined and await self._join(channel):
                 await self._requeue(channel, raw)  # once more, now as a member
                 return True
-            else:
+            elif error in PERMANENT_REFUSALS:
                 # A refusal that a retry cannot fix: dropped deliberately, with the item.
-                self._attempts.pop((channel, raw), None)
-                log.exception(
-                    "outbox.write_refused",
-                    channel=channel,
-                    kind=item.kind.value,
-                    ref=item.ref,
-                    error=error,
-                    permanent=error in PERMANENT_REFUSALS,
-                )
-                await self._done(channel, raw)
-        except (StoreUnavailableError, OSError, TimeoutError) as exc:
-            log.warning("outbox.write_failed", channel=channel, item=raw, error=str(exc))
-            await self._requeue(channel, raw)
-            await asyncio.sleep(self._backoff(channel, raw))
+                await self._drop(channel, raw, item, error)
+            else:
+                await self._retry_or_drop(channel, raw, item, error)
+        except Exception as exc:  # one bad item must never block its channel
+            if isinstance(exc, (StoreUnavailableError, OSError, TimeoutError)):
+                log.warning("outbox.write_failed", channel=channel, item=raw, error=str(exc))
+                await self._requeue(channel, raw)
+                await asyncio.sleep(self._backoff(channel, raw))
+            else:
+                log.exception("outbox.item_failed", channel=channel, kind=item.kind.value)
+                await self._retry_or_drop(channel, raw, item, type(exc).__name__)
         else:
             self._attempts.pop((channel, raw), None)
             await self._done(channel, raw)
         return False
+
+    async def _drop(self, channel: str, raw: str, item: OutboxItem, error: str) -> None:
+        self._attempts.pop((channel, raw), None)
+        log.error(
+            "outbox.write_refused",
+            channel=channel,
+            kind=item.kind.value,
+            ref=item.ref,
+            error=error,
+            permanent=error in PERMANENT_REFUSALS,
+        )
+        await self._done(channel, raw)
+
+    async def _retry_or_drop(self, channel: str, raw: str, item: OutboxItem, error: str) -> None:
+        """An error not known to be permanent nor transient (message_not_found, an auth
+        error, a bug rendering the item): retried with backoff a bounded number of times,
+        then dropped with an error log — never forever, and never blocking the channel."""
+        if self._attempts.get((channel, raw), 0) + 1 >= MAX_ATTEMPTS:
+            await self._drop(channel, raw, item, error)
+            return
+        log.warning("outbox.write_retrying", channel=channel, kind=item.kind.value, error=error)
+        await self._requeue(channel, raw)
+        await asyncio.sleep(self._backoff(channel, raw))
 
     async def _join(self, channel: str) -> bool:
         """`conversations.join` (public channels only; Slack refuses it for private ones)."""

@@ -222,3 +222,53 @@ async def test_shutdown_finishes_the_write_in_flight(redis_url: str) -> None:
         await deps.outbox.stop()
         assert len(top_level(world, "C0ALERTS")) == 1
         assert await deps.redis.llen(processing) == 0
+
+
+@pytest.mark.parametrize("error", ["internal_error", "service_unavailable", "ratelimited"])
+async def test_a_transient_error_answered_with_200_is_retried_not_dropped(
+    redis_url: str, error: str
+) -> None:
+    """Slack sometimes answers HTTP 200 with ok=false for a passing fault: the write is kept
+    and goes out on a later try (it used to be dropped like a permanent refusal)."""
+    async with alarm_world(redis_url) as world:
+        refused = _refuse(world, "C0ALERTS", error, 2)
+        await fire(world, UNLISTED, "ALARM")
+        for _ in range(100):
+            await world.settle_alarms()
+            if top_level(world, "C0ALERTS"):
+                break
+            await asyncio.sleep(0.1)
+        assert refused == [error, error]
+        assert len(top_level(world, "C0ALERTS")) == 1
+
+
+async def test_an_item_that_keeps_failing_is_dropped_and_never_blocks_its_channel(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown error every time (here a bug rendering one alarm): tried a bounded number of
+    times, then dropped with an error log; the channel's other writes go out."""
+    monkeypatch.setattr("integrations.slack.outbox.MAX_BACKOFF_SECONDS", 0)
+    async with alarm_world(redis_url) as world:
+        deps = world.apps[0][DEPS]
+        processor = deps.outbox.processor
+        original = processor.process
+
+        async def process(channel: str, item: OutboxItem, slack: Any) -> None:
+            if item.ref == UNLISTED:
+                raise KeyError("a bug rendering this alarm")
+            await original(channel, item, slack)
+
+        monkeypatch.setattr(processor, "process", process)
+        await fire(world, UNLISTED, "ALARM")
+        await fire(world, "dhanam-other", "ALARM")
+        for _ in range(100):
+            await world.settle_alarms()
+            if top_level(world, "C0ALERTS"):
+                break
+            await asyncio.sleep(0.1)
+        assert len(top_level(world, "C0ALERTS")) == 1  # the other alarm went out
+        for _ in range(100):
+            if not await deps.redis.llen(deps.outbox.queue_keys("C0ALERTS")[2]):
+                break
+            await asyncio.sleep(0.1)
+        assert await deps.outbox.pending("C0ALERTS") == []
