@@ -103,6 +103,8 @@ class PagerDutySync:
             incident = await self._linked(event)
             if incident is not None:
                 await self._record(incident, event)
+            if event.id:
+                await self._store.delivered(event.id)
         except BaseException:
             if event.id:
                 await self._store.forget_delivery(event.id)

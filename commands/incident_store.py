@@ -33,6 +33,7 @@ ACTIVE_KEY = PREFIX + "incidents:active"
 RETRY_KEY = PREFIX + "incidents:pd_retry"
 TIMELINE_MAX = 2000
 DELIVERY_TTL = timedelta(days=7)
+DELIVERY_CLAIM = timedelta(seconds=60)  # until the delivery is recorded (see first_delivery)
 RETENTION = timedelta(days=90)
 
 _SET_STATUS = """
@@ -176,12 +177,27 @@ class IncidentStore:
 
     # -- webhook deliveries and PagerDuty-only messages ---------------------------------------
     async def first_delivery(self, event_id: str) -> bool:
-        """True the first time ``event_id`` is seen (SET NX): retries are processed once."""
-        ttl = int(DELIVERY_TTL.total_seconds())
+        """True the first time ``event_id`` is seen: retries are processed once. The claim is
+        short-lived until `delivered` confirms it, so a claim whose recording never finished
+        (a crash, Redis gone before `forget_delivery`) lapses and PagerDuty's retry gets
+        through; a redelivery while it is in progress is told to come back (StoreUnavailable,
+        a 503), never that it was done."""
+        key = f"{PREFIX}pd:event:{event_id}"
+        claim = int(DELIVERY_CLAIM.total_seconds())
         result: bool | None = await self._call(
-            lambda: self._redis.set(f"{PREFIX}pd:event:{event_id}", "1", nx=True, ex=ttl)
+            lambda: self._redis.set(key, "claimed", nx=True, ex=claim)
         )
-        return bool(result)
+        if result:
+            return True
+        state: str | None = await self._call(lambda: self._redis.get(key))
+        if state == "claimed":
+            raise StoreUnavailableError(f"delivery {event_id} is being recorded; retry later")
+        return False
+
+    async def delivered(self, event_id: str) -> None:
+        """The delivery is recorded: keep it marked processed for the full retention."""
+        ttl = int(DELIVERY_TTL.total_seconds())
+        await self._call(lambda: self._redis.set(f"{PREFIX}pd:event:{event_id}", "done", ex=ttl))
 
     async def forget_delivery(self, event_id: str) -> None:
         """Processing failed: let PagerDuty's retry through."""

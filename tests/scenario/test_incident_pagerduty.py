@@ -350,3 +350,26 @@ async def test_a_pending_slack_retry_is_cancelled_at_shutdown(world: SandboxWorl
     await sync.stop(grace=0.05)
     assert task.cancelled()
     assert not sync._tasks
+
+
+async def test_a_claim_whose_recording_never_finished_lets_the_retry_through(
+    world: SandboxWorld,
+) -> None:
+    """The delivery was claimed, then the replica died (or Redis went away before the claim
+    could be released) with nothing recorded: a redelivery meanwhile is told to come back
+    (503), never "duplicate", and once the short claim lapses the retry is processed."""
+    deps = world.app[DEPS]
+    body = _real("incident.triggered")
+    event_id = json.loads(body)["event"]["id"]
+    key = f"dhanam:pd:event:{event_id}"
+    await deps.redis.set(key, "claimed", ex=60)  # what a dead replica's claim looks like
+    status, _ = await post_webhook(world, body, signed(body))
+    assert status == 503  # in progress elsewhere: retry later, not "duplicate"
+    assert _oncall_posts(world) == []
+    await deps.redis.delete(key)  # the claim lapses (60 s)
+    status, answer = await post_webhook(world, body, signed(body))
+    assert (status, answer["outcome"]) == (200, "processed")
+    await eventually(lambda: len(_oncall_posts(world)) == 1)
+    assert await deps.redis.get(key) == "done"
+    again = await post_webhook(world, body, signed(body))
+    assert (again[0], again[1]["outcome"]) == (200, "duplicate")
