@@ -135,7 +135,11 @@ def test_wrong_shapes_are_named(body: str, content_type: str) -> None:
             '{"type": "event_callback", "event": {"type": "app_mention", "user": "U1"}}',
             "text/plain",
         ),
-        ('payload={"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "approve"}]}', TEXT),
+        (
+            'payload={"type": "block_actions", "user": {"id": "U1"}, '
+            '"actions": [{"action_id": "approve"}]}',
+            TEXT,
+        ),
     ],
 )
 def test_slack_shapes_pass(body: str, content_type: str) -> None:
