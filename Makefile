@@ -26,10 +26,11 @@ sandbox: install
 
 test: lint unit
 
-# Parallel workers (pytest-xdist), one per core; a test file stays on one worker, and each
-# worker starts its own redis-server and moto on free ports.
+# Parallel workers (pytest-xdist), one per core, stealing work from each other so the long
+# fault and state-machine tests do not queue behind one another; each worker starts its own
+# redis-server and moto on free ports.
 unit: install redis
-	$(BIN)/pytest -q -n auto --dist loadfile
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 # The approval flow's state machines, deep: hundreds of examples instead of CI's bounded profile.
 fuzz: install redis
