@@ -133,11 +133,6 @@ async def slack_events(request: web.Request) -> web.Response:
     )
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    # Never 200 for something unverified: until verification lands these say so plainly.
-    return json_error(501, "not_implemented", f"{request.path} is not enabled in this version")
-
-
 async def health(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     result = await ping(deps.redis)
