@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -32,6 +33,11 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
         logger=None,
+        # A signed request no listener takes (an event type, action_id, callback_id or
+        # shortcut we do not handle) reaches the error handler below as
+        # BoltUnhandledRequestError instead of Bolt's 404: Slack retries a non-2xx event
+        # delivery and shows a warning icon for a non-2xx interaction.
+        raise_error_for_unhandled_request=True,
     )
 
     async def inject(
@@ -64,9 +70,38 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
     async def on_error(
         error: Exception, body: dict[str, Any], respond: AsyncRespond | None
     ) -> BoltResponse | None:
+        if isinstance(error, BoltUnhandledRequestError):
+            return _acknowledge_unhandled(body)
         return await _report_error(deps, error, body, respond)
 
     return app
+
+
+def _acknowledge_unhandled(body: dict[str, Any]) -> BoltResponse:
+    """An empty 200, nothing done: what Slack accepts as the ack of an event, an action, a
+    view submission or a shortcut. Logged by what it was, never by its content."""
+    event = body.get("event")
+    actions = body.get("actions")
+    view = body.get("view")
+    first_action = actions[0] if isinstance(actions, list) and actions else None
+    log.info(
+        "slack.unhandled",
+        type=_text(body.get("type")),
+        event_type=_text(event.get("type")) if isinstance(event, dict) else None,
+        action_id=_text(first_action.get("action_id")) if isinstance(first_action, dict) else None,
+        callback_id=_text(
+            view.get("callback_id") if isinstance(view, dict) else body.get("callback_id")
+        ),
+        command=_text(body.get("command")),
+    )
+    return BoltResponse(status=200, body="")
+
+
+def _text(value: object) -> str | None:
+    """An identifier fit for a log line (Slack's are short ASCII), else None."""
+    if isinstance(value, str) and value.isascii() and len(value) <= 255:
+        return value
+    return None
 
 
 async def _report_error(
@@ -116,6 +151,7 @@ _STRINGS = (
     "action_ts",
     "message_ts",
 )
+_WHAT_IT_IS = ("type", "command", "ssl_check")  # events and interactivity; slash commands
 _EVENT_STRINGS = ("type", "subtype", "channel_type", "ts", "event_ts", "thread_ts", "bot_id")
 
 
@@ -205,4 +241,8 @@ def shape_problem(body: str, content_type: str) -> str | None:
         return "not JSON"
     if not isinstance(document, dict):
         return "not an object"
+    if not any(document.get(key) for key in _WHAT_IT_IS):
+        # Every request Slack sends says what it is; one that does not is not a request no
+        # listener takes (answered 200) but a malformed one.
+        return "neither type nor command"
     return _top_level_problem(document) or _nested_problem(document)

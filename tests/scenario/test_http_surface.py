@@ -7,14 +7,23 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 
+from bot import slack_app
 from bot.app import BOLT
 from bot.sandbox.redis_server import RedisServer
-from bot.sandbox.signing import block_actions_body, event_callback_body, sign
+from bot.sandbox.signing import (
+    block_actions_body,
+    event_callback_body,
+    sign,
+    view_submission_body,
+)
+from bot.sandbox.slack_emulator import RESPONSE_URL_METHOD, WRITE_METHODS
 from bot.sandbox.world import SandboxWorld
 
 
@@ -139,8 +148,30 @@ async def test_invalid_utf8_is_400(world: SandboxWorld) -> None:
         assert (await resp.json())["error"] == "bad_request"
 
 
-async def test_unhandled_button_click_is_not_a_500(world: SandboxWorld) -> None:
-    body = block_actions_body(
+class _Log:
+    """Stands in for a module's structlog logger: what it logged, whatever logging is set up."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        def record(event: str, **fields: Any) -> None:
+            self.lines.append((level, event, fields))
+
+        return record
+
+
+def _slack_writes(world: SandboxWorld) -> list[str]:
+    writing = WRITE_METHODS | {RESPONSE_URL_METHOD}
+    return [
+        c.method
+        for c in world.slack.calls
+        if c.method in writing or c.method.startswith(("chat.", "views.", "conversations."))
+    ]
+
+
+def _unknown_button(world: SandboxWorld) -> str:
+    return block_actions_body(
         user_id="U0BOB",
         user_name="bob",
         channel_id="C0OPS",
@@ -152,8 +183,68 @@ async def test_unhandled_button_click_is_not_a_500(world: SandboxWorld) -> None:
         button_text="Go",
         response_url=world.slack.new_response_url("C0OPS", "U0BOB"),
     )
-    reply = await world.post("/slack/events", body, sign(world.signing_secret, body))
-    assert reply.status < 500
+
+
+async def test_signed_requests_no_listener_takes_are_an_empty_200(
+    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slack retries an event delivery answered non-2xx and shows a warning for an interaction:
+    # a signed, well-formed request the bot does not handle is acknowledged and nothing is done.
+    reaction = event_callback_body(
+        {
+            "type": "reaction_added",
+            "user": "U0BOB",
+            "reaction": "eyes",
+            "item": {"type": "message", "channel": "C0OPS", "ts": "1.0"},
+            "event_ts": "1.1",
+        }
+    )
+    view = view_submission_body(
+        user_id="U0BOB",
+        user_name="bob",
+        view={"callback_id": "not_ours", "blocks": []},
+        values={},
+    )
+    log = _Log()
+    monkeypatch.setattr(slack_app, "log", log)
+    event = await world.post(
+        "/slack/events",
+        reaction,
+        sign(world.signing_secret, reaction, content_type="application/json"),
+    )
+    button = _unknown_button(world)
+    click = await world.post("/slack/events", button, sign(world.signing_secret, button))
+    submitted = await world.post("/slack/events", view, sign(world.signing_secret, view))
+    assert (event.status, event.body) == (200, {})
+    assert (click.status, click.body) == (200, {})
+    assert (submitted.status, submitted.body) == (200, {})
+    assert _slack_writes(world) == []
+    assert world.slack.calls_to(RESPONSE_URL_METHOD) == []
+    assert [(level, event) for level, event, _ in log.lines] == [("info", "slack.unhandled")] * 3
+    seen = [(f["type"], f["event_type"], f["action_id"], f["callback_id"]) for _, _, f in log.lines]
+    assert seen == [
+        ("event_callback", "reaction_added", None, None),
+        ("block_actions", None, "unknown_action", None),
+        ("view_submission", None, None, "not_ours"),
+    ]
+    for _, _, fields in log.lines:  # what it was, never its content
+        assert not {"body", "token", "response_url", "trigger_id"} & fields.keys()
+
+
+async def test_unsigned_unhandled_requests_are_still_401(world: SandboxWorld) -> None:
+    reaction = event_callback_body({"type": "reaction_added", "user": "U0BOB", "event_ts": "1.1"})
+    button = _unknown_button(world)
+    unsigned = [
+        (reaction, {"Content-Type": "application/json"}),
+        (button, {"Content-Type": "application/x-www-form-urlencoded"}),
+        (button, sign("not-" + world.signing_secret, button)),
+        (reaction, sign(world.signing_secret, reaction, int(time.time()) - 301)),
+    ]
+    for body, headers in unsigned:
+        reply = await world.post("/slack/events", body, headers)
+        assert reply.status == 401, (body, reply)
+        assert reply.body["error"] == "unauthorized"
+    assert _slack_writes(world) == []
 
 
 async def test_request_id_is_echoed(world: SandboxWorld) -> None:

@@ -115,6 +115,11 @@ def test_routes_look_where_their_json_is() -> None:
         ('payload={"type": "block_actions", "actions": [{"block_id": "b"}]}', FORM),
         ('payload={"type": "block_actions", "actions": [{"action_id": 7}]}', FORM),
         ('payload={"type": "block_actions", "actions": []}', FORM),
+        # says neither what it is nor which command: no request Slack sends
+        ("", FORM),
+        ("a=b", FORM),
+        ('{"type": ""}', "application/json"),
+        ("{}", "application/json"),
     ],
 )
 def test_wrong_shapes_are_named(body: str, content_type: str) -> None:
@@ -124,7 +129,7 @@ def test_wrong_shapes_are_named(body: str, content_type: str) -> None:
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
-        ("", FORM),
+        ("ssl_check=1&token=t", FORM),
         ("command=%2Fdhanam&text=help&user_id=U1", FORM),
         ('{"type": "url_verification", "challenge": "c"}', "application/json"),
         (
