@@ -147,7 +147,6 @@ def build_deps(
     outbox = Outbox(
         redis=redis,
         client=client,
-        leases=store,
         writes_per_second=alarm_settings.writes_per_second,
     )
     alarms = AlarmService(
@@ -160,6 +159,7 @@ def build_deps(
         settings=alarm_settings,
         bake=rollouts.bake,
     )
+    outbox.register(alarms.process, *AlarmService.KINDS)
 
     async def link_alarm(event: PdEvent) -> None:
         link = PagerDutyLink(

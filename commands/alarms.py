@@ -67,6 +67,9 @@ def missed(record: AlarmRecord) -> bool:
 
 
 class AlarmService:
+    # The outbox item kinds `process` writes (registered by the wiring).
+    KINDS = (ItemKind.ALARM, ItemKind.DIGEST, ItemKind.REMINDER, ItemKind.LINK, ItemKind.NOTICE)
+
     def __init__(
         self,
         *,
@@ -87,7 +90,6 @@ class AlarmService:
         self._clock = clock
         self.settings = settings
         self._bake = bake
-        outbox.processor = self
 
     def channel_for(self, alarm: str) -> str:
         service = self._config.service_for_alarm(alarm)

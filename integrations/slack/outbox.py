@@ -8,8 +8,8 @@ Keys (namespace `dhanam:{alarms}:outbox`, one hash slot so the scripts run on a 
   <ns>:<channel>:processing   list: the item being written (moved there by LMOVE; removed only
                               after Slack accepted the write or refused it for good)
   <ns>:<channel>:last         when the last write to the channel finished (ms), across replicas
+  <ns>:<channel>:lease        the drain lease: a random token, kept alive while its owner drains
   <ns>:channels               set: channels that have had items (the recovery sweep looks here)
-  lease:outbox:<channel>      the drain lease (approvals.store's lease helpers)
 
 The drainer takes one item at a time and hands it to the processor with a `PacedSlack`, which
 waits for the channel's next slot before each post or edit (writes are spaced from the end of the
@@ -19,6 +19,16 @@ failure puts it back with a backoff. A new lease owner first puts back what a de
 `processing`, so a crash between taking an item and writing it loses nothing (the write may
 happen twice, never zero times). Refusals no retry fixes (`PERMANENT_REFUSALS`) are logged with
 the item and dropped; `not_in_channel` first tries `conversations.join` once.
+
+Fencing: the lease lives in the namespace, so every script that moves an item checks it in the
+same step. An owner that stalled past its lease (a long GC pause, a frozen VM, a partition) and
+then wakes up cannot take another item: `TAKE` answers "fenced" unless the caller still holds
+the lease, and the stalled owner stops. Settling the item it was writing (`DONE`, `PUT_BACK`) is
+allowed only while it holds the lease or nobody does, so it never removes an item a new owner
+has reclaimed; at worst the new owner writes it again (twice, never zero times).
+
+Each item kind has its handler (`register`): the alarm service handles alarm kinds, the
+PagerDuty sync its Slack updates. A kind with no handler is logged and dropped.
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ class ItemKind(StrEnum):
     REMINDER = "reminder"  # ref: alarm name
     LINK = "link"  # ref: alarm name — its PagerDuty link changed
     NOTICE = "notice"  # ref: SNS MessageId; data: {"subject", "body"}
+    PAGERDUTY = "pagerduty"  # ref: webhook event id; data: {"event": the event as JSON}
 
 
 @dataclass(frozen=True)
@@ -167,8 +178,11 @@ class PacedSlack:
         await self._write("chat.update", **kwargs)
 
 
-class Processor(Protocol):
-    async def process(self, channel: str, item: OutboxItem, slack: PacedSlack) -> None: ...
+Handler = Callable[[str, OutboxItem, PacedSlack], Awaitable[None]]
+
+
+class LeaseLostError(Exception):
+    """The drain lease is someone else's now: this owner stalled past it (fenced)."""
 
 
 # KEYS: queue, queued, channels; ARGV: item, channel. Queued once while pending.
@@ -178,28 +192,53 @@ redis.call('SADD', KEYS[3], ARGV[2])
 return 1
 """
 
-# KEYS: queue, queued, processing. The head moves to `processing` until Slack took it.
+# Every script that moves items gets KEYS: queue, queued, processing, lease; ARGV[1]: token.
+# The owner's scripts answer -1 ("fenced") when the lease is someone else's.
+
+# The head moves to `processing` until Slack took it. Only the lease's holder takes.
 _TAKE = """
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
 local item = redis.call('LMOVE', KEYS[1], KEYS[3], 'LEFT', 'RIGHT')
 if item then redis.call('SREM', KEYS[2], item) end
 return item
 """
 
-# KEYS: queue, queued, processing; ARGV: item. Back at the front unless queued again meanwhile.
+# ARGV[2]: item. Settled (written, or refused for good): off `processing`. By the holder, or
+# by the last one when nobody holds the lease; never under a new owner, who may hold it again.
+_DONE = """
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= ARGV[1] then return -1 end
+return redis.call('LREM', KEYS[3], 1, ARGV[2])
+"""
+
+# ARGV[2]: item. Back at the front unless queued again meanwhile (the same rule as _DONE).
 _PUT_BACK = """
-redis.call('LREM', KEYS[3], 1, ARGV[1])
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[1]) end
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= ARGV[1] then return -1 end
+redis.call('LREM', KEYS[3], 1, ARGV[2])
+if redis.call('SADD', KEYS[2], ARGV[2]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[2]) end
 return 1
 """
 
-# KEYS: queue, queued, processing. A new owner puts back what the previous one held.
+# A new owner puts back what the previous one held.
 _RECLAIM = """
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
 local held = redis.call('LRANGE', KEYS[3], 0, -1)
 for i = #held, 1, -1 do
   if redis.call('SADD', KEYS[2], held[i]) == 1 then redis.call('LPUSH', KEYS[1], held[i]) end
 end
 redis.call('DEL', KEYS[3])
 return #held
+"""
+
+# KEYS: lease; ARGV: token, ttl_ms
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -209,13 +248,11 @@ class Outbox:
         *,
         redis: RedisClient,
         client: AsyncWebClient,
-        leases: Leases,
         writes_per_second: float = 1.0,
         namespace: str = NAMESPACE,
     ) -> None:
         self._redis = redis
         self._client = client
-        self._leases = leases
         self._interval = 1.0 / writes_per_second
         self._ns = namespace
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -226,7 +263,17 @@ class Outbox:
         self._take = redis.register_script(_TAKE)
         self._put_back = redis.register_script(_PUT_BACK)
         self._reclaim = redis.register_script(_RECLAIM)
-        self.processor: Processor | None = None
+        self._settle = redis.register_script(_DONE)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self.handlers: dict[ItemKind, Handler] = {}
+
+    def register(self, handler: Handler, *kinds: ItemKind) -> None:
+        """``handler`` writes items of ``kinds`` (one handler per kind)."""
+        for kind in kinds:
+            if kind in self.handlers:
+                raise ValueError(f"outbox kind {kind.value!r} already has a handler")
+            self.handlers[kind] = handler
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -242,6 +289,12 @@ class Outbox:
         """queue, queued set, processing list."""
         base = self.key(channel)
         return [base, base + ":queued", base + ":processing"]
+
+    def lease_key(self, channel: str) -> str:
+        return self.key(channel) + ":lease"
+
+    def _owned_keys(self, channel: str) -> list[str]:
+        return [*self.queue_keys(channel), self.lease_key(channel)]
 
     @property
     def namespace(self) -> str:
@@ -313,31 +366,55 @@ class Outbox:
         return total
 
     # -- draining ----------------------------------------------------------------------------
+    # -- the drain lease (in the namespace, so the item scripts can check it) -----------------
+    async def _acquire(self, channel: str, token: str) -> bool:
+        ttl = int(LEASE_TTL.total_seconds() * 1000)
+        key = self.lease_key(channel)
+        done = await self._call(lambda: self._redis.set(key, token, nx=True, px=ttl))
+        return bool(done)
+
+    async def _renew_lease(self, channel: str, token: str) -> bool:
+        args: list[str | int] = [token, int(LEASE_TTL.total_seconds() * 1000)]
+        keys = [self.lease_key(channel)]
+        return bool(await self._call(lambda: self._renew(keys=keys, args=args)))
+
+    async def _release_lease(self, channel: str, token: str) -> None:
+        keys = [self.lease_key(channel)]
+        await self._call(lambda: self._release(keys=keys, args=[token]))
+
+    async def _script(self, script: Any, channel: str, token: str, *args: str) -> Any:
+        """Run an item script under the lease; LeaseLostError when it answers "fenced"."""
+        keys = self._owned_keys(channel)
+        result = await self._call(lambda: script(keys=keys, args=[token, *args]))
+        if result == -1:
+            raise LeaseLostError(channel)
+        return result
+
     async def _drain(self, channel: str) -> None:
-        name = f"outbox:{channel}"
         try:
             while not self._stopping:
                 self._dirty.discard(channel)
                 token = secrets.token_hex(8)
-                if not await self._leases.acquire(name, token, LEASE_TTL):
+                if not await self._acquire(channel, token):
                     return  # another replica drains; it looks again after releasing
                 try:
-                    await self._drain_held(channel, name, token)
+                    await self._drain_held(channel, token)
                 finally:
                     with contextlib.suppress(StoreUnavailableError):
-                        await self._leases.release(name, token)
+                        await self._release_lease(channel, token)
                 left = await self._count(channel)
                 if not left and channel not in self._dirty:
                     return
+        except LeaseLostError:
+            # This owner stalled past its lease and someone else drains now: stop, quietly.
+            log.warning("outbox.fenced", channel=channel)
         except StoreUnavailableError as exc:
             log.warning("outbox.store_unavailable", channel=channel, error=str(exc))
         except Exception:
             log.exception("outbox.drain_failed", channel=channel)
 
-    async def _drain_held(self, channel: str, name: str, token: str) -> None:
-        assert self.processor is not None, "Outbox.processor is not set"
-        keys = self.queue_keys(channel)
-        held = await self._call(lambda: self._reclaim(keys=keys, args=[]))
+    async def _drain_held(self, channel: str, token: str) -> None:
+        held = await self._script(self._reclaim, channel, token)
         if held:
             log.warning("outbox.reclaimed", channel=channel, items=held)
         last_key = self.key(channel) + ":last"
@@ -351,46 +428,49 @@ class Outbox:
         slack = PacedSlack(self._client, self._interval, last_end, record)
         joined = False
         while not self._stopping:
-            raw_item: str | None = await self._call(lambda: self._take(keys=keys, args=[]))
+            raw_item: str | None = await self._script(self._take, channel, token)
             if raw_item is None:
                 return
             # A write may outlast the lease (Slack timeouts, Retry-After waits, two calls for
             # an alarm): keep the lease alive meanwhile, so no second owner reclaims the item.
-            keeper = asyncio.create_task(self._keep_lease(name, token))
+            keeper = asyncio.create_task(self._keep_lease(channel, token))
             try:
-                joined = await self._write(channel, raw_item, slack, joined) or joined
+                joined = await self._write(channel, token, raw_item, slack, joined) or joined
             finally:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
-            if not await self._leases.renew(name, token, LEASE_TTL):
+            if not await self._renew_lease(channel, token):
                 log.warning("outbox.lease_lost", channel=channel)
                 return
 
-    async def _keep_lease(self, name: str, token: str) -> None:
+    async def _keep_lease(self, channel: str, token: str) -> None:
         while True:
             await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
             try:
-                if not await self._leases.renew(name, token, LEASE_TTL):
-                    log.warning("outbox.lease_lost_during_write", lease=name)
+                if not await self._renew_lease(channel, token):
+                    log.warning("outbox.lease_lost_during_write", channel=channel)
                     return
             except StoreUnavailableError:
-                log.warning("outbox.lease_not_renewed", lease=name)
+                log.warning("outbox.lease_not_renewed", channel=channel)
 
-    async def _write(self, channel: str, raw: str, slack: PacedSlack, joined: bool) -> bool:
-        """Hand one taken item to the processor and settle it: done, put back, or dropped.
+    async def _write(
+        self, channel: str, token: str, raw: str, slack: PacedSlack, joined: bool
+    ) -> bool:
+        """Hand one taken item to its handler and settle it: done, put back, or dropped.
         True when it joined the channel (`not_in_channel` is tried once per drain)."""
-        assert self.processor is not None
         item = OutboxItem.decode(raw)
-        if item is None:
-            log.error("outbox.item_unreadable", channel=channel, item=raw)
-            await self._done(channel, raw)
+        handler = self.handlers.get(item.kind) if item is not None else None
+        if item is None or handler is None:
+            why = "outbox.item_unreadable" if item is None else "outbox.no_handler"
+            log.error(why, channel=channel, item=raw)
+            await self._done(channel, token, raw)
             return False
         try:
-            await self.processor.process(channel, item, slack)
+            await handler(channel, item, slack)
         except RetryLaterError as exc:
             log.warning("outbox.rate_limited", channel=channel, retry_after=exc.seconds)
-            await self._requeue(channel, raw)
+            await self._requeue(channel, token, raw)
             await asyncio.sleep(exc.seconds)
         except SlackApiError as exc:
             status = exc.response.status_code if exc.response is not None else 0
@@ -398,30 +478,30 @@ class Outbox:
             if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
                 # Slack is overloaded or down: keep the item, however long it takes.
                 log.warning("outbox.slack_unavailable", channel=channel, status=status, error=error)
-                await self._requeue(channel, raw)
+                await self._requeue(channel, token, raw)
                 await asyncio.sleep(self._backoff(channel, raw))
             elif error == "not_in_channel" and not joined and await self._join(channel):
-                await self._requeue(channel, raw)  # once more, now as a member
+                await self._requeue(channel, token, raw)  # once more, now as a member
                 return True
             elif error in PERMANENT_REFUSALS:
                 # A refusal that a retry cannot fix: dropped deliberately, with the item.
-                await self._drop(channel, raw, item, error)
+                await self._drop(channel, token, raw, item, error)
             else:
-                await self._retry_or_drop(channel, raw, item, error)
+                await self._retry_or_drop(channel, token, raw, item, error)
         except Exception as exc:  # one bad item must never block its channel
             if isinstance(exc, (StoreUnavailableError, OSError, TimeoutError)):
                 log.warning("outbox.write_failed", channel=channel, item=raw, error=str(exc))
-                await self._requeue(channel, raw)
+                await self._requeue(channel, token, raw)
                 await asyncio.sleep(self._backoff(channel, raw))
             else:
                 log.exception("outbox.item_failed", channel=channel, kind=item.kind.value)
-                await self._retry_or_drop(channel, raw, item, type(exc).__name__)
+                await self._retry_or_drop(channel, token, raw, item, type(exc).__name__)
         else:
             self._attempts.pop((channel, raw), None)
-            await self._done(channel, raw)
+            await self._done(channel, token, raw)
         return False
 
-    async def _drop(self, channel: str, raw: str, item: OutboxItem, error: str) -> None:
+    async def _drop(self, channel: str, token: str, raw: str, item: OutboxItem, error: str) -> None:
         self._attempts.pop((channel, raw), None)
         log.error(
             "outbox.write_refused",
@@ -431,17 +511,19 @@ class Outbox:
             error=error,
             permanent=error in PERMANENT_REFUSALS,
         )
-        await self._done(channel, raw)
+        await self._done(channel, token, raw)
 
-    async def _retry_or_drop(self, channel: str, raw: str, item: OutboxItem, error: str) -> None:
+    async def _retry_or_drop(
+        self, channel: str, token: str, raw: str, item: OutboxItem, error: str
+    ) -> None:
         """An error not known to be permanent nor transient (message_not_found, an auth
         error, a bug rendering the item): retried with backoff a bounded number of times,
         then dropped with an error log — never forever, and never blocking the channel."""
         if self._attempts.get((channel, raw), 0) + 1 >= MAX_ATTEMPTS:
-            await self._drop(channel, raw, item, error)
+            await self._drop(channel, token, raw, item, error)
             return
         log.warning("outbox.write_retrying", channel=channel, kind=item.kind.value, error=error)
-        await self._requeue(channel, raw)
+        await self._requeue(channel, token, raw)
         await asyncio.sleep(self._backoff(channel, raw))
 
     async def _join(self, channel: str) -> bool:
@@ -458,16 +540,14 @@ class Outbox:
         log.info("outbox.joined", channel=channel)
         return True
 
-    async def _done(self, channel: str, raw: str) -> None:
-        processing = self.queue_keys(channel)[2]
-        await self._call(lambda: self._redis.lrem(processing, 1, raw))
+    async def _done(self, channel: str, token: str, raw: str) -> None:
+        await self._script(self._settle, channel, token, raw)
 
-    async def _requeue(self, channel: str, raw: str) -> None:
+    async def _requeue(self, channel: str, token: str, raw: str) -> None:
         """Put the item back at the front: transient failures never drop a write (the item
         names its subject; what is sent is always its newest state)."""
         self._attempts[(channel, raw)] = self._attempts.get((channel, raw), 0) + 1
-        keys = self.queue_keys(channel)
-        await self._call(lambda: self._put_back(keys=keys, args=[raw]))
+        await self._script(self._put_back, channel, token, raw)
 
     def _backoff(self, channel: str, raw: str) -> float:
         attempts = self._attempts.get((channel, raw), 1)

@@ -250,15 +250,14 @@ async def test_an_item_that_keeps_failing_is_dropped_and_never_blocks_its_channe
     monkeypatch.setattr("integrations.slack.outbox.MAX_BACKOFF_SECONDS", 0)
     async with alarm_world(redis_url) as world:
         deps = world.apps[0][DEPS]
-        processor = deps.outbox.processor
-        original = processor.process
+        original = deps.outbox.handlers[ItemKind.ALARM]
 
         async def process(channel: str, item: OutboxItem, slack: Any) -> None:
             if item.ref == UNLISTED:
                 raise KeyError("a bug rendering this alarm")
             await original(channel, item, slack)
 
-        monkeypatch.setattr(processor, "process", process)
+        monkeypatch.setitem(deps.outbox.handlers, ItemKind.ALARM, process)
         await fire(world, UNLISTED, "ALARM")
         await fire(world, "dhanam-other", "ALARM")
         for _ in range(100):
