@@ -193,7 +193,6 @@ def create_app(
         yield
         await loops.stop()
         await deps.inflight.idle()
-        await deps.pagerduty.stop()  # background Slack retries of recorded webhooks
         await deps.flow.drain()
         await deps.follower.stop()
         await deps.outbox.stop()

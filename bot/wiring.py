@@ -39,7 +39,7 @@ from integrations.deploy_history import DeployHistory
 from integrations.pagerduty import PagerDuty
 from integrations.pagerduty_webhooks import PdEvent
 from integrations.redis_client import RedisClient
-from integrations.slack.outbox import Outbox
+from integrations.slack.outbox import ItemKind, Outbox
 from integrations.slack.usergroups import GroupMembers
 from integrations.sns import Fetch, SnsVerifier, https_get
 
@@ -140,8 +140,6 @@ def build_deps(
     incidents = _incidents(
         settings, config, overrides, redis=redis, client=client, history=runtime.history, flow=flow
     )
-    pagerduty_sync = PagerDutySync(incidents)
-    flow.on_success.append(pagerduty_sync.deploy_changed)
     alarm_settings = overrides.alarms or alarm_settings_from(config)
     alarm_store = AlarmStore(redis, clock)
     outbox = Outbox(
@@ -149,6 +147,9 @@ def build_deps(
         client=client,
         writes_per_second=alarm_settings.writes_per_second,
     )
+    pagerduty_sync = PagerDutySync(incidents, outbox)
+    outbox.register(pagerduty_sync.publish, ItemKind.PAGERDUTY)
+    flow.on_success.append(pagerduty_sync.deploy_changed)
     alarms = AlarmService(
         config=config,
         store=alarm_store,

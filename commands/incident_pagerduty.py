@@ -4,17 +4,19 @@ A webhook about an incident linked to a bot incident (its incident_key is our in
 its PagerDuty id is one we stored) updates that incident's card and timeline. Any other
 PagerDuty incident gets one message in the channel mapped from `[pagerduty].services`, else
 `oncall_channel`, edited as it changes; notes go in its thread. Each delivery is processed
-once (event id, SET NX), even when PagerDuty retries it.
+once (event id, SET NX), even when PagerDuty retries it; its Slack side is a durable outbox item
+(ItemKind.PAGERDUTY) in the channel it goes to.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 
 from approvals.models import ApprovalRequest, Result
@@ -25,6 +27,7 @@ from commands.incident_service import IncidentService
 from core.text import inert
 from integrations.pagerduty import Link, PagerDutyError
 from integrations.pagerduty_webhooks import PdEvent
+from integrations.slack.outbox import ItemKind, Outbox, OutboxItem, PacedSlack
 
 log = structlog.get_logger(__name__)
 
@@ -37,29 +40,7 @@ _STATES = {
 }
 
 
-# Slack refusals no retry fixes: the update is logged and dropped.
-_SLACK_PERMANENT = frozenset(
-    {
-        "is_archived",
-        "channel_not_found",
-        "not_in_channel",
-        "message_not_found",
-        "cant_update_message",
-        "invalid_blocks",
-        "msg_too_long",
-        "no_text",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "missing_scope",
-        "restricted_action",
-    }
-)
 _GONE_MESSAGE = frozenset({"message_not_found", "cant_update_message"})
-_SLACK_TRANSIENT = (SlackApiError, ClientError, TimeoutError, ConnectionError)
-# Seconds before each background retry of a Slack update that failed.
-RETRY_DELAYS = (1.0, 4.0, 15.0)
 
 
 def _slack_error(exc: BaseException) -> str:
@@ -68,32 +49,35 @@ def _slack_error(exc: BaseException) -> str:
     return ""
 
 
-def _permanent(exc: BaseException) -> bool:
-    return _slack_error(exc) in _SLACK_PERMANENT
+def event_item(event: PdEvent) -> OutboxItem:
+    """The durable Slack update for one recorded webhook event (serialised here only)."""
+    body = json.dumps(dataclasses.asdict(event), separators=(",", ":"), sort_keys=True)
+    ref = event.id or hashlib.sha256(body.encode()).hexdigest()[:32]
+    return OutboxItem(ItemKind.PAGERDUTY, ref, (("event", body),))
 
 
-def _describe(exc: BaseException) -> str:
-    return _slack_error(exc) or type(exc).__name__
+def item_event(item: OutboxItem) -> PdEvent:
+    return PdEvent(**json.loads(item.get("event")))
 
 
 class PagerDutySync:
-    def __init__(self, service: IncidentService) -> None:
+    def __init__(self, service: IncidentService, outbox: Outbox) -> None:
         self._service = service
         self._store = service.store
-        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Called for PagerDuty incidents that are not the bot's (e.g. an alarm's own).
+        self._outbox = outbox
+        # Called (Redis only) for PagerDuty incidents that are not the bot's (an alarm's own).
         self.on_standalone: list[Callable[[PdEvent], Awaitable[None]]] = []
 
     # -- webhooks -------------------------------------------------------------------------
     async def handle(self, event: PdEvent) -> str:
         """``ignored`` (not about an incident), ``duplicate`` or ``processed``.
 
-        Two phases. Recording (the delivery claimed, the incident's state and timeline saved)
-        must succeed or the delivery is forgotten and the error raised: the webhook answers
-        503 and PagerDuty's retry does it again. Publishing to Slack comes after: once the
-        event is recorded a Slack failure does not fail the delivery (a redelivery would be a
-        duplicate and do nothing); it is retried in the background, a few times."""
+        Recording happens in Redis before the answer: the delivery claimed, the incident's
+        state and timeline saved, and its Slack update queued in the channel's outbox (a
+        durable, retried write: `publish`). If any of it fails the delivery is forgotten and
+        the error raised, so the webhook answers 503 and PagerDuty's retry does it again. Once
+        recorded, a Slack outage cannot fail the delivery nor lose the update: the outbox
+        keeps it across retries and restarts, and the event id stays processed once."""
         if not event.is_incident:
             return "ignored"
         if event.id and not await self._store.first_delivery(event.id):
@@ -103,76 +87,44 @@ class PagerDutySync:
             incident = await self._linked(event)
             if incident is not None:
                 await self._record(incident, event)
+                channel = incident.channel
+            else:
+                for hook in self.on_standalone:
+                    await hook(event)
+                channel = await self._standalone_channel(event)
+            await self._outbox.enqueue(channel, event_item(event))
             if event.id:
                 await self._store.delivered(event.id)
         except BaseException:
             if event.id:
                 await self._store.forget_delivery(event.id)
             raise
-        if incident is not None:
-            linked = incident
-
-            async def publish() -> None:
-                await self._publish(linked, event)
-
-        else:
-
-            async def publish() -> None:
-                await self._standalone(event)
-                for hook in self.on_standalone:
-                    await hook(event)
-
-        try:
-            await publish()
-        except Exception as exc:  # noqa: BLE001 - recorded already: Slack is retried, not PD
-            if not self._retry_later(event, publish, exc):
-                log.warning(
-                    "pagerduty.slack_update_dropped", event_id=event.id, error=_describe(exc)
-                )
         log.info("pagerduty.webhook", event_type=event.event_type, incident=event.incident_id)
         return "processed"
 
-    def _retry_later(
-        self, event: PdEvent, publish: Callable[[], Awaitable[None]], exc: Exception
-    ) -> bool:
-        """Start a background retry of ``publish``; False when no retry can fix ``exc``."""
-        if _permanent(exc):
-            return False
-        log.warning("pagerduty.slack_update_deferred", event_id=event.id, error=_describe(exc))
-        task = asyncio.create_task(self._retry(event, publish), name=f"pd-slack-{event.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return True
+    async def publish(
+        self,
+        channel: str,  # noqa: ARG002 - the outbox's handler signature
+        item: OutboxItem,
+        slack: PacedSlack,  # noqa: ARG002
+    ) -> None:
+        """The outbox's handler for PagerDuty items: the Slack side of one recorded event.
+        Slack errors propagate, so the outbox retries what a retry can fix."""
+        event = item_event(item)
+        incident = await self._linked(event)
+        if incident is not None:
+            await self._publish(incident, event)
+        else:
+            await self._standalone(event)
 
-    async def _retry(self, event: PdEvent, publish: Callable[[], Awaitable[None]]) -> None:
-        for attempt, delay in enumerate(self.retry_delays, start=1):
-            await asyncio.sleep(delay)
-            try:
-                await publish()
-            except Exception as exc:
-                log.warning(
-                    "pagerduty.slack_retry_failed",
-                    event_id=event.id,
-                    attempt=attempt,
-                    error=_describe(exc),
-                    exc_info=not isinstance(exc, _SLACK_TRANSIENT),
-                )
-                if _permanent(exc):
-                    return
-            else:
-                log.info("pagerduty.slack_retry_succeeded", event_id=event.id, attempt=attempt)
-                return
-        log.error("pagerduty.slack_update_abandoned", event_id=event.id)
-
-    async def stop(self, grace: float = 1.0) -> None:
-        """Shutdown: give the background Slack retries ``grace`` seconds, then cancel them."""
-        tasks = list(self._tasks)
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def _standalone_channel(self, event: PdEvent) -> str:
+        existing = await self._store.pd_message(event.incident_id)
+        if existing is not None:
+            return existing[0]
+        config = self._service.config
+        if event.event_type == "incident.annotated":
+            return config.slack.oncall_channel
+        return config.pagerduty.services.get(event.service_id, config.slack.oncall_channel)
 
     async def _linked(self, event: PdEvent) -> Incident | None:
         if event.incident_key:

@@ -181,6 +181,17 @@ class PacedSlack:
 Handler = Callable[[str, OutboxItem, PacedSlack], Awaitable[None]]
 
 
+def _slack_failure(exc: SlackApiError) -> tuple[int, str]:
+    """HTTP status and Slack's `error` of a failed call (tolerant of a bare dict response)."""
+    response: Any = exc.response
+    status = getattr(response, "status_code", 0) or 0
+    try:
+        error = str(response.get("error") or "unknown") if response is not None else "unknown"
+    except (AttributeError, TypeError):
+        error = "unknown"
+    return int(status), error
+
+
 class LeaseLostError(Exception):
     """The drain lease is someone else's now: this owner stalled past it (fenced)."""
 
@@ -473,8 +484,7 @@ class Outbox:
             await self._requeue(channel, token, raw)
             await asyncio.sleep(exc.seconds)
         except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            error = str(exc.response.get("error")) if exc.response is not None else "unknown"
+            status, error = _slack_failure(exc)
             if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
                 # Slack is overloaded or down: keep the item, however long it takes.
                 log.warning("outbox.slack_unavailable", channel=channel, status=status, error=error)

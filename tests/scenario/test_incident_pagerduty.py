@@ -21,6 +21,7 @@ from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.incident_pager import IncidentTimings
 from core.clock import ManualClock
+from integrations.alarm_state import AlarmSettings
 from tests.scenario.incident_helpers import card_text, eventually, incident_of, only_channel
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pagerduty"
@@ -283,9 +284,8 @@ def _oncall_posts(world: SandboxWorld) -> list[str]:
 async def test_slack_down_after_recording_is_2xx_and_the_post_is_retried(
     world: SandboxWorld,
 ) -> None:
-    world.app[DEPS].pagerduty.retry_delays = (0.2, 0.5, 1.0)
     # Every attempt of the client's own retries fails: the post fails after the event is
-    # recorded (the delivery claimed).
+    # recorded (the delivery claimed); the outbox keeps the update and tries again.
     world.slack.inject(500, method="chat.postMessage", count=3)
     body = _real("incident.triggered")
     status, answer = await post_webhook(world, body, signed(body))
@@ -295,17 +295,19 @@ async def test_slack_down_after_recording_is_2xx_and_the_post_is_retried(
     assert (again[0], again[1]["outcome"]) == (200, "duplicate")
     await eventually(lambda: len(_oncall_posts(world)) == 1)
     await world.settle()
-    assert len(_oncall_posts(world)) == 1  # posted once, by the background retry
+    assert len(_oncall_posts(world)) == 1  # posted once, by the outbox's retry
 
 
 async def test_a_deleted_pagerduty_message_is_posted_anew(world: SandboxWorld) -> None:
     triggered = _real("incident.triggered")
     assert (await post_webhook(world, triggered, signed(triggered)))[0] == 200
+    await world.settle()
     [message] = [m for m in world.slack.messages("C0ONCALL") if not m.is_reply]
     world.slack.world.delete_message(message)
     acknowledged = _real("incident.acknowledged")
     status, answer = await post_webhook(world, acknowledged, signed(acknowledged))
     assert (status, answer["outcome"]) == (200, "processed")
+    await world.settle()
     [again] = [m for m in world.slack.messages("C0ONCALL") if not m.is_reply]
     assert again.ts != message.ts
     stored = await world.app[DEPS].incidents.store.pd_message("Q2CKYRLH85UNN4")
@@ -334,22 +336,45 @@ async def test_an_archived_incident_channel_is_not_a_500(
     body = world.pagerduty.webhook_body("incident.annotated", pd.id)
     status, answer = await post_webhook(world, body, signed(body))
     assert (status, answer["outcome"]) == (200, "processed")
-    assert said == [incident.channel]
-    assert not world.app[DEPS].pagerduty._tasks  # nothing to retry: is_archived is final
+    await world.settle()
+    assert said == [incident.channel]  # tried once: is_archived is final, dropped
+    outbox = world.app[DEPS].outbox
+    assert await outbox.pending(incident.channel) == []
+    assert await world.app[DEPS].redis.llen(outbox.queue_keys(incident.channel)[2]) == 0
     timeline = await world.app[DEPS].incidents.store.timeline(incident.id)
     assert any("PagerDuty note" in e.text for e in timeline)  # recorded all the same
 
 
-async def test_a_pending_slack_retry_is_cancelled_at_shutdown(world: SandboxWorld) -> None:
-    sync = world.app[DEPS].pagerduty
-    sync.retry_delays = (60.0,)
-    world.slack.inject(500, method="chat.postMessage", count=3)
-    body = _real("incident.triggered")
-    assert (await post_webhook(world, body, signed(body)))[0] == 200
-    [task] = list(sync._tasks)
-    await sync.stop(grace=0.05)
-    assert task.cancelled()
-    assert not sync._tasks
+async def test_a_slack_update_not_yet_written_survives_a_restart(redis_url: str) -> None:
+    """Recorded, answered 2xx, Slack down: the update waits in Redis (the outbox), not in the
+    process. The bot stops; the next one to start writes it."""
+    quick = Overrides(alarms=AlarmSettings(reminder=timedelta(seconds=2)))  # 0.5 s recovery
+    first = SandboxWorld(redis_url=redis_url, aws=False, overrides=quick)
+    await first.start()
+    try:
+        first.slack.inject(500, method="chat.postMessage", count=None)  # down throughout
+        body = _real("incident.triggered")
+        status, answer = await post_webhook(first, body, signed(body))
+        assert (status, answer["outcome"]) == (200, "processed")
+        outbox = first.app[DEPS].outbox
+
+        async def held() -> int:
+            queued = len(await outbox.pending("C0ONCALL"))
+            return queued + int(await first.app[DEPS].redis.llen(outbox.queue_keys("C0ONCALL")[2]))
+
+        assert await held() == 1
+    finally:
+        await first.stop()
+    assert _oncall_posts(first) == []
+    second = SandboxWorld(redis_url=redis_url, aws=False, overrides=quick)
+    await second.start()
+    try:
+        await eventually(lambda: len(_oncall_posts(second)) == 1, within=10)
+        [posted] = _oncall_posts(second)
+        assert "PagerDuty" in posted
+        assert "triggered" in posted
+    finally:
+        await second.stop()
 
 
 async def test_a_claim_whose_recording_never_finished_lets_the_retry_through(
