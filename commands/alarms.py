@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
+from slack_sdk.errors import SlackApiError
 
 from approvals.rollout import short
 from commands.alarm_environment import alarm_target
@@ -51,6 +54,16 @@ log = structlog.get_logger(__name__)
 
 OWN = "alarm"
 DIGEST = "digest"
+# Slack's answers when the message that shows an alarm (its root or digest) was deleted.
+ROOT_GONE = frozenset({"message_not_found", "invalid_thread_ts", "thread_not_found"})
+
+
+def _root_gone(exc: SlackApiError) -> bool:
+    response: Any = exc.response
+    try:
+        return str(response.get("error") or "") in ROOT_GONE
+    except (AttributeError, TypeError):
+        return False
 
 
 def _at(ms: int | None) -> datetime | None:
@@ -200,24 +213,16 @@ class AlarmService:
         if record is None or not record.pending:
             return
         if record.root_current(self.settings.new_thread_after):
-            assert record.root_ts is not None
-            root_channel = record.root_channel or channel
-            if record.root_kind == DIGEST:
-                await self._outbox.enqueue(
-                    root_channel, OutboxItem(ItemKind.DIGEST, record.root_ts)
-                )
-                return
-            view = await self.view(record)
-            text, blocks = root_message(view)
-            await slack.update(root_channel, record.root_ts, text, blocks)
-            await slack.post(
-                root_channel, transition_text(view, record.shown_state), thread_ts=record.root_ts
-            )
-            await self._store.mark_shown(record)
+            await self._update_root(record, channel, slack)
             return
         quiet = record.state is not AlarmState.ALARM and not record.fired_unseen
         if quiet and not missed(record):
             await self._store.mark_shown(record)  # never fired since shown: nothing to open
+            return
+        if record.channel and record.channel != channel:
+            # Its old message was in another channel (the config moved it): a new one goes
+            # where the config says now, through that channel's outbox and pacing.
+            await self._outbox.enqueue(record.channel, OutboxItem(ItemKind.ALARM, name))
             return
         if await self._storm(channel):
             await self._join_digest(channel, record, slack)
@@ -230,6 +235,28 @@ class AlarmService:
         await self._store.note_root(channel, name, self.settings.storm_window)
         log.info("alarm.posted", alarm=name, channel=channel, ts=ts)
 
+    async def _update_root(self, record: AlarmRecord, channel: str, slack: PacedSlack) -> None:
+        """A new state of an alarm whose message still tracks it: edit that message (or its
+        digest) and say what changed in its thread."""
+        assert record.root_ts is not None
+        root_channel = record.root_channel or channel
+        if record.root_kind == DIGEST:
+            await self._outbox.enqueue(root_channel, OutboxItem(ItemKind.DIGEST, record.root_ts))
+            return
+        view = await self.view(record)
+        text, blocks = root_message(view)
+        try:
+            await slack.update(root_channel, record.root_ts, text, blocks)
+            await slack.post(
+                root_channel, transition_text(view, record.shown_state), thread_ts=record.root_ts
+            )
+        except SlackApiError as exc:
+            if not _root_gone(exc):
+                raise
+            await self._repost(record, record.root_ts)
+            return
+        await self._store.mark_shown(record)
+
     async def _refresh_root(self, name: str, slack: PacedSlack) -> None:
         """Edit the alarm's own message in place (its PagerDuty link changed; no new state,
         so no thread reply). A pending state change is left to its own queued item."""
@@ -237,7 +264,19 @@ class AlarmService:
         if record is None or record.root_ts is None or record.root_kind != OWN:
             return
         text, blocks = root_message(await self.view(record))
-        await slack.update(record.root_channel or record.channel, record.root_ts, text, blocks)
+        try:
+            await slack.update(record.root_channel or record.channel, record.root_ts, text, blocks)
+        except SlackApiError as exc:
+            if not _root_gone(exc):
+                raise
+            await self._repost(record, record.root_ts)
+
+    async def _repost(self, record: AlarmRecord, ts: str) -> None:
+        """Someone deleted the message that showed the alarm: forget it (and what it showed)
+        and queue the alarm again, so a new message shows its current state."""
+        if await self._store.clear_root(record.name, ts):
+            log.info("alarm.message_gone", alarm=record.name, ts=ts)
+            await self._outbox.enqueue(record.channel, OutboxItem(ItemKind.ALARM, record.name))
 
     async def _storm(self, channel: str) -> bool:
         if await self._store.open_digest(channel):
@@ -279,7 +318,17 @@ class AlarmService:
             for r in records
         ]
         text, blocks = digest_message(views)
-        await slack.update(channel, ts, text, blocks)
+        try:
+            await slack.update(channel, ts, text, blocks)
+        except SlackApiError as exc:
+            if not _root_gone(exc):
+                raise
+            # The digest was deleted: close it; each of its alarms gets a message anew.
+            log.info("alarm.digest_gone", channel=channel, ts=ts)
+            await self._store.close_digest(channel, ts)
+            for record in records:
+                await self._repost(record, ts)
+            return
         for record in records:
             await self._store.mark_shown(record)
 
@@ -290,22 +339,40 @@ class AlarmService:
         fired = _at(record.fired_ms) or record.alarm.changed_at
         since = max(self._clock.now() - fired, timedelta(0))
         channel = record.root_channel or record.channel
-        await slack.post(channel, reminder_text(name, since), thread_ts=record.root_ts)
+        try:
+            await slack.post(channel, reminder_text(name, since), thread_ts=record.root_ts)
+        except SlackApiError as exc:
+            if not _root_gone(exc):
+                raise
+            await self._repost(record, record.root_ts)  # a new message says it is firing
 
     # -- background: reminders and outbox recovery -------------------------------------------
-    async def remind_once(self) -> list[str]:
+    async def remind_once(
+        self, still_mine: Callable[[], Awaitable[bool]] | None = None
+    ) -> list[str]:
+        """Queue every due reminder; each is queued and its next one scheduled in one step
+        (never one without the other). ``still_mine`` is asked before each: the reminders
+        lease is renewed as it goes, and a replica that lost it stops."""
         sent = []
         for name in await self._store.reminders_due():
+            if still_mine is not None and not await still_mine():
+                log.warning("alarm.reminders_lease_lost", left=name)
+                break
             record = await self._store.get(name)
             if record is None or record.state is not AlarmState.ALARM:
                 await self._store.cancel_reminder(name)
                 continue
-            due = self._clock.now() + self.settings.reminder
-            await self._store.schedule_reminder(name, due, replace=True)
-            await self._outbox.enqueue(
-                record.root_channel or record.channel, OutboxItem(ItemKind.REMINDER, name)
+            channel = record.root_channel or record.channel
+            queued = await self._store.remind(
+                name,
+                next_due=self._clock.now() + self.settings.reminder,
+                channel=channel,
+                item=OutboxItem(ItemKind.REMINDER, name),
+                outbox=self._outbox,
             )
-            sent.append(name)
+            if queued:
+                self._outbox.kick(channel)
+                sent.append(name)
         return sent
 
     async def run_background(self, stop: asyncio.Event) -> None:
@@ -313,11 +380,15 @@ class AlarmService:
         recovery, each its own step: a failure in one never skips the other."""
         tick = min(max(self.settings.reminder.total_seconds() / 4, 0.2), 15.0)
 
+        lease = timedelta(seconds=tick * 2)
+
         async def reminders() -> None:
             token = secrets.token_hex(8)
-            if await self._leases.acquire("alarms:reminders", token, timedelta(seconds=tick * 2)):
+            if await self._leases.acquire("alarms:reminders", token, lease):
                 try:
-                    await self.remind_once()
+                    await self.remind_once(
+                        lambda: self._leases.renew("alarms:reminders", token, lease)
+                    )
                 finally:
                     await self._leases.release("alarms:reminders", token)
 

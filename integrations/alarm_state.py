@@ -15,7 +15,10 @@ schedule and the outbox together, so those share the hash tag `{alarms}` (one cl
 Intake (`intake`) is one Lua script, one round trip: skip a delivery already processed; apply
 the notification only when its StateChangeTime is newer than the one stored; schedule or cancel
 the reminder; queue the alarm in its channel's outbox; remember the delivery. All or nothing, so
-"saved but not queued" cannot happen, and a retried delivery is queued once.
+"saved but not queued" cannot happen, and a retried delivery is queued once. Its keys are all
+declared: when the alarm's message is in another channel than the caller named, it changes
+nothing and the caller runs it again with that channel's outbox keys. A due reminder is queued
+and rescheduled by one script too (`remind`).
 Every Redis failure surfaces as StoreUnavailableError.
 """
 
@@ -25,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
+from functools import partial
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -65,6 +69,7 @@ class Intake(IntEnum):
     DUPLICATE = 0  # this MessageId was processed already
     STALE = 1  # older than the stored state: nothing queued
     QUEUED = 2  # stored and queued
+    ELSEWHERE = 3  # (internal) its message is in another channel: run again with that outbox
 
 
 def _ms(moment: datetime) -> int:
@@ -119,12 +124,17 @@ class AlarmRecord:
         return self.changed_ms - self.shown_ms < new_thread_after.total_seconds() * 1000
 
 
-# KEYS: delivery, alarm, firing, outbox channels, queue(channel), queued(channel)
+# KEYS: delivery, alarm, firing, outbox channels, queue(target), queued(target)
 # ARGV: state, changed_ms, payload, channel, name, retention_ms, dedupe_s, reminder_due_ms,
-#       outbox item, outbox namespace
-# Returns {code, target channel}: see Intake. Every key shares the `{alarms}` hash tag.
+#       outbox item, target (the channel whose outbox KEYS[5..6] are)
+# Returns {code, target channel}: see Intake. Every key shares the `{alarms}` hash tag, and
+# every key is declared: when the alarm's message lives in another channel than `target` the
+# script changes nothing and answers {3, that channel}; the caller runs it again with it.
 _INTAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ''} end
+local target = redis.call('HGET', KEYS[2], 'root_channel')
+if not target or target == '' then target = ARGV[4] end
+if target ~= ARGV[10] then return {3, target} end
 local cur = tonumber(redis.call('HGET', KEYS[2], 'changed_ms') or '-1')
 if tonumber(ARGV[2]) <= cur then
   redis.call('SET', KEYS[1], '1', 'EX', ARGV[7])
@@ -140,14 +150,7 @@ if ARGV[1] == 'ALARM' then
 else
   redis.call('ZREM', KEYS[3], ARGV[5])
 end
-local target = redis.call('HGET', KEYS[2], 'root_channel')
-if not target or target == '' then target = ARGV[4] end
-local queue, queued = KEYS[5], KEYS[6]
-if target ~= ARGV[4] then
-  queue = ARGV[10] .. ':' .. target
-  queued = queue .. ':queued'
-end
-if redis.call('SADD', queued, ARGV[9]) == 1 then redis.call('RPUSH', queue, ARGV[9]) end
+if redis.call('SADD', KEYS[6], ARGV[9]) == 1 then redis.call('RPUSH', KEYS[5], ARGV[9]) end
 redis.call('SADD', KEYS[4], target)
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[7])
 return {2, target}
@@ -163,6 +166,34 @@ return 1
 """
 
 
+# KEYS: alarm; ARGV: ts
+_CLEAR_ROOT = """
+if redis.call('HGET', KEYS[1], 'root_ts') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'root_ts', 'root_kind', 'root_channel', 'shown_state', 'shown_ms')
+return 1
+"""
+
+# KEYS: alarm, firing, outbox channels, queue, queued; ARGV: name, next_due_ms, item, channel.
+# A due reminder: the next one scheduled and this one queued together, or, when the alarm is
+# no longer in ALARM, the schedule cleared. Answers 1 when queued.
+_REMIND = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'ALARM' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if redis.call('SADD', KEYS[5], ARGV[3]) == 1 then redis.call('RPUSH', KEYS[4], ARGV[3]) end
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
+"""
+
+# KEYS: the channel's open-digest pointer; ARGV: ts. Closed only if it is still that digest.
+_CLOSE_DIGEST = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _int(value: str | None) -> int | None:
     return int(value) if value else None
 
@@ -173,6 +204,9 @@ class AlarmStore:
         self._clock = clock
         self._intake = redis.register_script(_INTAKE)
         self._notice = redis.register_script(_NOTICE)
+        self._clear_root = redis.register_script(_CLEAR_ROOT)
+        self._remind = redis.register_script(_REMIND)
+        self._close_digest = redis.register_script(_CLOSE_DIGEST)
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -202,31 +236,37 @@ class AlarmStore:
         item: OutboxItem,
         outbox: Outbox,
     ) -> tuple[Intake, str]:
-        """Apply one delivery in one round trip (see the module's doc). Returns what happened
-        and, when queued, the channel whose outbox got the item (the alarm's message's)."""
-        queue, queued, _ = outbox.queue_keys(channel)
-        keys = [
-            delivery_key(message_id),
-            alarm_key(alarm.name),
-            FIRING_KEY,
-            outbox.channels_key,
-            queue,
-            queued,
-        ]
-        args = [
-            alarm.new_state.value,
-            _ms(alarm.changed_at),
-            alarm.model_dump_json(),
-            channel,
-            alarm.name,
-            RETENTION_MS,
-            DEDUPE_SECONDS,
-            _ms(reminder_due),
-            item.encode(),
-            outbox.namespace,
-        ]
-        code, target = await self._call(lambda: self._intake(keys=keys, args=args))
-        return Intake(int(code)), str(target)
+        """Apply one delivery in one round trip (see the module's doc; two when the alarm's
+        message lives in another channel than ``channel`` — after a config change). Returns
+        what happened and, when queued, the channel whose outbox got the item."""
+        target = channel
+        for _ in range(3):
+            queue, queued, _ = outbox.queue_keys(target)
+            keys = [
+                delivery_key(message_id),
+                alarm_key(alarm.name),
+                FIRING_KEY,
+                outbox.channels_key,
+                queue,
+                queued,
+            ]
+            args = [
+                alarm.new_state.value,
+                _ms(alarm.changed_at),
+                alarm.model_dump_json(),
+                channel,
+                alarm.name,
+                RETENTION_MS,
+                DEDUPE_SECONDS,
+                _ms(reminder_due),
+                item.encode(),
+                target,
+            ]
+            code, found = await self._call(partial(self._intake, keys=keys, args=args))
+            if int(code) != Intake.ELSEWHERE:
+                return Intake(int(code)), str(found)
+            target = str(found)
+        raise StoreUnavailableError("the alarm's message keeps moving between channels")
 
     async def notice(
         self, *, channel: str, message_id: str, item: OutboxItem, outbox: Outbox
@@ -297,7 +337,23 @@ class AlarmStore:
         fields: dict[Any, Any] = {"root_ts": ts, "root_kind": kind, "root_channel": channel}
         await self._call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
 
+    async def clear_root(self, name: str, ts: str) -> bool:
+        """The message at ``ts`` that showed the alarm is gone (deleted in Slack): forget it,
+        and what it showed, so the alarm's next write posts a new one. Only if it is still
+        the alarm's message (compare and delete); False otherwise."""
+        cleared = await self._call(lambda: self._clear_root(keys=[alarm_key(name)], args=[ts]))
+        return bool(cleared)
+
     # -- reminders ---------------------------------------------------------------------------
+    async def remind(
+        self, name: str, *, next_due: datetime, channel: str, item: OutboxItem, outbox: Outbox
+    ) -> bool:
+        """Queue a due reminder and schedule the next, in one step (see _REMIND)."""
+        queue, queued, _ = outbox.queue_keys(channel)
+        keys = [alarm_key(name), FIRING_KEY, outbox.channels_key, queue, queued]
+        args: list[str | int] = [name, _ms(next_due), item.encode(), channel]
+        return bool(await self._call(lambda: self._remind(keys=keys, args=args)))
+
     async def schedule_reminder(self, name: str, due: datetime, *, replace: bool) -> None:
         mapping = {name: _ms(due)}
         if replace:
@@ -334,6 +390,10 @@ class AlarmStore:
         since = self.now_ms() - int(window.total_seconds() * 1000)
         count: int = await self._call(lambda: self._redis.zcount(key, since, "+inf"))
         return count
+
+    async def close_digest(self, channel: str, ts: str) -> None:
+        key = f"{PREFIX}alarmch:{channel}:digest"
+        await self._call(lambda: self._close_digest(keys=[key], args=[ts]))
 
     async def open_digest(self, channel: str) -> str | None:
         ts: str | None = await self._call(
