@@ -69,7 +69,14 @@ _TRUST = json.dumps(
         ],
     }
 )
-_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# moto accepts any credentials; these are distinctive so that the test suite can prove they
+# never reach a log line (tests/fixtures/logs.py). An access key id of AWS's shape (AKIA…).
+SANDBOX_AWS_ACCESS_KEY_ID = "AKIADHANAMSANDBOX001"
+SANDBOX_AWS_SECRET_ACCESS_KEY = "aws-SECRET-dhanam-sandbox-0123456789abcd"  # noqa: S105 - fake
+_CREDENTIALS = {
+    "aws_access_key_id": SANDBOX_AWS_ACCESS_KEY_ID,
+    "aws_secret_access_key": SANDBOX_AWS_SECRET_ACCESS_KEY,
+}
 _IN_PROCESS: dict[str, MotoServer] = {}
 
 

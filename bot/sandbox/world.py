@@ -24,6 +24,8 @@ from aiohttp import web
 from approvals.flow import ApprovalFlow
 from bot.app import DEPS, create_app
 from bot.sandbox.aws_world import (
+    SANDBOX_AWS_ACCESS_KEY_ID,
+    SANDBOX_AWS_SECRET_ACCESS_KEY,
     DhanamWorld,
     MotoServer,
     complete_rollouts,
@@ -159,8 +161,8 @@ class SandboxWorld:
             self.aws_endpoint_url = self._moto.endpoint_url
         if self.aws_endpoint_url is not None:
             # moto accepts any credentials; boto3 needs some to sign with.
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", SANDBOX_AWS_ACCESS_KEY_ID)
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", SANDBOX_AWS_SECRET_ACCESS_KEY)
         if self._moto is not None:
             self.world = await asyncio.to_thread(seed_dhanam_world, self._moto.endpoint_url)
 
@@ -382,8 +384,9 @@ class SandboxWorld:
         return names
 
     async def settle(self, quiet: float = 0.15, limit: float = 10.0) -> None:
-        """Wait until background work is done: executions drained and no Slack call for
-        ``quiet`` seconds (Bolt finishes listeners after the ack, so a reply can come later)."""
+        """Wait until background work is done: executions and outbox drains finished and no
+        Slack call for ``quiet`` seconds (Bolt finishes listeners after the ack, so a reply
+        can come later)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         seen = -1
@@ -391,6 +394,8 @@ class SandboxWorld:
             for app in self.apps:
                 await app[DEPS].inflight.idle()
                 await app[DEPS].flow.drain()
+                # Outbox writes (PagerDuty updates, alarms) that are under way: bounded.
+                await app[DEPS].outbox.idle(max(deadline - loop.time(), 0.01))
             if len(self.slack.calls) == seen:
                 return
             seen = len(self.slack.calls)

@@ -22,14 +22,20 @@ import aiohttp
 import boto3
 import pytest
 
-from bot.sandbox.aws_world import DhanamWorld, complete_rollouts
+from bot.sandbox.aws_world import (
+    SANDBOX_AWS_ACCESS_KEY_ID,
+    SANDBOX_AWS_SECRET_ACCESS_KEY,
+    DhanamWorld,
+    complete_rollouts,
+)
 from bot.sandbox.redis_server import RedisServer
 from bot.sandbox.signing import block_actions_body, sign, slash_command_body
 from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
 from bot.sandbox.world import EXAMPLE_CONFIG, buttons_of
+from tests.fixtures.secrets import FAULTS_SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "faults-signing-secret"
+SECRET = FAULTS_SIGNING_SECRET  # scanned for in every log line (tests/fixtures/logs.py)
 
 
 def _free_port() -> int:
@@ -80,9 +86,10 @@ def replicas(
         "DHANAM_CONFIG": str(fast_config),
         "AWS_ENDPOINT_URL": aws_world.endpoint_url,
         "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "LOG_LEVEL": "warning",
+        "AWS_ACCESS_KEY_ID": SANDBOX_AWS_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SANDBOX_AWS_SECRET_ACCESS_KEY,
+        # info: more of the replicas' lines for the session's secret scan (tests/fixtures/logs.py)
+        "LOG_LEVEL": "info",
     }
     started: list[Replica] = []
     try:
