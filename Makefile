@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
-SOURCES := bot commands approvals integrations core
+SOURCES := bot commands approvals integrations core sandbox examples
 
 .PHONY: install redis sandbox test unit fuzz lint typecheck bench lock docker-lint clean
 
@@ -14,6 +14,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# The sandbox and the examples are not in the runtime package: the checkout is on the path.
+	@echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/dhanam-checkout.pth"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -228,7 +228,7 @@ def raise_on_sigterm() -> None:
 
 
 async def _serve_emulator(port: int) -> None:
-    from bot.sandbox.slack_emulator import SlackEmulator  # noqa: PLC0415 - child only
+    from sandbox.slack_emulator import SlackEmulator  # noqa: PLC0415 - child only
 
     emulator = SlackEmulator.dhanam_defaults()
     await emulator.start(port=port)

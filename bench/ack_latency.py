@@ -43,15 +43,15 @@ from _common import (
 from _common import free_port as _free_port
 from slack_bolt import version as bolt_version
 
-from bot.sandbox.redis_server import RedisServer, RedisServerError
-from bot.sandbox.signing import sign, slash_command_body
-from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN
+from sandbox.redis_server import RedisServer, RedisServerError
+from sandbox.signing import sign, slash_command_body
+from sandbox.slack_emulator import SANDBOX_BOT_TOKEN
 
 WARMUP = 100
 BOLT_VERSION = bolt_version.__version__
 REQUEST_TIMEOUT = 10.0  # seconds, per request
 HELP_MARKER = "deploy"  # the help text lists the deploy command
-CONFIG = "config/dhanam.example.toml"
+CONFIG = "examples/dhanam.example.toml"
 USERS = [("U0ALICE", "alice"), ("U0BOB", "bob"), ("U0CAROL", "carol"), ("U0DAVE", "dave")]
 
 

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import machine_info, percentile
 from bot.app import DEPS
 from bot.logs import configure_logging
-from bot.sandbox.sns_signer import cloudwatch_alarm_message
-from bot.sandbox.world import SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
+from sandbox.sns_signer import cloudwatch_alarm_message
+from sandbox.world import SandboxWorld
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:dhanam-alarms"
 CHANNEL = "C0ALERTS"  # the bench alarms are listed by no service

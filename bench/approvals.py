@@ -49,12 +49,12 @@ from approvals.flow import ActionRegistry, ApprovalFlow
 from approvals.locks import Locks
 from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore, Status
-from bot.sandbox.redis_server import RedisServer
 from core.clock import SystemClock
 from core.config import Config, load_config
 from integrations.redis_client import RedisClient, create_redis
+from sandbox.redis_server import RedisServer
 
-CONFIG = REPO / "config" / "dhanam.example.toml"
+CONFIG = REPO / "examples" / "dhanam.example.toml"
 REQUESTER = "U0ALICE"
 APPROVERS = [f"U0A{i:03d}" for i in range(64)]  # members of the S0SRE group here
 RACERS = 50

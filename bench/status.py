@@ -35,10 +35,10 @@ from typing import Any
 from _common import machine_info, percentile
 
 from bot.logs import configure_logging
-from bot.sandbox.world import SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from integrations.aws.clients import AwsClients
+from sandbox.world import SandboxWorld
 
 REPLY_TIMEOUT = 15.0
 VIEWS = {"detail": "status api production", "overview": "status"}

@@ -91,8 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "check-config":
         return check_config(args.path)
     if args.mode == "sandbox":
-        from bot.sandbox.console import run_sandbox  # noqa: PLC0415
-
+        try:
+            # Lazily: the sandbox is not part of the runtime package (nor of the image).
+            from sandbox.console import run_sandbox  # noqa: PLC0415
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("sandbox", "examples", "moto", "fakeredis"):
+                raise
+            return _fail(
+                [
+                    "the sandbox is not installed here: it runs from a clone of the repository"
+                    " (git clone …; make sandbox), which installs it with its stand-ins"
+                    f" (missing: {exc.name})"
+                ]
+            )
         return run_sandbox(script=args.script)
     mode = Mode(args.mode)
     try:

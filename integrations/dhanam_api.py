@@ -1,7 +1,7 @@
 """The Dhanam API's health endpoints, probed concurrently, each with its own time budget.
 
 The documented shapes (PRODUCT.md §5, from the deployment guide; served by default by
-bot/sandbox/fake_dhanam_api.py):
+sandbox/fake_dhanam_api.py):
 
   GET /health            {"status": "healthy", "timestamp": "2024-01-01T12:00:00Z"}
   GET /health/database   {"status": "healthy", "connections": 5, "queries_per_second": 150}

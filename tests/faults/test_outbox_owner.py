@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
-from bot.sandbox.sns_signer import SnsSigner, cloudwatch_alarm_message
-from bot.sandbox.world import EXAMPLE_CONFIG
 from integrations.slack.outbox import NAMESPACE
+from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
+from sandbox.sns_signer import SnsSigner, cloudwatch_alarm_message
+from sandbox.world import EXAMPLE_CONFIG
 from tests.scenario.alarm_support import T0, TOPIC, alarm_definition
 
 ROOT = Path(__file__).resolve().parents[2]

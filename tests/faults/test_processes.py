@@ -2,7 +2,7 @@
 moto in server mode and the Slack emulator. Requests are signed and sent over HTTP.
 
 moto never completes a rollout: the test completes it through moto's in-process backend
-(bot.sandbox.aws_world.complete_rollouts) — the moto server runs in this pytest process.
+(sandbox.aws_world.complete_rollouts) — the moto server runs in this pytest process.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ import aiohttp
 import boto3
 import pytest
 
-from bot.sandbox.aws_world import (
+from sandbox.aws_world import (
     SANDBOX_AWS_ACCESS_KEY_ID,
     SANDBOX_AWS_SECRET_ACCESS_KEY,
     DhanamWorld,
     complete_rollouts,
 )
-from bot.sandbox.redis_server import RedisServer
-from bot.sandbox.signing import block_actions_body, sign, slash_command_body
-from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
-from bot.sandbox.world import EXAMPLE_CONFIG, buttons_of
+from sandbox.redis_server import RedisServer
+from sandbox.signing import block_actions_body, sign, slash_command_body
+from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
+from sandbox.world import EXAMPLE_CONFIG, buttons_of
 from tests.fixtures.secrets import FAULTS_SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 import pytest
 
 from approvals.models import Action, Plan, Result, State
-from bot.sandbox.slack_emulator import SlackEmulator
-from bot.sandbox.slack_emulator_models import EmuChannel, EmuUser, dhanam_world
-from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from core.clock import ManualClock
+from sandbox.slack_emulator import SlackEmulator
+from sandbox.slack_emulator_models import EmuChannel, EmuUser, dhanam_world
+from sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 
 EXECUTIONS: Counter[str] = Counter()
 WORLD: dict[str, str] = {"revision": "3"}

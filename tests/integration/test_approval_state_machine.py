@@ -41,14 +41,14 @@ from approvals.flow import ActionRegistry, ApprovalFlow, Click
 from approvals.locks import Locks
 from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore, Status, request_key
-from bot.sandbox.redis_server import RedisServer
 from core.clock import ManualClock
 from core.config import Config, load_config
 from core.errors import NotPermittedError
 from integrations.redis_client import RedisClient, create_redis
+from sandbox.redis_server import RedisServer
 from tests.integration.machine_support import check_transitions
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml"
 
 ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (
     "U0ALICE",

@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 
 from approvals.models import ApprovalRequest, Plan, State
 from approvals.store import ApprovalStore, Status, new_request_id, request_key
-from bot.sandbox.redis_server import RedisServer
 from core.clock import ManualClock, SystemClock
 from core.errors import StoreUnavailableError
 from integrations.redis_client import create_redis
+from sandbox.redis_server import RedisServer
 
 
 def make_request(

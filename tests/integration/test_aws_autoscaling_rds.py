@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from approvals.models import Plan
-from bot.sandbox.aws_world import DhanamWorld
 from commands.actions.restore import DbRestoreAction, restore_identifier, when
 from commands.actions.rollback import RollbackAction
 from commands.actions.runtime import ActionRuntime
@@ -26,6 +25,7 @@ from integrations.aws.gateway import AwsGateway
 from integrations.aws.rds import RdsGateway
 from integrations.deploy_history import DeployHistory, DeployRecord
 from integrations.redis_client import create_redis
+from sandbox.aws_world import DhanamWorld
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"

@@ -11,10 +11,10 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.retries import standard
 
-from bot.sandbox.aws_world import DhanamWorld
 from integrations.aws.clients import AwsClients
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
+from sandbox.aws_world import DhanamWorld
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"

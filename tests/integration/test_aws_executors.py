@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.aws_world import DhanamWorld
 from core.guard import guarded
 from integrations.aws import executors
 from integrations.aws.clients import SERVICES, AwsClients
@@ -23,6 +22,7 @@ from integrations.aws.errors import call_aws
 from integrations.aws.executors import MUTATION_WORKERS, READ_WORKERS, AwsExecutors
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
+from sandbox.aws_world import DhanamWorld
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"

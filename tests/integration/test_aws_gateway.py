@@ -7,9 +7,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bot.sandbox.aws_world import DhanamWorld, set_alarm_state
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AWS_MANAGED_TASK_DEFINITION_FIELDS, AwsGateway
+from sandbox.aws_world import DhanamWorld, set_alarm_state
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bot.sandbox.aws_world import (
+from sandbox.aws_world import (
     DhanamWorld,
     MotoServer,
     complete_rollouts,

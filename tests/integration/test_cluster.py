@@ -14,11 +14,11 @@ from redis.asyncio.cluster import RedisCluster
 
 from approvals.models import State
 from bot.app import DEPS
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.world import SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from core.clock import ManualClock
+from sandbox.aws_world import DhanamWorld
+from sandbox.world import SandboxWorld
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 from tests.integration.test_approval_flow import (
     EXECUTIONS,
@@ -33,7 +33,7 @@ from tests.integration.test_rollout_follower import check_takeover
 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
-    from bot.sandbox.world import EXAMPLE_CONFIG  # noqa: PLC0415
+    from sandbox.world import EXAMPLE_CONFIG  # noqa: PLC0415
 
     text = EXAMPLE_CONFIG.read_text().replace(
         'approvers = ["U0BOB", "U0CAROL", "S0SRE"]',

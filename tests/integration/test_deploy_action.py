@@ -11,7 +11,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from approvals.models import Change
-from bot.sandbox.aws_world import DhanamWorld, _manifest, set_alarm_state
 from commands.actions.deploy import DeployAction
 from commands.actions.runtime import ActionRuntime
 from core.clock import ManualClock
@@ -21,6 +20,7 @@ from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AWS_MANAGED_TASK_DEFINITION_FIELDS, AwsGateway
 from integrations.deploy_history import DeployHistory
 from integrations.redis_client import create_redis
+from sandbox.aws_world import DhanamWorld, _manifest, set_alarm_state
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"

@@ -29,7 +29,7 @@ from core.guard import before_mutation
 from integrations.redis_client import RedisClient, create_redis
 from integrations.slack.usergroups import GroupMembers
 
-CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml")
 
 
 class World:

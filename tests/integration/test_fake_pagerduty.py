@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.sandbox.fake_pagerduty import FakePagerDuty
+from sandbox.fake_pagerduty import FakePagerDuty
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pagerduty"
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"

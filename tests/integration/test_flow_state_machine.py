@@ -72,17 +72,17 @@ from approvals.flow import ActionRegistry, ApprovalFlow, Click
 from approvals.locks import Locks
 from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.store import ApprovalStore, Status, request_key
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.redis_server import RedisServer
 from core.clock import ManualClock
 from core.config import Config, EnvironmentConfig, load_config
 from core.errors import ChatOpsError, NotPermittedError, StoreUnavailableError
 from integrations.aws.clients import AwsClients
 from integrations.aws.errors import call_aws, is_mutation
 from integrations.redis_client import RedisClient, create_redis
+from sandbox.aws_world import DhanamWorld
+from sandbox.redis_server import RedisServer
 from tests.integration.machine_support import check_transitions
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml"
 FUZZ = os.environ.get("DHANAM_FUZZ") == "1"
 
 ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (

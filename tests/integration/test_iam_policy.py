@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.world import SandboxWorld, buttons_of
 from integrations.aws.iam import load_policy, missing, policy_actions
+from sandbox.world import SandboxWorld, buttons_of
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "iam-policy.json"
 # Granted without an API call of their own: passing the task roles of a copied revision, and

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bot.sandbox.aws_world import DhanamWorld
 from commands.actions.deploy import DeployAction
 from commands.actions.restore import DbRestoreAction, restore_identifier, valid_db_identifier
 from commands.actions.rollback import RollbackAction
@@ -26,6 +25,7 @@ from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
 from integrations.deploy_history import DeployHistory
 from integrations.redis_client import create_redis
+from sandbox.aws_world import DhanamWorld
 from tests.integration.test_aws_autoscaling_rds import make_config
 
 REGION = "us-east-1"

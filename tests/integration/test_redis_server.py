@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from bot.sandbox.redis_server import (
+from sandbox.redis_server import (
     FakeRedisServer,
     RedisServer,
     RedisServerError,
@@ -144,7 +144,7 @@ def test_bad_arguments_fail_clearly() -> None:
 @needs_binary
 def test_atexit_stops_a_server_that_was_never_stopped() -> None:
     script = (
-        "from bot.sandbox.redis_server import RedisServer\n"
+        "from sandbox.redis_server import RedisServer\n"
         "s = RedisServer(appendonly=True)\n"
         "s.start()\n"
         "print(s.pid, s.directory, flush=True)\n"

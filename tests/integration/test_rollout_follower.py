@@ -1,7 +1,7 @@
 """Following a deploy's rollout in the card's thread, against moto in server mode.
 
 moto never moves a rollout on by itself: these tests drive it through moto's in-process backend
-(`bot.sandbox.aws_world.complete_rollouts`) or through the real ECS API (another update-service),
+(`sandbox.aws_world.complete_rollouts`) or through the real ECS API (another update-service),
 never through a double of describe_services.
 """
 
@@ -17,9 +17,9 @@ import pytest
 
 from approvals.rollout import Phase, RolloutSettings
 from bot.app import DEPS, LOOPS
-from bot.sandbox.aws_world import DhanamWorld, complete_rollouts
-from bot.sandbox.world import SandboxWorld, buttons_of
 from bot.wiring import Overrides
+from sandbox.aws_world import DhanamWorld, complete_rollouts
+from sandbox.world import SandboxWorld, buttons_of
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 
 

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.slack_emulator import EmuChannel, EmuUser, EventKind, SlackEmulator
+from sandbox.slack_emulator import EmuChannel, EmuUser, EventKind, SlackEmulator
 
 TOKEN = "xoxb-sandbox"
 
@@ -381,7 +381,7 @@ async def test_max_writes_in_window() -> None:
         assert emu.max_writes_in_window("C0ONCALL") == 0
 
 
-# ---- Block Kit: refused as Slack refuses it (bot/sandbox/block_kit.py) ---------------------------
+# ---- Block Kit: refused as Slack refuses it (sandbox/block_kit.py) ---------------------------
 
 
 def _section(text: str) -> dict[str, object]:

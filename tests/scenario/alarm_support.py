@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.slack_emulator_models import EmuMessage
-from bot.sandbox.sns_signer import cloudwatch_alarm_message
-from bot.sandbox.world import Reply, SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from integrations.alarm_state import AlarmSettings
 from integrations.sns import Fetch
+from sandbox.slack_emulator_models import EmuMessage
+from sandbox.sns_signer import cloudwatch_alarm_message
+from sandbox.world import Reply, SandboxWorld
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:dhanam-alarms"
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from bot.app import DEPS
-from bot.sandbox.signing import block_actions_body, sign
-from bot.sandbox.slack_emulator_models import EmuChannel, EmuMessage
-from bot.sandbox.world import USERS, Reply, SandboxWorld
 from commands.incident_models import Incident
+from sandbox.signing import block_actions_body, sign
+from sandbox.slack_emulator_models import EmuChannel, EmuMessage
+from sandbox.world import USERS, Reply, SandboxWorld
 
 
 def incident_channels(world: SandboxWorld) -> list[EmuChannel]:

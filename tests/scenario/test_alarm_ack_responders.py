@@ -8,8 +8,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.sandbox.slack_emulator_models import EmuMessage
-from bot.sandbox.world import EXAMPLE_CONFIG, SANDBOX_PD_WEBHOOK_SECRET, SandboxWorld, buttons_of
+from sandbox.slack_emulator_models import EmuMessage
+from sandbox.world import EXAMPLE_CONFIG, SANDBOX_PD_WEBHOOK_SECRET, SandboxWorld, buttons_of
 from tests.scenario.alarm_support import (
     FAST,
     T0,

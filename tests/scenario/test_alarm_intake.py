@@ -16,12 +16,12 @@ import pytest
 from redis.asyncio.connection import AbstractConnection
 
 from bot.app import DEPS
-from bot.sandbox.redis_server import RedisServer
-from bot.sandbox.slack_emulator_models import BOT_USER_ID
-from bot.sandbox.world import SandboxWorld
 from integrations.alarm_state import Intake
 from integrations.cloudwatch_alarms import parse_alarm
 from integrations.slack.outbox import ItemKind, OutboxItem
+from sandbox.redis_server import RedisServer
+from sandbox.slack_emulator_models import BOT_USER_ID
+from sandbox.world import SandboxWorld
 from tests.scenario.alarm_support import (
     T0,
     TOPIC,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, buttons_of
+from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, buttons_of
 from tests.scenario.alarm_support import (
     FAST,
     T0,

@@ -11,11 +11,11 @@ from typing import Any
 
 from approvals.rollout import RolloutSettings
 from bot.app import DEPS
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.sns_signer import cloudwatch_alarm_message
-from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from bot.wiring import Overrides
 from integrations.deploy_history import DeployHistory, DeployRecord
+from sandbox.aws_world import DhanamWorld
+from sandbox.sns_signer import cloudwatch_alarm_message
+from sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 from tests.scenario.alarm_support import FAST, T0, TOPIC, alarm_world, deliver, text_of, top_level
 

@@ -7,10 +7,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from bot.app import DEPS
-from bot.sandbox.world import buttons_of
 from commands.ids import AlarmActionId
 from integrations.alarm_state import AlarmSettings
 from integrations.deploy_history import DeployHistory, DeployRecord
+from sandbox.world import buttons_of
 from tests.scenario.alarm_support import (
     T0,
     alarm_world,

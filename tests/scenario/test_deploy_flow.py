@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 
 from approvals.models import State
-from bot.sandbox.redis_server import RedisServer
-from bot.sandbox.world import SandboxWorld, buttons_of
+from sandbox.redis_server import RedisServer
+from sandbox.world import SandboxWorld, buttons_of
 
 
 def ecs(world: SandboxWorld) -> Any:

@@ -21,11 +21,11 @@ import pytest
 from approvals.flow import SWEEP_EVERY
 from approvals.models import State
 from approvals.store import request_key
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from bot.wiring import Overrides
 from core.clock import ManualClock
 from core.errors import StoreUnavailableError
+from sandbox.aws_world import DhanamWorld
+from sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 
 

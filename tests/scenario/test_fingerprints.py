@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from bot.sandbox.world import SandboxWorld, buttons_of
+from sandbox.world import SandboxWorld, buttons_of
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bot.sandbox.signing import sign, slash_command_body
-from bot.sandbox.world import SandboxWorld
+from sandbox.signing import sign, slash_command_body
+from sandbox.world import SandboxWorld
 
 
 async def test_help_is_answered_in_the_ack(world: SandboxWorld) -> None:

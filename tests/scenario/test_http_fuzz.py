@@ -23,9 +23,9 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.slack_emulator import RESPONSE_URL_METHOD, WRITE_METHODS
-from bot.sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, SANDBOX_SIGNING_SECRET, SandboxWorld
+from sandbox.aws_world import DhanamWorld
+from sandbox.slack_emulator import RESPONSE_URL_METHOD, WRITE_METHODS
+from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, SANDBOX_SIGNING_SECRET, SandboxWorld
 from tests.fuzz_inputs import (
     Case,
     Secrets,

@@ -16,15 +16,15 @@ from slack_sdk.errors import SlackApiError
 
 from bot import slack_app
 from bot.app import BOLT
-from bot.sandbox.redis_server import RedisServer
-from bot.sandbox.signing import (
+from sandbox.redis_server import RedisServer
+from sandbox.signing import (
     block_actions_body,
     event_callback_body,
     sign,
     view_submission_body,
 )
-from bot.sandbox.slack_emulator import RESPONSE_URL_METHOD, WRITE_METHODS
-from bot.sandbox.world import SandboxWorld
+from sandbox.slack_emulator import RESPONSE_URL_METHOD, WRITE_METHODS
+from sandbox.world import SandboxWorld
 
 
 async def _get(world: SandboxWorld, path: str) -> tuple[int, str, str]:

@@ -15,13 +15,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import DEPS
-from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN
-from bot.sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, Button, SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.incident_pager import IncidentTimings
 from core.clock import ManualClock
 from integrations.alarm_state import AlarmSettings
+from sandbox.slack_emulator import SANDBOX_BOT_TOKEN
+from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, Button, SandboxWorld
 from tests.scenario.incident_helpers import card_text, eventually, incident_of, only_channel
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pagerduty"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.app import DEPS
-from bot.sandbox.world import SandboxWorld
 from commands.incident_models import CHECKLIST
+from sandbox.world import SandboxWorld
 from tests.scenario.incident_helpers import (
     card_text,
     incident_of,

@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bot.sandbox.signing import JSON_CONTENT_TYPE, event_callback_body, sign
-from bot.sandbox.world import SandboxWorld, buttons_of
+from sandbox.signing import JSON_CONTENT_TYPE, event_callback_body, sign
+from sandbox.world import SandboxWorld, buttons_of
 from tests.scenario.incident_helpers import card_text, incident_of, only_channel
 
 REASON = "<!channel> ship it <@U0BOB> <https://evil.example|click>"

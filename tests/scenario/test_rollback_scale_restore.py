@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bot.sandbox.world import SandboxWorld, buttons_of
+from sandbox.world import SandboxWorld, buttons_of
 
 REGION = "us-east-1"
 RESOURCE = "service/dhanam-production/dhanam-api"

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.world import SandboxWorld
 from integrations.sns import FetchError
+from sandbox.world import SandboxWorld
 from tests.scenario.alarm_support import TOPIC, alarm_world, deliver, fire, top_level
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml"
 SAMPLES = sorted((DATA / "aws-sns").glob("sns-*.json")) + sorted(
     (DATA / "cloudwatch").glob("*sns-http-body*.json")
 )

@@ -13,11 +13,11 @@ import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import BOLT, create_app
-from bot.sandbox.signing import slash_command_body
-from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
-from bot.sandbox.world import EXAMPLE_CONFIG
 from bot.settings import Settings
 from core.config import load_config
+from sandbox.signing import slash_command_body
+from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
+from sandbox.world import EXAMPLE_CONFIG
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_socket_mode_needs_an_app_token() -> None:
 
 def test_http_endpoint_accepts_nothing_without_a_signing_secret() -> None:
     from bot.app import SlackVerifier  # noqa: PLC0415
-    from bot.sandbox.signing import sign  # noqa: PLC0415
+    from sandbox.signing import sign  # noqa: PLC0415
 
     headers = sign("any-secret", "text=help")
     assert SlackVerifier(None).valid("text=help", headers) is False

@@ -15,13 +15,13 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.fake_dhanam_api import ApiMode, FakeDhanamApi
-from bot.sandbox.signing import JSON_CONTENT_TYPE, event_callback_body, sign
-from bot.sandbox.world import EXAMPLE_CONFIG, SandboxWorld
 from bot.settings import LogFormat
 from bot.wiring import Overrides
 from integrations.dhanam_api import DatabaseBody, HealthBody, Level, ProvidersBody, level
+from sandbox.aws_world import DhanamWorld
+from sandbox.fake_dhanam_api import ApiMode, FakeDhanamApi
+from sandbox.signing import JSON_CONTENT_TYPE, event_callback_body, sign
+from sandbox.world import EXAMPLE_CONFIG, SandboxWorld
 from tests.fixtures.bot import _BoltArgumentWarnings
 
 ALB = "app/dhanam-production-alb/0123456789abcdef"

@@ -1,5 +1,5 @@
 """The renderers at Slack's Block Kit limits, checked by the validator the Slack emulator uses
-(bot/sandbox/block_kit.py: slack_sdk's models plus the per-surface limits). Pure: no I/O."""
+(sandbox/block_kit.py: slack_sdk's models plus the per-surface limits). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -11,16 +11,6 @@ import pytest
 
 from approvals.models import Approval, ApprovalRequest, Change, Plan, State
 from approvals.policy import Hold
-from bot.sandbox.block_kit import (
-    MESSAGE_MAX_BLOCKS,
-    MESSAGE_TEXT_MAX,
-    InvalidBlocksError,
-    Surface,
-    block_errors,
-    check_blocks,
-    view_errors,
-)
-from bot.sandbox.slack_emulator_methods import SlackWorld
 from commands import incident_render
 from commands.alarm_render import AlarmView, digest_message, root_message
 from commands.approval_card import card_blocks
@@ -33,6 +23,16 @@ from commands.status_render import home_view, overview_blocks
 from core.config import EnvironmentConfig
 from integrations.aws.models import Deployment, ServiceState
 from integrations.cloudwatch_alarms import AlarmKind, AlarmNotification, AlarmState
+from sandbox.block_kit import (
+    MESSAGE_MAX_BLOCKS,
+    MESSAGE_TEXT_MAX,
+    InvalidBlocksError,
+    Surface,
+    block_errors,
+    check_blocks,
+    view_errors,
+)
+from sandbox.slack_emulator_methods import SlackWorld
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from core.config import Config, load_config, parse_config
 from core.errors import ConfigError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml"
 
 
 def example_data() -> dict[str, object]:

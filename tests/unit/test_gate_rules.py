@@ -24,7 +24,7 @@ from approvals.models import Approval, ApprovalRequest, Plan, State
 from approvals.policy import Hold
 from core.config import load_config
 
-CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml")
 PROD = CONFIG.environments["production"]
 STAGING = CONFIG.environments["staging"]
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

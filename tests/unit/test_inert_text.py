@@ -33,7 +33,7 @@ from core.config import load_config
 from core.text import fit, inert, uninert
 from integrations.pagerduty_webhooks import PdEvent
 
-CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml")
 PARSER = Parser(CONFIG)
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 HOSTILE = (

@@ -31,10 +31,10 @@ from integrations.slack.scopes import (
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "slack-app-manifest.yml"
-EXAMPLE_CONFIG = ROOT / "config" / "dhanam.example.toml"
+EXAMPLE_CONFIG = ROOT / "examples" / "dhanam.example.toml"
 SOURCE_DIRS = ("bot", "commands", "approvals", "integrations")
 # Not Slack clients: the sandbox's Slack emulator serves these methods, and scopes.py lists them.
-NOT_CALLERS = ("bot/sandbox/slack_emulator*.py", "integrations/slack/scopes.py")
+NOT_CALLERS = ("sandbox/slack_emulator*.py", "integrations/slack/scopes.py")
 
 
 # ---- a reader for the YAML subset of the manifest -----------------------------------------------

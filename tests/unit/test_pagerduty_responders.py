@@ -11,7 +11,7 @@ import pytest
 from core.config import load_config, parse_config
 from core.errors import ConfigError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml"
 
 
 def data(**pagerduty: Any) -> dict[str, Any]:

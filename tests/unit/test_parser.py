@@ -31,7 +31,7 @@ from commands.requests import (
 from core.config import load_config
 from core.errors import ParseError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml"
 PARSER = Parser(load_config(EXAMPLE))
 REQUEST_TYPES = Request.__args__  # type: ignore[attr-defined]
 

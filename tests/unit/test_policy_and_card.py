@@ -11,7 +11,7 @@ from commands.approval_card import card_blocks
 from commands.ids import ActionId
 from core.config import load_config
 
-CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "dhanam.example.toml")
+CONFIG = load_config(Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml")
 PROD = CONFIG.environments["production"]
 STAGING = CONFIG.environments["staging"]
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

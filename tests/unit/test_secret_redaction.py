@@ -20,10 +20,10 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import configure_logging, forget_secrets, redact_text
-from bot.sandbox.aws_world import DhanamWorld
-from bot.sandbox.redis_server import RedisServer
 from bot.settings import Settings
 from bot.wiring import Overrides
+from sandbox.aws_world import DhanamWorld
+from sandbox.redis_server import RedisServer
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 
 BOT_TOKEN = "xoxb-2222222222-3333333333333-AbCdEfGhIjKlMnOpQrStUvWx"

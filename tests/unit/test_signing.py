@@ -1,4 +1,4 @@
-"""bot.sandbox.signing against Slack's real samples in tests/data/slack/."""
+"""sandbox.signing against Slack's real samples in tests/data/slack/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, parse_qsl
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.signing import (
+from sandbox.signing import (
     JSON_CONTENT_TYPE,
     block_actions_body,
     event_callback_body,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.sns_signer import CERT_FILENAME, SnsSigner
 from integrations.sns import (
     CERT_CACHE_SIZE,
     FAILURE_TTL,
@@ -18,6 +17,7 @@ from integrations.sns import (
     SnsVerifier,
     certificate_url,
 )
+from sandbox.sns_signer import CERT_FILENAME, SnsSigner
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:dhanam-alarms"
 URL = f"https://sns.us-east-1.amazonaws.com/{CERT_FILENAME}"

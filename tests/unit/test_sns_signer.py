@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from bot.sandbox.sns_signer import (
+from sandbox.sns_signer import (
     CERT_FILENAME,
     SnsSigner,
     cloudwatch_alarm_message,

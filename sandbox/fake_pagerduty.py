@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.sandbox.fake_pagerduty_models import (
+from sandbox.fake_pagerduty_models import (
     EVENT_INVALID,
     EVENT_THROTTLED,
     EVENT_UNRECOGNIZED,

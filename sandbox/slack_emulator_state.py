@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox.slack_emulator_models import (
+from sandbox.slack_emulator_models import (
     BOT_USER_ID,
     BOT_USER_NAME,
     EmuChannel,

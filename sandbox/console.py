@@ -19,11 +19,11 @@ from botocore.exceptions import ClientError
 
 from approvals.rollout import RolloutSettings
 from bot.logs import configure_logging
-from bot.sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
-from bot.sandbox.terminal import render_blocks, render_message
-from bot.sandbox.world import USERS, Reply, SandboxWorld, buttons_of
 from bot.settings import LogFormat
 from bot.wiring import Overrides
+from sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
+from sandbox.terminal import render_blocks, render_message
+from sandbox.world import USERS, Reply, SandboxWorld, buttons_of
 
 SETTLE_QUIET = 0.3  # seconds without a Slack call before the console prints and prompts
 SETTLE_MAX = 5.0

@@ -2,7 +2,7 @@
 
 Kept apart from the server (``slack_emulator``) and the method handlers
 (``slack_emulator_methods``) so each stays small; everything here is re-exported by
-``bot.sandbox.slack_emulator``.
+``sandbox.slack_emulator``.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.slack_emulator_methods import SlackWorld
-from bot.sandbox.slack_emulator_models import (
+from sandbox.slack_emulator_methods import SlackWorld
+from sandbox.slack_emulator_models import (
     BOT_USER_ID,
     EmuChannel,
     EmulatorEvent,
@@ -31,7 +31,7 @@ from bot.sandbox.slack_emulator_models import (
     RecordedCall,
     dhanam_world,
 )
-from bot.sandbox.slack_socket import SocketHub
+from sandbox.slack_socket import SocketHub
 
 __all__ = [
     "BOT_USER_ID",

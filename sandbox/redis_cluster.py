@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from bot.sandbox.redis_server import RedisServer, RedisServerError, _command
+from sandbox.redis_server import RedisServer, RedisServerError, _command
 
 CLUSTER_TIMEOUT = 20.0
 

@@ -23,7 +23,12 @@ from aiohttp import web
 
 from approvals.flow import ApprovalFlow
 from bot.app import DEPS, create_app
-from bot.sandbox.aws_world import (
+from bot.settings import LogFormat, Settings
+from bot.wiring import Overrides
+from core.clock import Clock, SystemClock
+from core.config import Config, load_config
+from examples import EXAMPLE_CONFIG
+from sandbox.aws_world import (
     SANDBOX_AWS_ACCESS_KEY_ID,
     SANDBOX_AWS_SECRET_ACCESS_KEY,
     DhanamWorld,
@@ -32,21 +37,15 @@ from bot.sandbox.aws_world import (
     seed_dhanam_world,
     set_alarm_state,
 )
-from bot.sandbox.fake_dhanam_api import FakeDhanamApi, pointed_at
-from bot.sandbox.fake_pagerduty import SANDBOX_PD_TOKEN, FakePagerDuty
-from bot.sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
-from bot.sandbox.signing import block_actions_body, sign, slash_command_body
-from bot.sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
-from bot.sandbox.slack_emulator_models import EmuMessage
-from bot.sandbox.sns_signer import SnsSigner
-from bot.settings import LogFormat, Settings
-from bot.wiring import Overrides
-from core.clock import Clock, SystemClock
-from core.config import Config, load_config
+from sandbox.fake_dhanam_api import FakeDhanamApi, pointed_at
+from sandbox.fake_pagerduty import SANDBOX_PD_TOKEN, FakePagerDuty
+from sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
+from sandbox.signing import block_actions_body, sign, slash_command_body
+from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
+from sandbox.slack_emulator_models import EmuMessage
+from sandbox.sns_signer import SnsSigner
 
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret-0123456789"  # noqa: S105 - public fake
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_CONFIG = REPO_ROOT / "config" / "dhanam.example.toml"
 
 # The sandbox's people (PRODUCT.md §7): alice may request, bob and carol approve in
 # production, dave may not approve.
@@ -210,7 +209,7 @@ class SandboxWorld:
     async def _advance_rollouts(self, after: float) -> None:
         """What ECS would do: a rollout in progress completes ``after`` seconds later. moto
         keeps every deployment IN_PROGRESS forever, so the sandbox moves it along in moto's
-        in-process backend (bot.sandbox.aws_world.complete_rollouts)."""
+        in-process backend (sandbox.aws_world.complete_rollouts)."""
         if self.world is None or self.aws_endpoint_url is None:
             return
         endpoint, region = self.aws_endpoint_url, self.world.region

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox.block_kit import MESSAGE_TEXT_MAX, Surface, block_errors, view_errors
-from bot.sandbox.slack_emulator_models import (
+from sandbox.block_kit import MESSAGE_TEXT_MAX, Surface, block_errors, view_errors
+from sandbox.slack_emulator_models import (
     APP_ID,
     BOT_ID,
     BOT_USER_ID,
@@ -24,7 +24,7 @@ from bot.sandbox.slack_emulator_models import (
     EmuUser,
     EventKind,
 )
-from bot.sandbox.slack_emulator_state import (
+from sandbox.slack_emulator_state import (
     Answer,
     Params,
     WorkspaceState,
@@ -102,7 +102,7 @@ class SlackWorld(WorkspaceState):
 
     @staticmethod
     def refuse_message(text: str | None, blocks: Any) -> Answer | None:
-        """What Slack answers to a message it refuses (bot/sandbox/block_kit.py), else None.
+        """What Slack answers to a message it refuses (sandbox/block_kit.py), else None.
         ``blocks`` that are not JSON (or not an array) are ``invalid_blocks_format``."""
         if text is not None and len(text) > MESSAGE_TEXT_MAX:
             return err("msg_too_long")
