@@ -245,14 +245,23 @@ class RolloutFollower:
         now = self._clock.now()
         if job.phase is Phase.BAKING:
             return await self._bake(job, now)
+        elapsed = now - job.started
         try:
             snapshot = await self._source.snapshot(job)
-        except ChatOpsError as exc:
-            log.warning(
-                "rollout.snapshot_failed", request_id=job.request_id, error=exc.user_message
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - AWS refusing, throttling or gone: looked at again
+            error = exc.user_message if isinstance(exc, ChatOpsError) else type(exc).__name__
+            log.warning("rollout.snapshot_failed", request_id=job.request_id, error=error)
+            if elapsed < self.settings.timeout:
+                return job
+            # The verdict is reached regardless: the follow never outlives its timeout.
+            await self._outcome(
+                job,
+                f"timed out after {duration(elapsed)} — its state could not be read "
+                f"({error[:200]}); check status",
             )
-            return job
-        elapsed = now - job.started
+            return job.model_copy(update={"phase": Phase.DONE, "completed": now})
         verdict = self._verdict(job, snapshot, elapsed)
         try:
             ts = await self._reporter.progress(job, snapshot, elapsed)

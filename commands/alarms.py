@@ -302,10 +302,12 @@ class AlarmService:
         await self._store.note_root(channel, record.name, self.settings.storm_window)
 
     async def _digest(self, channel: str, ts: str, slack: PacedSlack) -> None:
+        # Only the members this digest still shows: an alarm that has since moved to its own
+        # message (or another digest) is that message's to render and mark shown.
         records = [
             r
             for n in await self._store.digest_members(channel, ts)
-            if (r := await self._store.get(n))
+            if (r := await self._store.get(n)) and r.root_kind == DIGEST and r.root_ts == ts
         ]
         if not records:
             return

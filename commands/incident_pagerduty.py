@@ -167,13 +167,25 @@ class PagerDutySync:
             if kind in ("incident.escalated", "incident.reassigned") and event.assignees:
                 text += f" → {', '.join(event.assignees)}"
             text = inert(text)  # names typed in PagerDuty; the timeline is mrkdwn
-        await self._store.add_timeline(incident.id, self._service.clock.now(), "", text)
+        now = self._service.clock.now()
+        await self._store.add_timeline(incident.id, now, "", text, once=event.id)
+
+    async def _say_note_once(self, event: PdEvent, channel: str, thread_ts: str = "") -> None:
+        """A note is posted once per event, even when the rest of its update is retried."""
+        if event.id and await self._store.note_posted(event.id):
+            return
+        await self._service.slack.say(
+            channel, render.pd_note_text(event), thread_ts=thread_ts or None
+        )
+        if event.id:
+            await self._store.mark_note_posted(event.id)
 
     async def _publish(self, incident: Incident, event: PdEvent) -> None:
-        """Slack: the note in the incident channel, the card re-rendered."""
+        """Slack: the note in the incident channel, the card re-rendered (strictly: a failure a
+        retry may fix is raised, and the outbox retries the item)."""
         if event.event_type == "incident.annotated":
-            await self._service.slack.say(incident.channel, render.pd_note_text(event))
-        await self._service.refresh(incident.id)
+            await self._say_note_once(event, incident.channel)
+        await self._service.refresh(incident.id, strict=True)
 
     async def _standalone(self, event: PdEvent) -> None:
         slack = self._service.slack
@@ -184,7 +196,7 @@ class PagerDutySync:
                 ts = await slack.say(channel, render.pd_only_text(event))
                 await self._store.set_pd_message(event.incident_id, channel, ts)
                 existing = (channel, ts)
-            await slack.say(existing[0], render.pd_note_text(event), thread_ts=existing[1])
+            await self._say_note_once(event, existing[0], existing[1])
             return
         text = render.pd_only_text(event)
         if existing is not None:

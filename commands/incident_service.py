@@ -76,13 +76,14 @@ class IncidentService:
                         found.append(record)
         return sorted(found, key=lambda r: r.at, reverse=True)
 
-    async def refresh(self, incident_id: str) -> Incident | None:
-        """Re-render the card from what Redis holds now (serialised per incident here)."""
+    async def refresh(self, incident_id: str, *, strict: bool = False) -> Incident | None:
+        """Re-render the card from what Redis holds now (serialised per incident here).
+        ``strict``: Slack failures a retry may fix are raised (see IncidentSlack.update_card)."""
         async with self._card_locks[incident_id]:
             incident = await self.store.get(incident_id)
             if incident is not None:
                 deploys = await self.deploys_during(incident)
-                await self.slack.update_card(incident, deploys, self.clock.now())
+                await self.slack.update_card(incident, deploys, self.clock.now(), strict=strict)
             return incident
 
     async def _note(self, incident: Incident, by: str, text: str) -> None:

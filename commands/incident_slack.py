@@ -26,6 +26,12 @@ def _error(exc: SlackApiError) -> str:
     return str(exc.response.get("error", "unknown")) if exc.response else "unknown"
 
 
+# The card cannot be edited again, whatever is retried.
+CARD_GONE = frozenset(
+    {"message_not_found", "cant_update_message", "is_archived", "channel_not_found"}
+)
+
+
 class IncidentSlack:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
@@ -84,8 +90,16 @@ class IncidentSlack:
         return ts
 
     async def update_card(
-        self, incident: Incident, deploys: list[DeployRecord], now: datetime
+        self,
+        incident: Incident,
+        deploys: list[DeployRecord],
+        now: datetime,
+        *,
+        strict: bool = False,
     ) -> None:
+        """Edit the pinned card. Failures are logged; with ``strict`` (a caller that retries,
+        the outbox) one a retry may fix (429, 5xx, network) is raised instead — a deleted card
+        or an archived channel is final either way."""
         if not incident.card_ts:
             return
         try:
@@ -96,6 +110,8 @@ class IncidentSlack:
                 blocks=render.card_blocks(incident, deploys, now),
             )
         except SlackApiError as exc:
+            if strict and _error(exc) not in CARD_GONE:
+                raise
             log.warning("incident.card_update_failed", incident=incident.id, error=_error(exc))
 
     async def post_checklist(self, incident: Incident) -> str:

@@ -50,6 +50,16 @@ def incident_key(incident_id: str) -> str:
     return f"{PREFIX}{{inc:{incident_id}}}"
 
 
+# KEYS: timeline, its "once" set; ARGV: id, at, by, text, maxlen, ttl_s
+_ADD_ONCE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'at', ARGV[2], 'by', ARGV[3],
+  'text', ARGV[4])
+return 1
+"""
+
+
 def timeline_key(incident_id: str) -> str:
     return f"{PREFIX}{{inc:{incident_id}}}:timeline"
 
@@ -119,13 +129,38 @@ class IncidentStore:
         return bool(added)
 
     # -- the timeline -------------------------------------------------------------------------
-    async def add_timeline(self, incident_id: str, at: datetime, by: str, text: str) -> None:
+    async def add_timeline(
+        self, incident_id: str, at: datetime, by: str, text: str, *, once: str = ""
+    ) -> None:
+        """Append a line. With ``once`` (a webhook's event id) the line is added at most once
+        per id, in one script: a redelivery after a failure half-way never doubles it."""
+        if once:
+            keys = [timeline_key(incident_id), timeline_key(incident_id) + ":once"]
+            args: list[str | int] = [
+                once,
+                str(utc_ms(at)),
+                by,
+                text,
+                TIMELINE_MAX,
+                int(DELIVERY_TTL.total_seconds()),
+            ]
+            await self._call(lambda: self._redis.eval(_ADD_ONCE, 2, *keys, *args))
+            return
         fields: dict[Any, Any] = {"at": str(utc_ms(at)), "by": by, "text": text}
         await self._call(
             lambda: self._redis.xadd(
                 timeline_key(incident_id), fields, maxlen=TIMELINE_MAX, approximate=True
             )
         )
+
+    async def note_posted(self, event_id: str) -> bool:
+        """Whether the PagerDuty note of ``event_id`` was posted to Slack already."""
+        found = await self._call(lambda: self._redis.exists(f"{PREFIX}pd:note:{event_id}"))
+        return bool(found)
+
+    async def mark_note_posted(self, event_id: str) -> None:
+        ttl = int(DELIVERY_TTL.total_seconds())
+        await self._call(lambda: self._redis.set(f"{PREFIX}pd:note:{event_id}", "1", ex=ttl))
 
     async def timeline(self, incident_id: str) -> list[TimelineEntry]:
         raw: list[tuple[str, dict[str, str]]] = await self._call(

@@ -13,8 +13,12 @@ last path segment), else downloaded. Anyone who knows a topic ARN can post signe
 so what a body can make the bot do is bounded: the cache key is the normalised URL (a query
 string cannot make a new entry, it is refused), at most `CERT_CACHE_SIZE` certificates are kept
 (least recently used goes first), a failed fetch is remembered for `FAILURE_TTL` seconds (a
-repeat fails at once, without fetching; at most `FAILURE_CACHE_SIZE` remembered), and
-concurrent verifications of one URL share one fetch.
+repeat fails at once, without fetching; at most `FAILURE_CACHE_SIZE` remembered),
+concurrent verifications of one URL share one fetch, and downloads of all URLs together are
+limited to `DOWNLOADS_PER_MINUTE` (a token bucket): a body naming a new made-up certificate each
+time cannot make the bot download without limit. Over the budget the answer is 503 (SNS
+retries; a real certificate is downloaded once and then cached), and nothing is remembered
+against the URL.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ FETCH_TIMEOUT = 5.0
 CERT_CACHE_SIZE = 32  # SNS uses one certificate per region at a time; 32 is many regions' worth
 FAILURE_TTL = 60.0  # seconds a failed certificate fetch is remembered (answered 403 at once)
 FAILURE_CACHE_SIZE = 256  # failures remembered at most (oldest forgotten first)
+DOWNLOADS_PER_MINUTE = 10  # certificate downloads, all URLs together (burst: as many)
 
 Fetch = Callable[[str], Awaitable[bytes]]
 
@@ -179,7 +184,12 @@ class CertificateCache:
         failure_ttl: float = FAILURE_TTL,
         failure_size: int = FAILURE_CACHE_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        downloads_per_minute: int = DOWNLOADS_PER_MINUTE,
     ) -> None:
+        self._rate = downloads_per_minute / 60.0
+        self._burst = float(downloads_per_minute)
+        self._tokens = self._burst
+        self._refilled = clock()
         self._cert_dir = cert_dir
         self._fetch = fetch
         self._size = size
@@ -224,6 +234,8 @@ class CertificateCache:
         try:
             key = await self._read(url)
         except SnsError as exc:
+            if exc.status == 503:
+                raise  # over the download budget: not the URL's fault
             self._failures[url] = (self._clock() + self._failure_ttl, exc.message)
             self._failures.move_to_end(url)
             while len(self._failures) > self._failure_size:
@@ -239,6 +251,9 @@ class CertificateCache:
         name = urlsplit(url).path.rsplit("/", 1)[-1]
         pem = self._from_dir(name)
         if pem is None:
+            if not self._may_download():
+                log.warning("sns.cert_download_budget_spent", url=url)
+                raise SnsError(503, "too many certificate downloads just now; retry later")
             try:
                 pem = await self._fetch(url)
             except FetchError as exc:
@@ -251,6 +266,16 @@ class CertificateCache:
         if not isinstance(key, rsa.RSAPublicKey):
             raise SnsError(403, "signing certificate is not RSA")
         return key
+
+    def _may_download(self) -> bool:
+        """Take a token from the download bucket (refilled at the budget's rate)."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     def _from_dir(self, name: str) -> bytes | None:
         if self._cert_dir is None or not _CERT_NAME.match(name):

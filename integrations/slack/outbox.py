@@ -44,6 +44,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+import aiohttp
 import structlog
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
@@ -192,6 +193,10 @@ def _slack_failure(exc: SlackApiError) -> tuple[int, str]:
     return int(status), error
 
 
+# Failures of the way to Slack or Redis, not of the item: kept however long they last.
+_TRANSIENT = (StoreUnavailableError, OSError, TimeoutError, aiohttp.ClientError)
+
+
 class LeaseLostError(Exception):
     """The drain lease is someone else's now: this owner stalled past it (fenced)."""
 
@@ -268,7 +273,8 @@ class Outbox:
         self._ns = namespace
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
-        self._attempts: dict[tuple[str, str], int] = {}
+        self._attempts: dict[tuple[str, str], int] = {}  # tries so far: the backoff
+        self._failures: dict[tuple[str, str], int] = {}  # non-transient failures: the drop
         self._stopping = False
         self._enqueue = redis.register_script(_ENQUEUE)
         self._take = redis.register_script(_TAKE)
@@ -497,40 +503,63 @@ class Outbox:
                 # A refusal that a retry cannot fix: dropped deliberately, with the item.
                 await self._drop(channel, token, raw, item, error)
             else:
-                await self._retry_or_drop(channel, token, raw, item, error)
+                await self._retry_or_drop(channel, token, raw, item, error, refused=True)
         except Exception as exc:  # one bad item must never block its channel
-            if isinstance(exc, (StoreUnavailableError, OSError, TimeoutError)):
+            if isinstance(exc, _TRANSIENT):
+                # Redis or the network (a dropped connection, a timeout): keep the item.
                 log.warning("outbox.write_failed", channel=channel, item=raw, error=str(exc))
                 await self._requeue(channel, token, raw)
                 await asyncio.sleep(self._backoff(channel, raw))
             else:
                 log.exception("outbox.item_failed", channel=channel, kind=item.kind.value)
-                await self._retry_or_drop(channel, token, raw, item, type(exc).__name__)
+                await self._retry_or_drop(
+                    channel, token, raw, item, type(exc).__name__, refused=False
+                )
         else:
-            self._attempts.pop((channel, raw), None)
+            self._forget(channel, raw)
             await self._done(channel, token, raw)
         return False
 
-    async def _drop(self, channel: str, token: str, raw: str, item: OutboxItem, error: str) -> None:
+    def _forget(self, channel: str, raw: str) -> None:
         self._attempts.pop((channel, raw), None)
+        self._failures.pop((channel, raw), None)
+
+    async def _drop(
+        self,
+        channel: str,
+        token: str,
+        raw: str,
+        item: OutboxItem,
+        error: str,
+        *,
+        refused: bool = True,
+    ) -> None:
+        """Dropped deliberately, logged with the item: Slack refused it for good, or (not
+        ``refused``) handling it failed MAX_ATTEMPTS times for a reason no retry fixed."""
+        failures = self._failures.get((channel, raw), 0)
+        self._forget(channel, raw)
         log.error(
-            "outbox.write_refused",
+            "outbox.write_refused" if refused else "outbox.item_dropped",
             channel=channel,
             kind=item.kind.value,
             ref=item.ref,
             error=error,
             permanent=error in PERMANENT_REFUSALS,
+            failures=failures,
         )
         await self._done(channel, token, raw)
 
     async def _retry_or_drop(
-        self, channel: str, token: str, raw: str, item: OutboxItem, error: str
+        self, channel: str, token: str, raw: str, item: OutboxItem, error: str, *, refused: bool
     ) -> None:
         """An error not known to be permanent nor transient (message_not_found, an auth
         error, a bug rendering the item): retried with backoff a bounded number of times,
-        then dropped with an error log — never forever, and never blocking the channel."""
-        if self._attempts.get((channel, raw), 0) + 1 >= MAX_ATTEMPTS:
-            await self._drop(channel, token, raw, item, error)
+        then dropped with an error log — never forever, and never blocking the channel. Only
+        these failures count toward MAX_ATTEMPTS: a long Slack outage before does not."""
+        failures = self._failures.get((channel, raw), 0) + 1
+        self._failures[(channel, raw)] = failures
+        if failures >= MAX_ATTEMPTS:
+            await self._drop(channel, token, raw, item, error, refused=refused)
             return
         log.warning("outbox.write_retrying", channel=channel, kind=item.kind.value, error=error)
         await self._requeue(channel, token, raw)

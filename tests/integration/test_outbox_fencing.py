@@ -11,11 +11,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from integrations.redis_client import RedisClient, create_redis
-from integrations.slack.outbox import ItemKind, LeaseLostError, Outbox, OutboxItem, PacedSlack
+from integrations.slack.outbox import (
+    MAX_ATTEMPTS,
+    ItemKind,
+    LeaseLostError,
+    Outbox,
+    OutboxItem,
+    PacedSlack,
+)
 
 CHANNEL = "C0FENCE"
 
@@ -157,3 +165,29 @@ async def test_an_item_kind_with_no_handler_is_dropped_not_stuck(redis: RedisCli
     queue, _, processing = outbox.queue_keys(CHANNEL)
     assert await redis.llen(queue) == 0
     assert await redis.llen(processing) == 0
+
+
+async def test_a_dropped_connection_is_kept_however_long_it_lasts(
+    redis: RedisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack drops the connection more often than slack_sdk retries it (aiohttp errors are not
+    OSErrors): the item stays, however many times, and a later bug in handling it still gets
+    its full MAX_ATTEMPTS — the outage before does not count."""
+    monkeypatch.setattr("integrations.slack.outbox.MAX_BACKOFF_SECONDS", 0)
+    outbox = _outbox(redis)
+    calls: list[str] = []
+
+    async def flaky(channel: str, item: OutboxItem, slack: PacedSlack) -> None:
+        calls.append(item.ref)
+        if len(calls) <= MAX_ATTEMPTS + 2:
+            raise aiohttp.ServerDisconnectedError()
+        if len(calls) == MAX_ATTEMPTS + 3:
+            raise KeyError("a bug, once")
+
+    outbox.register(flaky, ItemKind.NOTICE)
+    await outbox.enqueue(CHANNEL, _item("kept"))
+    await _until(lambda: len(calls) == MAX_ATTEMPTS + 4, limit=20)
+    await outbox.idle(limit=5)
+    queue, _, processing = outbox.queue_keys(CHANNEL)
+    assert await redis.llen(queue) == 0
+    assert await redis.llen(processing) == 0  # written on the last call, not dropped

@@ -18,6 +18,7 @@ import pytest
 from approvals.rollout import Phase, RolloutSettings
 from bot.app import DEPS, LOOPS
 from bot.wiring import Overrides
+from core.errors import ChatOpsError
 from sandbox.aws_world import DhanamWorld, complete_rollouts
 from sandbox.world import SandboxWorld, buttons_of
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
@@ -108,6 +109,31 @@ async def test_rollout_that_never_completes_times_out(
     ) as world:
         card = await deploy_and_approve(world)
         await wait_for(lambda: "Rollout:* timed out" in card_text(world, card))
+
+
+@pytest.mark.parametrize("error", [ChatOpsError("AccessDenied: ecs:DescribeServices"), KeyError])
+async def test_a_rollout_whose_state_cannot_be_read_still_times_out(
+    redis_url: str, aws_world: DhanamWorld, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """ECS refuses every describe after the deploy (a revoked permission, the service deleted,
+    a bug reading its answer): the follow still ends at its timeout, with the reason, on the
+    card — never polling forever."""
+    settings = RolloutSettings(
+        poll=timedelta(seconds=0.1), timeout=timedelta(seconds=0.5), bake=timedelta(0)
+    )
+    async with aws_sandbox(
+        redis_url, aws_world, Overrides(sweeper=False, rollouts=settings)
+    ) as world:
+        follower = world.app[DEPS].follower
+
+        async def refused(job: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(follower._source, "snapshot", refused)
+        card = await deploy_and_approve(world)
+        await wait_for(lambda: "Rollout:* timed out" in card_text(world, card))
+        assert "could not be read" in card_text(world, card)
+        await wait_for(lambda: not follower._tasks)
 
 
 @pytest.fixture

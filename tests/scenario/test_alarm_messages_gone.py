@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from bot.app import DEPS
 from integrations.alarm_state import FIRING_KEY, AlarmSettings, Intake, alarm_key
-from integrations.slack.outbox import ItemKind, OutboxItem
+from integrations.slack.outbox import ItemKind, OutboxItem, PacedSlack
 from tests.scenario.alarm_support import T0, alarm_world, fire, text_of, top_level
 
 API_ALARM = "dhanam-api-high-error-rate"  # listed by the api service: C0DEPLOYS
@@ -170,3 +170,37 @@ async def test_a_due_reminder_is_queued_and_rescheduled_in_one_step(redis_url: s
 
 async def _lost() -> bool:
     return False
+
+
+async def test_an_old_digest_never_marks_an_alarm_that_moved_to_its_own_message(
+    redis_url: str,
+) -> None:
+    """X was in digest D; it has its own message now. An edit of D (another member changed)
+    must not render X nor mark its new state shown: that is X's own message's job."""
+    settings = AlarmSettings(writes_per_second=50.0, storm_threshold=2)
+    names = [f"dhanam-storm-{i}" for i in range(4)]
+    async with alarm_world(redis_url, settings) as world:
+        deps = world.app[DEPS]
+        for name in names:
+            await fire(world, name, "ALARM")
+        await world.settle_alarms()
+        [digest] = [m for m in top_level(world, "C0ALERTS") if "Alarm storm" in m.text]
+        moved = names[0]
+        record = await deps.alarm_store.get(moved)
+        assert record is not None
+        assert record.root_ts == digest.ts
+        await deps.alarm_store.set_root(record, "C0ALERTS", "1700000999.000100", "alarm")
+        deps.outbox._stopping = True  # nobody drains: run the digest edit by hand
+        await fire(world, moved, "OK", seconds=60, old="ALARM")
+
+        slack = PacedSlack(deps.outbox._client, 0.0, 0.0, _nothing)
+        await deps.alarms.process("C0ALERTS", OutboxItem(ItemKind.DIGEST, digest.ts), slack)
+        after = await deps.alarm_store.get(moved)
+        assert after is not None
+        assert after.pending  # still X's own message's to show
+        edited = next(m for m in world.slack.messages("C0ALERTS") if m.ts == digest.ts)
+        assert f"*{moved}* — OK" not in text_of(edited)
+
+
+async def _nothing() -> None:
+    return None

@@ -19,7 +19,9 @@ from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.incident_pager import IncidentTimings
 from core.clock import ManualClock
+from core.errors import StoreUnavailableError
 from integrations.alarm_state import AlarmSettings
+from integrations.slack.outbox import OutboxItem
 from sandbox.slack_emulator import SANDBOX_BOT_TOKEN
 from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, Button, SandboxWorld
 from tests.scenario.incident_helpers import card_text, eventually, incident_of, only_channel
@@ -398,3 +400,59 @@ async def test_a_claim_whose_recording_never_finished_lets_the_retry_through(
     assert await deps.redis.get(key) == "done"
     again = await post_webhook(world, body, signed(body))
     assert (again[0], again[1]["outcome"]) == (200, "duplicate")
+
+
+async def test_a_card_edit_slack_refuses_for_now_is_retried_not_lost(world: SandboxWorld) -> None:
+    """Slack answers 500 (past the client's own retries) to the card edit of a recorded
+    acknowledgement: the outbox keeps the update and the card shows it in the end."""
+    await world.slash("incident declare sev2 Checkout errors", user="alice")
+    await world.settle()
+    incident = await incident_of(world, only_channel(world).id)
+    pd = world.pagerduty.incident_by_dedup(incident.id)
+    assert pd is not None
+    world.pagerduty.set_status(pd.id, "acknowledged", by="bob@dhanam.dev")
+    world.slack.inject(500, method="chat.update", count=3)
+    assert await world.pagerduty_webhook("incident.acknowledged", pd.id) == 200
+    await eventually(lambda: "acknowledged by bob@dhanam.dev" in card_text(world, incident))
+
+
+async def test_a_redelivery_after_a_half_way_failure_adds_one_line_and_one_note(
+    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording failed after the timeline line was written (Redis went away before the
+    outbox took the update): 503, PagerDuty redelivers, and the line and the note appear once."""
+    await world.slash("incident declare sev2 Checkout errors", user="alice")
+    await world.settle()
+    incident = await incident_of(world, only_channel(world).id)
+    pd = world.pagerduty.incident_by_dedup(incident.id)
+    assert pd is not None
+    pd.notes.append(
+        {"id": "P0NOTE0001", "content": "Failing over the DB", "created_at": "2026-11-26T10:00:00Z"}
+    )
+    outbox = world.app[DEPS].outbox
+    enqueue = outbox.enqueue
+    failures = [StoreUnavailableError("Redis went away")]
+
+    async def once_unavailable(channel: str, item: OutboxItem) -> None:
+        if failures:
+            raise failures.pop()
+        await enqueue(channel, item)
+
+    monkeypatch.setattr(outbox, "enqueue", once_unavailable)
+    body = world.pagerduty.webhook_body("incident.annotated", pd.id)
+    assert (await post_webhook(world, body, signed(body)))[0] == 503
+    world.slack.inject(500, method="chat.update", count=3)  # the card edit fails once too
+    start = len(world.slack.calls)
+    assert (await post_webhook(world, body, signed(body)))[0] == 200
+
+    def notes() -> list[str]:
+        return [m.ts for m in world.slack.messages(incident.channel) if "over the DB" in m.text]
+
+    def edited() -> list[int]:
+        return [c.status for c in world.slack.calls[start:] if c.method == "chat.update"]
+
+    await eventually(lambda: edited()[:1] == [500] and edited()[-1:] == [200])
+    await world.settle()
+    timeline = await world.app[DEPS].incidents.store.timeline(incident.id)
+    assert len([e for e in timeline if "Failing over the DB" in e.text]) == 1
+    assert len(notes()) == 1  # posted once, though the item was retried

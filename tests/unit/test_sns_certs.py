@@ -10,6 +10,7 @@ import pytest
 
 from integrations.sns import (
     CERT_CACHE_SIZE,
+    DOWNLOADS_PER_MINUTE,
     FAILURE_TTL,
     CertificateCache,
     FetchError,
@@ -118,7 +119,7 @@ async def test_a_query_or_fragment_is_refused_without_fetching(
 
 async def test_the_cache_never_holds_more_than_32_of_1000_urls(signer: SnsSigner) -> None:
     fetch = Fetcher(signer.cert_pem)
-    cache = CertificateCache(cert_dir=None, fetch=fetch)
+    cache = CertificateCache(cert_dir=None, fetch=fetch, downloads_per_minute=10_000)
     largest = 0
     for n in range(1000):
         await cache.key(url_for(n))
@@ -181,7 +182,9 @@ async def test_a_bad_certificate_counts_as_a_failure(signer: SnsSigner) -> None:
 
 async def test_remembered_failures_are_bounded(signer: SnsSigner) -> None:
     fetch = Fetcher(signer.cert_pem, fail=True)
-    cache = CertificateCache(cert_dir=None, fetch=fetch, failure_size=10, clock=Clock())
+    cache = CertificateCache(
+        cert_dir=None, fetch=fetch, failure_size=10, clock=Clock(), downloads_per_minute=1000
+    )
     for n in range(50):
         with pytest.raises(SnsError):
             await cache.key(url_for(n))
@@ -255,3 +258,26 @@ async def test_a_missing_file_falls_back_to_the_download(signer: SnsSigner, tmp_
     verifier = SnsVerifier(topics=[TOPIC], cert_dir=tmp_path, fetch=fetch)
     await verifier.verify(notification(signer))
     assert fetch.urls == [URL]
+
+
+async def test_downloads_of_all_urls_together_are_limited(signer: SnsSigner) -> None:
+    """A body naming a new made-up certificate each time: 10 downloads, then 503s (nothing
+    remembered against those URLs), one more per 6 s; a cached certificate still verifies."""
+    clock = Clock()
+    fetch = Fetcher(signer.cert_pem)
+    cache = CertificateCache(cert_dir=None, fetch=fetch, clock=clock)
+    await cache.key(url_for(0))
+    refused = 0
+    for n in range(1, 1000):
+        try:
+            await cache.key(url_for(n))
+        except SnsError as exc:
+            assert exc.status == 503
+            refused += 1
+    assert DOWNLOADS_PER_MINUTE == 10
+    assert len(fetch.urls) == 10
+    assert refused == 999 - 9
+    await cache.key(url_for(0))  # cached: no download needed
+    clock.now += 6.0
+    await cache.key(url_for(500))  # one token back; not remembered as failed
+    assert len(fetch.urls) == 11
