@@ -361,8 +361,12 @@ async def test_a_slack_update_not_yet_written_survives_a_restart(redis_url: str)
         outbox = first.app[DEPS].outbox
 
         async def held() -> int:
-            queued = len(await outbox.pending("C0ONCALL"))
-            return queued + int(await first.app[DEPS].redis.llen(outbox.queue_keys("C0ONCALL")[2]))
+            """Pending or being written, read at one instant (MULTI: the drain moves it)."""
+            queue, _, processing = outbox.queue_keys("C0ONCALL")
+            pipe = first.app[DEPS].redis.pipeline(transaction=True)
+            pipe.llen(queue)
+            pipe.llen(processing)
+            return sum(int(n) for n in await pipe.execute())
 
         assert await held() == 1
     finally:
