@@ -27,7 +27,8 @@ import contextlib
 import re
 import secrets
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -39,7 +40,13 @@ from core.errors import ChatOpsError, StoreUnavailableError
 from core.guard import GateClosedError, guarded
 
 if TYPE_CHECKING:
-    from approvals.flow import ApprovalFlow
+    from datetime import timedelta
+
+    from approvals.gate import GateContext
+    from approvals.locks import Locks
+    from approvals.store import ApprovalStore
+    from core.clock import Clock
+    from core.config import Config
 
 log = structlog.get_logger(__name__)
 
@@ -51,8 +58,48 @@ def without_promise(text: str) -> str:
     return NOTHING_CHANGED.sub("", text).rstrip(" .:;—-")
 
 
+class Registry(Protocol):
+    def load(self, request: ApprovalRequest) -> Action: ...
+
+
+class Host(Protocol):
+    """What an Execution needs from the flow that started it (approvals.flow.ApprovalFlow)."""
+
+    config: Config
+    store: ApprovalStore
+    locks: Locks
+    runtime: Any
+    clock: Clock
+    lease: timedelta
+    prepare: Callable[[Action, ApprovalRequest], Action]
+    on_success: list[Callable[[ApprovalRequest, Result], Awaitable[None]]]
+
+    @property
+    def registry(self) -> Registry: ...
+
+    async def gate_context(
+        self, request: ApprovalRequest, action: Action, claim: Outcome, current: Plan
+    ) -> GateContext: ...
+
+    async def record_outcome(
+        self, request_id: str, token: str, *, ok: bool, outcome: str
+    ) -> Outcome | None: ...
+
+    async def refresh_card(
+        self, request: ApprovalRequest, *, audit: dict[str, str] | None = None
+    ) -> None: ...
+
+    async def tell(self, request: ApprovalRequest, user: str, text: str) -> None: ...
+
+    async def thread_reply(self, request: ApprovalRequest, text: str) -> None: ...
+
+    def audit_entry(
+        self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
+    ) -> dict[str, str]: ...
+
+
 class Execution:
-    def __init__(self, flow: ApprovalFlow, request: ApprovalRequest, token: str) -> None:
+    def __init__(self, flow: Host, request: ApprovalRequest, token: str) -> None:
         self.flow = flow
         self.request = request
         self.token = token

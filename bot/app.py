@@ -20,7 +20,7 @@ from bot.slack_app import create_bolt_app, shape_problem
 from bot.sns_webhook import sns_handler
 from bot.wiring import Overrides, build_deps
 from commands.deps import Deps
-from commands.incident_loop import IncidentLoop
+from commands.incidents.loop import IncidentLoop
 from core.config import Config
 from core.loops import Loops
 from core.metrics import CONTENT_TYPE, Metrics

@@ -15,10 +15,15 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import bind_request
-from commands import alarm_ui, approvals_ui, home, incidents, risky, state_cmds, status
 from commands import router as router_module
+from commands.alarms import buttons as alarm_buttons
 from commands.deps import DEPS_KEY, Deps
+from commands.incidents import handlers as incidents
+from commands.operations import buttons as approval_buttons
+from commands.operations import risky, state
 from commands.render import error_blocks
+from commands.status import handler as status
+from commands.status import home
 from core.errors import ChatOpsError
 
 log = structlog.get_logger(__name__)
@@ -57,12 +62,12 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
 
     router = router_module.CommandRouter()
     risky.register(router)
-    state_cmds.register(router)
+    state.register(router)
     status.register(router)
     incidents.register(router)
     router_module.register(app, router, deps.config.slack.command)
-    approvals_ui.register(app)
-    alarm_ui.register(app)
+    approval_buttons.register(app)
+    alarm_buttons.register(app)
     home.register(app)
     incidents.register_actions(app)
 

@@ -15,9 +15,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from commands.alarms.store import Intake
 from commands.deps import Deps
 from core.errors import StoreUnavailableError
-from integrations.alarm_state import Intake
 from integrations.cloudwatch_alarms import AlarmParseError, parse_alarm
 from integrations.sns import (
     NOTIFICATION,

@@ -14,24 +14,24 @@ from approvals.models import Action, ApprovalRequest, Result
 from approvals.rollout import RolloutFollower, RolloutSettings, job_from_details
 from approvals.store import ApprovalStore
 from bot.settings import Settings
-from commands import risky
-from commands.actions.runtime import ActionRuntime
-from commands.alarms import AlarmService
+from commands.alarms.service import AlarmService
+from commands.alarms.store import AlarmSettings, AlarmStore, PagerDutyLink
 from commands.deps import Deps
-from commands.incident_pager import IncidentPager, IncidentTimings
-from commands.incident_pagerduty import PagerDutySync
-from commands.incident_service import IncidentService
-from commands.incident_slack import IncidentSlack
-from commands.incident_store import IncidentStore
-from commands.notifier import SlackNotifier
+from commands.incidents.channel import IncidentSlack
+from commands.incidents.pager import IncidentPager, IncidentTimings
+from commands.incidents.pagerduty import PagerDutySync
+from commands.incidents.service import IncidentService
+from commands.incidents.store import IncidentStore
+from commands.operations import risky
+from commands.operations.notifier import SlackNotifier
+from commands.operations.rollout import EcsRolloutSource, SlackRolloutReporter
+from commands.operations.runtime import ActionRuntime
 from commands.parser import Parser
-from commands.rollout_report import EcsRolloutSource, SlackRolloutReporter
-from commands.status import StatusCollector
+from commands.status.collector import StatusCollector
 from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
 from core.metrics import Metrics
-from integrations.alarm_state import AlarmSettings, AlarmStore, PagerDutyLink
 from integrations.aws.clients import AwsClients
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader

@@ -82,7 +82,7 @@ class EnvironmentConfig(_Model):
     # `alarms`, which routes them). The alarm's Roll back button then targets this environment;
     # an alarm may be listed by one environment only. Unlisted alarms are placed by their
     # ClusterName dimension, else by being the only environment in their region, else get no
-    # Roll back button (commands/alarm_environment.py).
+    # Roll back button (commands/alarms/environment.py).
     alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list)
 
     @field_validator("approvers")

@@ -152,7 +152,8 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every resource (of every in-process moto server: they share one state)."""
-        status = _request(self.endpoint_url, "POST", "/moto-api/reset")
+        # Generous: on a loaded machine the server may still be answering the last test.
+        status = _request(self.endpoint_url, "POST", "/moto-api/reset", timeout=30.0)
         if status != 200:
             raise RuntimeError(f"moto reset answered HTTP {status}")
 

@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from approvals.models import Plan
-from commands.actions.restore import DbRestoreAction, restore_identifier, when
-from commands.actions.rollback import RollbackAction
-from commands.actions.runtime import ActionRuntime
-from commands.actions.scale import ScaleAction
+from commands.operations.restore import DbRestoreAction, restore_identifier, when
+from commands.operations.rollback import RollbackAction
+from commands.operations.runtime import ActionRuntime
+from commands.operations.scale import ScaleAction
 from core.clock import ManualClock
 from core.config import Config, parse_config
 from core.errors import ChatOpsError

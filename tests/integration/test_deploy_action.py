@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from approvals.models import Change
-from commands.actions.deploy import DeployAction
-from commands.actions.runtime import ActionRuntime
+from commands.operations.deploy import DeployAction
+from commands.operations.runtime import ActionRuntime
 from core.clock import ManualClock
 from core.config import Config, parse_config
 from core.errors import ChatOpsError

@@ -14,11 +14,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from commands.actions.deploy import DeployAction
-from commands.actions.restore import DbRestoreAction, restore_identifier, valid_db_identifier
-from commands.actions.rollback import RollbackAction
-from commands.actions.runtime import ActionRuntime
-from commands.actions.scale import ScaleAction
+from commands.operations.deploy import DeployAction
+from commands.operations.restore import DbRestoreAction, restore_identifier, valid_db_identifier
+from commands.operations.rollback import RollbackAction
+from commands.operations.runtime import ActionRuntime
+from commands.operations.scale import ScaleAction
 from core.clock import ManualClock
 from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError

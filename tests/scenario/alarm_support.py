@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.settings import LogFormat
 from bot.wiring import Overrides
-from integrations.alarm_state import AlarmSettings
+from commands.alarms.store import AlarmSettings
 from integrations.sns import Fetch
 from sandbox.slack_emulator_models import EmuMessage
 from sandbox.sns_signer import cloudwatch_alarm_message

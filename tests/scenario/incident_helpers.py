@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from bot.app import DEPS
-from commands.incident_models import Incident
+from commands.incidents.models import Incident
 from sandbox.signing import block_actions_body, sign
 from sandbox.slack_emulator_models import EmuChannel, EmuMessage
 from sandbox.world import USERS, Reply, SandboxWorld

@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio.connection import AbstractConnection
 
 from bot.app import DEPS
-from integrations.alarm_state import Intake
+from commands.alarms.store import Intake
 from integrations.cloudwatch_alarms import parse_alarm
 from integrations.slack.outbox import ItemKind, OutboxItem
 from sandbox.redis_server import RedisServer

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from bot.app import DEPS
-from integrations.alarm_state import FIRING_KEY, AlarmSettings, Intake, alarm_key
+from commands.alarms.store import FIRING_KEY, AlarmSettings, Intake, alarm_key
 from integrations.slack.outbox import ItemKind, OutboxItem, PacedSlack
 from tests.scenario.alarm_support import T0, alarm_world, fire, text_of, top_level
 

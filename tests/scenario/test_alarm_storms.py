@@ -6,7 +6,7 @@ import asyncio
 import random
 from datetime import timedelta
 
-from integrations.alarm_state import AlarmSettings
+from commands.alarms.store import AlarmSettings
 from tests.scenario.alarm_support import T0, alarm_world, deliver, notification, text_of, top_level
 
 API_ALARM = "dhanam-api-high-error-rate"

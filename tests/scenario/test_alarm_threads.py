@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from bot.app import DEPS
+from commands.alarms.store import AlarmSettings
 from commands.ids import AlarmActionId
-from integrations.alarm_state import AlarmSettings
 from integrations.deploy_history import DeployHistory, DeployRecord
 from sandbox.world import buttons_of
 from tests.scenario.alarm_support import (

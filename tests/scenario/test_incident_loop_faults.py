@@ -13,9 +13,9 @@ import pytest
 from bot.app import DEPS, LOOPS
 from bot.settings import LogFormat
 from bot.wiring import Overrides
-from commands.incident_pager import IncidentTimings
+from commands.alarms.store import AlarmSettings
+from commands.incidents.pager import IncidentTimings
 from core.clock import ManualClock
-from integrations.alarm_state import AlarmSettings
 from sandbox.world import SandboxWorld
 from tests.scenario.alarm_support import alarm_world, fire, top_level
 from tests.scenario.incident_helpers import eventually, incident_channels, incident_of

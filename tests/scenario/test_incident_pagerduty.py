@@ -17,10 +17,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import DEPS
 from bot.settings import LogFormat
 from bot.wiring import Overrides
-from commands.incident_pager import IncidentTimings
+from commands.alarms.store import AlarmSettings
+from commands.incidents.pager import IncidentTimings
 from core.clock import ManualClock
 from core.errors import StoreUnavailableError
-from integrations.alarm_state import AlarmSettings
 from integrations.slack.outbox import OutboxItem
 from sandbox.slack_emulator import SANDBOX_BOT_TOKEN
 from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, Button, SandboxWorld

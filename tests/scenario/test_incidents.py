@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.app import DEPS
-from commands.incident_models import CHECKLIST
+from commands.incidents.models import CHECKLIST
 from sandbox.world import SandboxWorld
 from tests.scenario.incident_helpers import (
     card_text,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from commands.alarm_environment import AlarmTarget, alarm_target
+from commands.alarms.environment import AlarmTarget, alarm_target
 from core.config import Config, parse_config
 from core.errors import ConfigError
 from integrations.cloudwatch_alarms import (

@@ -11,15 +11,15 @@ import pytest
 
 from approvals.models import Approval, ApprovalRequest, Change, Plan, State
 from approvals.policy import Hold
-from commands import incident_render
-from commands.alarm_render import AlarmView, digest_message, root_message
-from commands.approval_card import card_blocks
-from commands.incident_models import Incident
-from commands.incident_store import TimelineEntry
+from commands.alarms.render import AlarmView, digest_message, root_message
+from commands.incidents import render as incident_render
+from commands.incidents.models import Incident
+from commands.incidents.store import TimelineEntry
+from commands.operations.card import card_blocks
 from commands.render import error_blocks, help_blocks, pack_lines
 from commands.requests import IncidentState, Severity
-from commands.status import EcsView, Overview, ServiceStatus, Source
-from commands.status_render import home_view, overview_blocks
+from commands.status.models import EcsView, Overview, ServiceStatus, Source
+from commands.status.render import home_view, overview_blocks
 from core.config import EnvironmentConfig
 from integrations.aws.models import Deployment, ServiceState
 from integrations.cloudwatch_alarms import AlarmKind, AlarmNotification, AlarmState

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from approvals.rollout import RolloutJob
-from commands.alarm_render import (
+from commands.alarms.render import (
     AlarmView,
     RollbackOffer,
     digest_message,
@@ -18,7 +18,7 @@ from commands.alarm_render import (
     root_message,
     transition_text,
 )
-from commands.rollout_report import rollback_blocks
+from commands.operations.rollout import rollback_blocks
 from integrations.cloudwatch_alarms import (
     AlarmKind,
     AlarmParseError,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.incident_models import (
+from commands.incidents.models import (
     CHANNEL_MAX,
     Check,
     Incident,
@@ -19,7 +19,7 @@ from commands.incident_models import (
     slug,
     to_hash,
 )
-from commands.incident_render import card_blocks, checklist_blocks, pagerduty_line, topic
+from commands.incidents.render import card_blocks, checklist_blocks, pagerduty_line, topic
 from commands.requests import IncidentState, Severity
 from integrations.pagerduty_webhooks import MalformedWebhookError, parse_event, signature_valid
 

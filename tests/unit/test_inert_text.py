@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from approvals.models import Approval, ApprovalRequest, Plan, State
 from approvals.policy import Hold
-from commands import incident_render as render
-from commands.approval_card import card_blocks as approval_card_blocks
-from commands.incident_models import Incident, PdState
-from commands.incident_store import TimelineEntry
+from commands.incidents import render
+from commands.incidents.models import Incident, PdState
+from commands.incidents.store import TimelineEntry
+from commands.operations.card import card_blocks as approval_card_blocks
+from commands.operations.state import _audit_line
 from commands.parser import Parser
 from commands.requests import (
     DeployRequest,
@@ -26,9 +27,8 @@ from commands.requests import (
     LockRequest,
     Severity,
 )
-from commands.state_cmds import _audit_line
-from commands.status import ServiceStatus, Source
-from commands.status_render import detail_blocks
+from commands.status.models import ServiceStatus, Source
+from commands.status.render import detail_blocks
 from core.config import load_config
 from core.text import fit, inert, uninert
 from integrations.pagerduty_webhooks import PdEvent

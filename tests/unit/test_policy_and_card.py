@@ -7,8 +7,8 @@ from pathlib import Path
 
 from approvals.models import Approval, ApprovalRequest, Change, Plan, State
 from approvals.policy import Hold, blockers, may_request, refusal_for, required_approvals
-from commands.approval_card import card_blocks
 from commands.ids import ActionId
+from commands.operations.card import card_blocks
 from core.config import load_config
 
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "examples" / "dhanam.example.toml")

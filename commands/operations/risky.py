@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from approvals.models import Action
-from commands.actions.deploy import DeployAction
-from commands.actions.restore import DbRestoreAction
-from commands.actions.rollback import RollbackAction
-from commands.actions.scale import ScaleAction
 from commands.deps import Deps
+from commands.operations.deploy import DeployAction
+from commands.operations.restore import DbRestoreAction
+from commands.operations.rollback import RollbackAction
+from commands.operations.scale import ScaleAction
 from commands.requests import (
     DbRestoreRequest,
     DeployRequest,

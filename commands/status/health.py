@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from integrations.dhanam_api import ApiHealth, Level, level
 
 if TYPE_CHECKING:
-    from commands.status import ServiceStatus
+    from commands.status.models import ServiceStatus
 
 
 class Health(StrEnum):

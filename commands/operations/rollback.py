@@ -23,14 +23,14 @@ import structlog
 from pydantic import Field
 
 from approvals.models import Change, Plan, Result
-from commands.actions.base import (
+from commands.operations.base import (
     ServiceAction,
     circuit_breaker,
     container_images,
     environment_config,
     service_config,
 )
-from commands.actions.runtime import ActionRuntime
+from commands.operations.runtime import ActionRuntime
 from core.errors import ChatOpsError
 from integrations.aws.images import parse_image, short_digest
 

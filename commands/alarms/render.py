@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from approvals.rollout import duration
+from commands.alarms.store import PagerDutyLink
 from commands.ids import AlarmActionId
 from commands.render import (
     BUTTON_TEXT_MAX,
@@ -19,7 +20,6 @@ from commands.render import (
     pack_lines,
 )
 from core.text import fit
-from integrations.alarm_state import PagerDutyLink
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 
 DIGEST_LINES_PER_BLOCK = 10  # and at most SECTION_TEXT_MAX characters: long names, long URLs
@@ -38,13 +38,13 @@ _MARKS = {
 class AlarmButton(StrEnum):
     # The incidents module registers the listener (it opens `incident declare`, prefilled).
     DECLARE_INCIDENT = "alarm_declare_incident"
-    ACKNOWLEDGE = "alarm_acknowledge"  # the alarm's PagerDuty incident (commands/alarm_ui.py)
+    ACKNOWLEDGE = "alarm_acknowledge"  # the alarm's PagerDuty incident (commands/alarms/buttons.py)
 
 
 @dataclass(frozen=True)
 class RollbackOffer:
     """A deploy of the alarm's service, in the environment the alarm watches
-    (commands.alarm_environment), finished within the bake window: offer to undo it."""
+    (commands.alarms.environment), finished within the bake window: offer to undo it."""
 
     service: str
     env: str
@@ -92,7 +92,7 @@ def headline(view: AlarmView) -> str:
 
 def rollback_button(service: str, env: str, to: str, alarm: str) -> dict[str, Any]:
     """Roll back SERVICE in ENV to revision `to` (family:revision): under an alarm's message and
-    in a deploy's thread (commands.rollout_report). The listener (approvals_ui.on_rollback)
+    in a deploy's thread (commands.operations.rollout). The listener (approvals_ui.on_rollback)
     opens a rollback request for exactly the service and environment in the value."""
     value = json.dumps({"service": service, "env": env, "to": to, "alarm": alarm})
     return {

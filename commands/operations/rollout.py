@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from approvals.rollout import ReportChannelGoneError, RolloutJob, Snapshot, duration, short
-from commands.alarm_render import rollback_button
+from commands.alarms.render import rollback_button
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.models import ServiceState
 

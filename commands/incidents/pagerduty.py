@@ -20,10 +20,10 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from approvals.models import ApprovalRequest, Result
-from commands import incident_render as render
-from commands.incident_models import Incident, PdState
-from commands.incident_pager import slack_link
-from commands.incident_service import IncidentService
+from commands.incidents import render
+from commands.incidents.models import Incident, PdState
+from commands.incidents.pager import slack_link
+from commands.incidents.service import IncidentService
 from core.text import inert
 from integrations.pagerduty import Link, PagerDutyError
 from integrations.pagerduty_webhooks import PdEvent

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from approvals.policy import mention
 from commands.deps import DEPS_KEY, Deps
-from commands.incident_render import IncidentActionId
+from commands.incidents.render import IncidentActionId
 from commands.requests import (
     IncidentCommanderRequest,
     IncidentDeclareRequest,

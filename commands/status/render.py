@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from approvals.policy import mention
-from commands.approval_card import slack_time
+from commands.operations.card import slack_time
 from commands.render import (
     FIELD_TEXT_MAX,
     HEADER_TEXT_MAX,
@@ -18,13 +18,13 @@ from commands.render import (
     more,
     pack_lines,
 )
-from commands.status_health import MARKS, Health, assess
+from commands.status.health import MARKS, Health, assess
 from core.text import inert
 from integrations.aws.images import short_digest
 from integrations.dhanam_api import ApiHealth, Level, level
 
 if TYPE_CHECKING:
-    from commands.status import Overview, ServiceStatus, Traffic
+    from commands.status.models import Overview, ServiceStatus, Traffic
 
 Block = dict[str, Any]
 BARS = "▁▂▃▄▅▆▇█"

@@ -10,7 +10,7 @@ import secrets
 import structlog
 
 from approvals.store import ApprovalStore
-from commands.incident_service import IncidentService
+from commands.incidents.service import IncidentService
 from core.errors import StoreUnavailableError
 from core.loops import run_every, run_iteration
 

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from commands.deps import DEPS_KEY, Deps
-from commands.status_render import home_view
+from commands.status.render import home_view
 
 log = structlog.get_logger(__name__)
 

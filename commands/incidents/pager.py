@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from commands.incident_models import PD_SEVERITY, Incident, PdState
-from commands.incident_store import IncidentStore
+from commands.incidents.models import PD_SEVERITY, Incident, PdState
+from commands.incidents.store import IncidentStore
 from core.clock import Clock
 from integrations.pagerduty import Link, PagerDuty, PagerDutyError
 

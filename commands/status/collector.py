@@ -1,4 +1,5 @@
-"""`/dhanam status`: every source read at once, each inside its own budget, then rendered.
+"""`/dhanam status`: every source read at once, each inside its own budget (rendered by
+commands.status.render, answered by commands.status.handler).
 
 A source that fails or is slower than its budget becomes `Source(error=…)` and is shown as
 "unavailable (reason)"; it never fails the reply nor delays it past its budget.
@@ -9,18 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
 from approvals.locks import Locks
 from approvals.models import ApprovalRequest, State
-from approvals.policy import Hold
 from approvals.store import ApprovalStore
-from commands.requests import StatusRequest
-from commands.status_render import detail_blocks, overview_blocks
+from commands.status.models import EcsView, Overview, ServiceStatus, Source, Traffic, within
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError
@@ -32,88 +31,18 @@ from integrations.aws.metrics import (
     AlarmDetail,
     CloudWatchReader,
     MetricQuery,
-    MetricSeries,
 )
-from integrations.aws.models import ServiceState
-from integrations.deploy_history import DeployHistory, DeployRecord
+from integrations.deploy_history import DeployHistory
 from integrations.dhanam_api import ApiHealth, check_api, new_session
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from commands.router import CommandRouter, Invocation
-
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 LB_CACHE_TTL = timedelta(minutes=10)  # alarm definitions rarely change
 TASK_DEFINITIONS_KEPT = 256  # a revision never changes: cached by ARN
-IMAGE_TAG_KEY = "image-tag"  # the task definition tag deploys set (commands/actions/deploy.py)
-
-
-@dataclass(frozen=True)
-class Source(Generic[T]):
-    value: T | None
-    error: str | None  # None: the value is there
-    ms: float
-
-
-async def within(name: str, budget: float, work: Callable[[], Awaitable[T]]) -> Source[T]:
-    """Run `work` for at most `budget` seconds; any failure becomes the source's error."""
-    started = time.perf_counter()
-    error: str | None = None
-    value: T | None = None
-    try:
-        value = await asyncio.wait_for(work(), budget)
-    except TimeoutError:
-        error = f"timed out after {budget:g} s"
-    except ChatOpsError as exc:
-        error = exc.user_message
-    except Exception as exc:  # noqa: BLE001 - one source's failure must not fail the reply
-        error = f"{type(exc).__name__}: {exc}"[:200]
-    ms = round((time.perf_counter() - started) * 1000, 1)
-    if error is not None:
-        log.warning("status.source_unavailable", source=name, error=error, ms=ms)
-    return Source(value, error, ms)
-
-
-@dataclass(frozen=True)
-class EcsView:
-    state: ServiceState
-    revision: str  # family:revision
-    image_tag: str | None
-    digest: str | None
-
-
-@dataclass(frozen=True)
-class Traffic:
-    load_balancer: str | None  # None: no alarm of the service names one
-    errors: MetricSeries | None  # HTTPCode_Target_5XX_Count, Sum
-    latency: MetricSeries | None  # TargetResponseTime, Average (seconds)
-    start: datetime
-    period: int  # seconds per point
-    points: int
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    service: str
-    env: str
-    ecs_service: str
-    ecs: Source[EcsView]
-    alarms: Source[list[AlarmDetail]]
-    hold: Source[Hold | None]
-    api: ApiHealth | None  # None: the environment has no api_base_url
-    pending: Source[list[ApprovalRequest]]
-    traffic: Source[Traffic] | None = None  # detail view only
-    last_deploy: Source[DeployRecord | None] | None = None  # detail view only
-    ms: float = 0.0  # how long gathering took (detail view)
-
-
-@dataclass(frozen=True)
-class Overview:
-    rows: list[ServiceStatus]
-    at: datetime
-    ms: float
+IMAGE_TAG_KEY = "image-tag"  # the task definition tag deploys set (commands/operations/deploy.py)
 
 
 class StatusCollector:
@@ -275,24 +204,3 @@ class StatusCollector:
         return Traffic(
             load_balancer, series.get("errors"), series.get("latency"), start, period, points
         )
-
-
-async def status(inv: Invocation) -> None:
-    """Ack was sent by the router; collect, render, reply only to the caller."""
-    request = inv.request
-    assert isinstance(request, StatusRequest)
-    collector, config = inv.deps.status, inv.deps.config
-    if request.service and request.env:
-        result = await collector.one(request.service, request.env)
-        text, blocks = detail_blocks(result, config.slack.command)
-    else:
-        services = [request.service] if request.service else config.service_names
-        envs = [request.env] if request.env else config.environment_names
-        title = f"{request.service or 'every service'} in {request.env or 'every environment'}"
-        overview = await collector.overview(services, envs)
-        text, blocks = overview_blocks(overview, config.slack.command, title)
-    await inv.respond(response_type="ephemeral", text=text, blocks=blocks)
-
-
-def register(router: CommandRouter) -> None:
-    router.add("status", status)

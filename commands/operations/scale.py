@@ -18,8 +18,8 @@ import structlog
 from pydantic import Field
 
 from approvals.models import Change, Plan, Result
-from commands.actions.base import ServiceAction, environment_config, service_config
-from commands.actions.runtime import ActionRuntime
+from commands.operations.base import ServiceAction, environment_config, service_config
+from commands.operations.runtime import ActionRuntime
 from core.errors import ChatOpsError
 from integrations.aws.autoscaling import ScalableTarget, ScalingGateway
 from integrations.aws.errors import AwsError

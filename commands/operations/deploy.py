@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import structlog
 
 from approvals.models import Change, Plan, Result
-from commands.actions.base import (
+from commands.operations.base import (
     REQUEST_TAG_KEY,
     ServiceAction,
     circuit_breaker,
@@ -29,7 +29,7 @@ from commands.actions.base import (
     environment_config,
     service_config,
 )
-from commands.actions.runtime import ActionRuntime
+from commands.operations.runtime import ActionRuntime
 from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway

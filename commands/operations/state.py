@@ -6,7 +6,7 @@ from datetime import datetime
 
 from approvals.models import ApprovalRequest, State
 from approvals.policy import mention
-from commands.approval_card import slack_time
+from commands.operations.card import slack_time
 from commands.requests import ApprovalsRequest, AuditRequest, LockRequest, UnlockRequest
 from commands.router import CommandRouter, Invocation
 from core.text import inert

@@ -24,8 +24,8 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from approvals.rollout import short
-from commands.alarm_environment import alarm_target
-from commands.alarm_render import (
+from commands.alarms.environment import alarm_target
+from commands.alarms.render import (
     NOTICE_BODY_MAX,
     NOTICE_SUBJECT_MAX,
     AlarmView,
@@ -36,16 +36,16 @@ from commands.alarm_render import (
     root_message,
     transition_text,
 )
-from core.clock import Clock
-from core.config import Config
-from core.loops import run_every, run_iteration
-from integrations.alarm_state import (
+from commands.alarms.store import (
     AlarmRecord,
     AlarmSettings,
     AlarmStore,
     Intake,
     PagerDutyLink,
 )
+from core.clock import Clock
+from core.config import Config
+from core.loops import run_every, run_iteration
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 from integrations.deploy_history import DeployHistory
 from integrations.slack.outbox import ItemKind, Leases, Outbox, OutboxItem, PacedSlack
@@ -193,7 +193,7 @@ class AlarmService:
 
     async def _rollback_offer(self, alarm: AlarmNotification) -> RollbackOffer | None:
         """Offer to undo a deploy that finished within the bake window, in the environment the
-        alarm watches only: never in a guessed one (commands.alarm_environment)."""
+        alarm watches only: never in a guessed one (commands.alarms.environment)."""
         target = alarm_target(self._config, alarm)
         if target.service is None or target.env is None:
             log.debug("alarm.no_rollback_target", alarm=alarm.name, why=target.basis)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_sdk.web.async_client import AsyncWebClient
 
 from approvals.models import ApprovalRequest
-from commands.approval_card import card_blocks, card_text
+from commands.operations.card import card_blocks, card_text
 from core.clock import Clock
 from core.config import Config
 

@@ -10,9 +10,9 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from approvals.policy import mention
-from commands.alarm_render import AlarmButton
+from commands.alarms.render import AlarmButton
+from commands.alarms.store import PagerDutyLink
 from commands.deps import DEPS_KEY, Deps
-from integrations.alarm_state import PagerDutyLink
 from integrations.pagerduty import PagerDutyError
 
 log = structlog.get_logger(__name__)

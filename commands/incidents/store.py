@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from approvals.models import from_ms, utc_ms
 from approvals.store import PREFIX
-from commands.incident_models import Check, Incident, check_value, from_hash, to_hash
+from commands.incidents.models import Check, Incident, check_value, from_hash, to_hash
 from commands.requests import IncidentState
 from core.errors import StoreUnavailableError
 from integrations.redis_client import RedisClient

@@ -20,7 +20,7 @@ import structlog
 from pydantic import ConfigDict, Field
 
 from approvals.models import Action
-from commands.actions.runtime import ActionRuntime
+from commands.operations.runtime import ActionRuntime
 from core.config import EnvironmentConfig, ServiceConfig
 from core.errors import ChatOpsError, StoreUnavailableError
 from integrations.aws.images import parse_image

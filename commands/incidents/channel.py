@@ -12,8 +12,8 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from commands import incident_render as render
-from commands.incident_models import Incident, channel_name
+from commands.incidents import render
+from commands.incidents.models import Incident, channel_name
 from core.errors import ChatOpsError
 from integrations.deploy_history import DeployRecord
 

@@ -22,8 +22,8 @@ import structlog
 from pydantic import Field
 
 from approvals.models import Action, Change, Plan, Result
-from commands.actions.base import REQUEST_TAG_KEY, environment_config
-from commands.actions.runtime import ActionRuntime
+from commands.operations.base import REQUEST_TAG_KEY, environment_config
+from commands.operations.runtime import ActionRuntime
 from core.config import Config
 from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError

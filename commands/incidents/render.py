@@ -13,9 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 from approvals.policy import mention
-from commands.approval_card import slack_time
-from commands.incident_models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
-from commands.incident_store import TimelineEntry
+from commands.incidents.models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
+from commands.incidents.store import TimelineEntry
+from commands.operations.card import slack_time
 from commands.render import (
     HEADER_TEXT_MAX,
     MESSAGE_TEXT_MAX,

@@ -16,11 +16,11 @@ from slack_sdk.errors import SlackApiError
 
 from approvals.flow import Members
 from approvals.policy import mention
-from commands import incident_render as render
-from commands.incident_models import CHECKLIST_LABELS, Check, Incident, PdState, new_incident_id
-from commands.incident_pager import IncidentPager
-from commands.incident_slack import IncidentSlack
-from commands.incident_store import IncidentStore
+from commands.incidents import render
+from commands.incidents.channel import IncidentSlack
+from commands.incidents.models import CHECKLIST_LABELS, Check, Incident, PdState, new_incident_id
+from commands.incidents.pager import IncidentPager
+from commands.incidents.store import IncidentStore
 from commands.requests import IncidentState, Severity
 from core.clock import Clock
 from core.config import Config

@@ -1,0 +1,89 @@
+"""What `/dhanam status` gathers: one Source per thing read, each with its error or value."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import structlog
+
+from approvals.models import ApprovalRequest
+from approvals.policy import Hold
+from core.errors import ChatOpsError
+from integrations.aws.metrics import AlarmDetail, MetricSeries
+from integrations.aws.models import ServiceState
+from integrations.deploy_history import DeployRecord
+from integrations.dhanam_api import ApiHealth
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Source(Generic[T]):
+    value: T | None
+    error: str | None  # None: the value is there
+    ms: float
+
+
+async def within(name: str, budget: float, work: Callable[[], Awaitable[T]]) -> Source[T]:
+    """Run `work` for at most `budget` seconds; any failure becomes the source's error."""
+    started = time.perf_counter()
+    error: str | None = None
+    value: T | None = None
+    try:
+        value = await asyncio.wait_for(work(), budget)
+    except TimeoutError:
+        error = f"timed out after {budget:g} s"
+    except ChatOpsError as exc:
+        error = exc.user_message
+    except Exception as exc:  # noqa: BLE001 - one source's failure must not fail the reply
+        error = f"{type(exc).__name__}: {exc}"[:200]
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    if error is not None:
+        log.warning("status.source_unavailable", source=name, error=error, ms=ms)
+    return Source(value, error, ms)
+
+
+@dataclass(frozen=True)
+class EcsView:
+    state: ServiceState
+    revision: str  # family:revision
+    image_tag: str | None
+    digest: str | None
+
+
+@dataclass(frozen=True)
+class Traffic:
+    load_balancer: str | None  # None: no alarm of the service names one
+    errors: MetricSeries | None  # HTTPCode_Target_5XX_Count, Sum
+    latency: MetricSeries | None  # TargetResponseTime, Average (seconds)
+    start: datetime
+    period: int  # seconds per point
+    points: int
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    env: str
+    ecs_service: str
+    ecs: Source[EcsView]
+    alarms: Source[list[AlarmDetail]]
+    hold: Source[Hold | None]
+    api: ApiHealth | None  # None: the environment has no api_base_url
+    pending: Source[list[ApprovalRequest]]
+    traffic: Source[Traffic] | None = None  # detail view only
+    last_deploy: Source[DeployRecord | None] | None = None  # detail view only
+    ms: float = 0.0  # how long gathering took (detail view)
+
+
+@dataclass(frozen=True)
+class Overview:
+    rows: list[ServiceStatus]
+    at: datetime
+    ms: float
