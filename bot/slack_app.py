@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.logs import bind_request
 from commands import router as router_module
 from commands.alarms import buttons as alarm_buttons
+from commands.buttons import register_buttons
 from commands.deps import DEPS_KEY, Deps
 from commands.incidents import handlers as incidents
 from commands.operations import buttons as approval_buttons
@@ -66,10 +67,8 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
     status.register(router)
     incidents.register(router)
     router_module.register(app, router, deps.config.slack.command)
-    approval_buttons.register(app)
-    alarm_buttons.register(app)
+    register_buttons(app, approval_buttons.buttons, alarm_buttons.buttons, incidents.buttons)
     home.register(app)
-    incidents.register_actions(app)
 
     @app.error
     async def on_error(

@@ -3,19 +3,20 @@ only (`[pagerduty] responders`, default the production approvers); anyone else i
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from approvals.policy import mention
-from commands.alarms.render import AlarmButton
 from commands.alarms.store import PagerDutyLink
-from commands.deps import DEPS_KEY, Deps
+from commands.buttons import Buttons, Click, json_object
+from commands.deps import Deps
+from commands.ids import AlarmActionId
 from integrations.pagerduty import PagerDutyError
 
 log = structlog.get_logger(__name__)
+
+buttons = Buttons()
 
 
 async def _refusal(deps: Deps, user: str, alarm: str) -> str | None:
@@ -37,53 +38,37 @@ async def _refusal(deps: Deps, user: str, alarm: str) -> str | None:
     )
 
 
-async def on_acknowledge(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    context: dict[str, Any],
-) -> None:
-    await ack()
-    deps: Deps = context[DEPS_KEY]
-    user = str(body.get("user", {}).get("id", ""))
-    try:
-        target = json.loads(str(action.get("value", "")))
-        incident, alarm = str(target["incident"]), str(target["alarm"])
-    except (ValueError, KeyError, TypeError):
-        await respond(
-            response_type="ephemeral", replace_original=False, text="This button is broken."
-        )
-        return
+@dataclass(frozen=True)
+class _Target:
+    """The button's value: the PagerDuty incident, the alarm it is for, and its page."""
+
+    incident: str
+    alarm: str
+    url: str
+
+
+def _target(raw: str) -> _Target:
+    target = json_object(raw)
+    return _Target(str(target["incident"]), str(target["alarm"]), str(target.get("url", "")))
+
+
+@buttons.button(AlarmActionId.ACKNOWLEDGE, read=_target)
+async def on_acknowledge(click: Click[_Target]) -> None:
+    deps, user, target = click.deps, click.user, click.value
+    incident, alarm = target.incident, target.alarm
     refusal = await _refusal(deps, user, alarm)
     if refusal is not None:
         log.info("alarm.acknowledge_refused", alarm=alarm, incident=incident, user=user)
-        await respond(response_type="ephemeral", replace_original=False, text=refusal)
+        await click.reply(refusal)
         return
-    async with deps.inflight.track():
-        try:
-            await deps.incidents.pager.pagerduty.acknowledge(incident)
-        except PagerDutyError as exc:
-            await respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text=f"Could not acknowledge it in PagerDuty: {exc}",
-            )
-            return
-        # Show it now; PagerDuty's own incident.acknowledged webhook confirms it later.
-        link = PagerDutyLink(
-            incident_id=incident,
-            status="acknowledged",
-            url=str(target.get("url", "")),
-            by=f"<@{user}>",
-        )
-        await deps.alarms.link_pagerduty(f'"{alarm}"', link)
-    await respond(
-        response_type="ephemeral",
-        replace_original=False,
-        text=f"Acknowledged {alarm} in PagerDuty.",
+    try:
+        await deps.incidents.pager.pagerduty.acknowledge(incident)
+    except PagerDutyError as exc:
+        await click.reply(f"Could not acknowledge it in PagerDuty: {exc}")
+        return
+    # Show it now; PagerDuty's own incident.acknowledged webhook confirms it later.
+    link = PagerDutyLink(
+        incident_id=incident, status="acknowledged", url=target.url, by=f"<@{user}>"
     )
-
-
-def register(app: AsyncApp) -> None:
-    app.action(AlarmButton.ACKNOWLEDGE.value)(on_acknowledge)
+    await deps.alarms.link_pagerduty(f'"{alarm}"', link)
+    await click.reply(f"Acknowledged {alarm} in PagerDuty.")

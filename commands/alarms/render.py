@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from approvals.rollout import duration
@@ -33,12 +32,6 @@ _MARKS = {
     AlarmState.OK: ":large_green_circle:",
     AlarmState.INSUFFICIENT_DATA: ":white_circle:",
 }
-
-
-class AlarmButton(StrEnum):
-    # The incidents module registers the listener (it opens `incident declare`, prefilled).
-    DECLARE_INCIDENT = "alarm_declare_incident"
-    ACKNOWLEDGE = "alarm_acknowledge"  # the alarm's PagerDuty incident (commands/alarms/buttons.py)
 
 
 @dataclass(frozen=True)
@@ -92,7 +85,7 @@ def headline(view: AlarmView) -> str:
 
 def rollback_button(service: str, env: str, to: str, alarm: str) -> dict[str, Any]:
     """Roll back SERVICE in ENV to revision `to` (family:revision): under an alarm's message and
-    in a deploy's thread (commands.operations.rollout). The listener (approvals_ui.on_rollback)
+    in a deploy's thread (commands.operations.rollout). The listener (operations/buttons.py)
     opens a rollback request for exactly the service and environment in the value."""
     value = json.dumps({"service": service, "env": env, "to": to, "alarm": alarm})
     return {
@@ -113,7 +106,7 @@ def declare_button(view: AlarmView) -> dict[str, Any]:
     value = json.dumps({"title": title, "severity": "sev2", "alarm": view.alarm.name})
     return {
         "type": "button",
-        "action_id": AlarmButton.DECLARE_INCIDENT,
+        "action_id": AlarmActionId.DECLARE_INCIDENT,
         "text": {"type": "plain_text", "text": "Declare incident"},
         "value": value,
     }
@@ -163,7 +156,7 @@ def root_message(view: AlarmView) -> tuple[str, list[dict[str, Any]]]:
             buttons.append(
                 {
                     "type": "button",
-                    "action_id": AlarmButton.ACKNOWLEDGE,
+                    "action_id": AlarmActionId.ACKNOWLEDGE,
                     "text": {"type": "plain_text", "text": "Acknowledge"},
                     "value": json.dumps(
                         {

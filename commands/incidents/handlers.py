@@ -3,14 +3,11 @@ thin handlers over IncidentService."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from dataclasses import dataclass
 
 from approvals.policy import mention
-from commands.deps import DEPS_KEY, Deps
-from commands.incidents.render import IncidentActionId
+from commands.buttons import Buttons, Click, json_object, text
+from commands.ids import AlarmActionId, IncidentActionId
 from commands.requests import (
     IncidentCommanderRequest,
     IncidentDeclareRequest,
@@ -20,8 +17,9 @@ from commands.requests import (
     Severity,
 )
 from commands.router import CommandRouter, Invocation
-from core.errors import ChatOpsError
 from core.text import inert
+
+buttons = Buttons()
 
 
 async def declare(inv: Invocation) -> None:
@@ -77,60 +75,40 @@ async def resolve(inv: Invocation) -> None:
     )
 
 
-async def on_checklist(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    context: dict[str, Any],
-) -> None:
-    await ack()
-    deps: Deps = context[DEPS_KEY]
-    user = str(body.get("user", {}).get("id", ""))
-    channel = str(body.get("channel", {}).get("id", ""))
-    selected = [str(o.get("value", "")) for o in action.get("selected_options") or []]
-    async with deps.inflight.track():
-        try:
-            await deps.incidents.tick(channel, user, selected)
-        except ChatOpsError as exc:
-            await respond(response_type="ephemeral", replace_original=False, text=exc.user_message)
+@buttons.button(IncidentActionId.CHECKLIST, read=text)
+async def on_checklist(click: Click[str]) -> None:
+    """A checkbox ticked or cleared: the action carries every option now selected."""
+    selected = [str(o.get("value", "")) for o in click.action.get("selected_options") or []]
+    await click.deps.incidents.tick(click.channel, click.user, selected)
 
 
-async def on_declare_from_alarm(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    context: dict[str, Any],
-) -> None:
+@dataclass(frozen=True)
+class _Declaration:
+    title: str
+    severity: Severity
+    alarm: str
+
+
+def _declaration(raw: str) -> _Declaration:
     """The alarm message's "Declare incident" button: value {"title","severity","alarm"}."""
-    await ack()
-    deps: Deps = context[DEPS_KEY]
-    user = str(body.get("user", {}).get("id", ""))
-    title, severity, alarm = "", Severity.SEV2, ""
-    try:
-        value = json.loads(str(action.get("value", "")))
-        title = str(value["title"]).strip()[:200]
-        severity = Severity(str(value.get("severity") or "sev2").lower())
-        alarm = str(value.get("alarm") or "")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        title = ""
+    value = json_object(raw)
+    title = str(value["title"]).strip()[:200]
     if not title:
-        await respond(
-            response_type="ephemeral", replace_original=False, text="This button is broken."
-        )
-        return
-    async with deps.inflight.track():
-        try:
-            incident = await deps.incidents.declare(severity, title, user, alarm=alarm)
-        except ChatOpsError as exc:
-            await respond(response_type="ephemeral", replace_original=False, text=exc.user_message)
-            return
-    await respond(
-        response_type="ephemeral",
-        replace_original=False,
-        text=f"Incident `{incident.id}` declared from {inert(alarm or 'the alarm')}: "
-        f"<#{incident.channel}>. You are the commander.",
+        raise ValueError("the button names no title")
+    severity = Severity(str(value.get("severity") or "sev2").lower())
+    return _Declaration(title, severity, str(value.get("alarm") or ""))
+
+
+@buttons.button(AlarmActionId.DECLARE_INCIDENT, read=_declaration)
+async def on_declare_from_alarm(click: Click[_Declaration]) -> None:
+    wanted = click.value
+    incidents = click.deps.incidents
+    incident = await incidents.declare(
+        wanted.severity, wanted.title, click.user, alarm=wanted.alarm
+    )
+    await click.reply(
+        f"Incident `{incident.id}` declared from {inert(wanted.alarm or 'the alarm')}: "
+        f"<#{incident.channel}>. You are the commander."
     )
 
 
@@ -140,8 +118,3 @@ def register(router: CommandRouter) -> None:
     router.add("incident_status", status)
     router.add("incident_commander", commander)
     router.add("incident_resolve", resolve)
-
-
-def register_actions(app: AsyncApp) -> None:
-    app.action(IncidentActionId.CHECKLIST.value)(on_checklist)
-    app.action(IncidentActionId.DECLARE_FROM_ALARM.value)(on_declare_from_alarm)

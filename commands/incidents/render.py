@@ -9,10 +9,10 @@ stored already made inert by whoever writes them (``IncidentService._note``).
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from approvals.policy import mention
+from commands.ids import IncidentActionId, IncidentBlockId
 from commands.incidents.models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
 from commands.incidents.store import TimelineEntry
 from commands.operations.card import slack_time
@@ -32,16 +32,6 @@ Block = dict[str, Any]
 TOPIC_MAX = 250
 TIMELINE_TEXT_MAX = MESSAGE_TEXT_MAX - 1000  # room for Slack's own escaping of the text
 TIMELINE_TAIL = 5  # the last entries (the resolution) are always shown
-
-
-class IncidentActionId(StrEnum):
-    CHECKLIST = "incident_checklist"
-    DECLARE_FROM_ALARM = "alarm_declare_incident"
-
-
-class IncidentBlockId(StrEnum):
-    CARD_STATUS = "incident_status"
-    CHECKLIST = "incident_checklist"
 
 
 _SEV_EMOJI = {Severity.SEV1: ":red_circle:", Severity.SEV2: ":large_orange_circle:"}
