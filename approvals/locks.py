@@ -6,18 +6,16 @@ The execution lock (one risky action at a time per scope) is a store lease named
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
-
-from redis.exceptions import RedisError
 
 from approvals.models import from_ms, utc_ms
 from approvals.policy import Hold
 from core.clock import Clock
-from core.errors import StoreUnavailableError
-from integrations.redis_client import RedisClient
+from core.redis import RedisClient, call, redis_key
 
-PREFIX = "dhanam:"
+
+def hold_key(scope: str) -> str:
+    return redis_key(f"{{hold:{scope}}}")
 
 
 class Locks:
@@ -25,16 +23,10 @@ class Locks:
         self._redis = redis
         self._clock = clock
 
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-
     # -- holds -----------------------------------------------------------------------------
     async def hold(self, scope: str, reason: str, by: str) -> Hold | None:
         """Place a hold; returns the existing one instead when there already is one."""
-        key = f"{PREFIX}{{hold:{scope}}}"
+        key = hold_key(scope)
         fields = {"reason": reason, "by": by, "at": str(utc_ms(self._clock.now()))}
 
         async def place() -> bool:
@@ -43,20 +35,18 @@ class Locks:
                 await self._redis.hset(key, mapping=cast(Any, fields))
             return bool(created)
 
-        if await self._call(place):
+        if await call(place):
             return None
         return await self.get_hold(scope)
 
     async def release_hold(self, scope: str) -> Hold | None:
         hold = await self.get_hold(scope)
         if hold is not None:
-            await self._call(lambda: self._redis.delete(f"{PREFIX}{{hold:{scope}}}"))
+            await call(lambda: self._redis.delete(hold_key(scope)))
         return hold
 
     async def get_hold(self, scope: str) -> Hold | None:
-        fields: dict[str, str] = await self._call(
-            lambda: self._redis.hgetall(f"{PREFIX}{{hold:{scope}}}")
-        )
+        fields = cast("dict[str, str]", await call(lambda: self._redis.hgetall(hold_key(scope))))
         if not fields.get("by"):
             return None
         at = from_ms(fields["at"]) if fields.get("at") else self._clock.now()

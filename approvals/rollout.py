@@ -21,14 +21,13 @@ from typing import Any, Protocol, cast
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
 from approvals.models import utc_ms
-from approvals.store import PREFIX, ApprovalStore
+from approvals.store import ApprovalStore
 from core.clock import Clock
 from core.errors import ChatOpsError, StoreUnavailableError
 from core.loops import run_every
-from integrations.redis_client import RedisClient
+from core.redis import PREFIX, RedisClient, call
 
 log = structlog.get_logger(__name__)
 
@@ -146,10 +145,7 @@ class RolloutFollower:
 
     # -- jobs in Redis ---------------------------------------------------------------------
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        return await call(op)  # core's one Redis error wrapper; callers annotate what they get
 
     async def save(self, job: RolloutJob) -> None:
         async def write() -> None:

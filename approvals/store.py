@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from approvals import lua
 from approvals.models import Approval, ApprovalRequest, Plan, State, from_ms, utc_ms
 from core.clock import Clock
 from core.errors import StoreUnavailableError
-from integrations.redis_client import RedisClient
+from core.redis import RedisClient, call, redis_key
 
-PREFIX = "dhanam:"
 RETENTION = timedelta(days=30)
 AUDIT_MAXLEN = 10_000
 ORPHAN_AFTER = timedelta(seconds=30)
@@ -70,16 +69,20 @@ class Outcome:
 
 
 def request_key(request_id: str) -> str:
-    return f"{PREFIX}{{req:{request_id}}}"
+    return redis_key(f"{{req:{request_id}}}")
 
 
 def events_key(request_id: str) -> str:
-    return f"{PREFIX}{{req:{request_id}}}:events"
+    return request_key(request_id) + ":events"
 
 
-ACTIVE_KEY = PREFIX + "active"
+def lease_key(name: str) -> str:
+    return redis_key("lease", name)
+
+
+ACTIVE_KEY = redis_key("active")
 ANNOTATIONS = frozenset({"rollout"})
-AUDIT_KEY = PREFIX + "audit"
+AUDIT_KEY = redis_key("audit")
 
 
 def new_request_id() -> str:
@@ -175,13 +178,6 @@ class ApprovalStore:
             )
         }
 
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        # redis-py's return types are unions of bytes/str/Any; callers annotate what they get.
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-
     def _now_ms(self) -> int:
         return utc_ms(self._clock.now())
 
@@ -193,7 +189,7 @@ class ApprovalStore:
         script = self._scripts[name]
         keys = [request_key(request_id), events_key(request_id)]
         argv = [*args, self._skew_ms()]
-        raw: list[str] = await self._call(lambda: script(keys=keys, args=argv))
+        raw: list[str] = await call(lambda: script(keys=keys, args=argv))
         return _outcome(raw)
 
     async def _run_and_index(
@@ -213,7 +209,7 @@ class ApprovalStore:
             results: list[Any] = await pipe.execute(raise_on_error=False)
             return results
 
-        results = await self._call(both)
+        results = await call(both)
         if isinstance(results[0], NoScriptError):  # first use, or Redis restarted
             return await self._run(name, request_id, *args)
         if isinstance(results[0], Exception):
@@ -247,16 +243,18 @@ class ApprovalStore:
             pipe.pexpire(events_key(request.id), retain)
             await pipe.execute()
 
-        await self._call(write)
+        await call(write)
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
-        fields: dict[str, str] = await self._call(
-            lambda: self._redis.hgetall(request_key(request_id))
+        fields = cast(
+            "dict[str, str]", await call(lambda: self._redis.hgetall(request_key(request_id)))
         )
         return from_hash(fields) if fields else None
 
     async def events(self, request_id: str) -> list[dict[str, Any]]:
-        raw: list[str] = await self._call(lambda: self._redis.lrange(events_key(request_id), 0, -1))
+        raw = cast(
+            "list[str]", await call(lambda: self._redis.lrange(events_key(request_id), 0, -1))
+        )
         return [json.loads(item) for item in raw]
 
     async def approve(self, request_id: str, user: str, *, eligible_in: list[str]) -> Outcome:
@@ -288,7 +286,7 @@ class ApprovalStore:
         posted or recorded. Answers CANCELLED when it is (or already was) cancelled."""
         outcome = await self._run("abandon", request_id, user, note, _ms(RETENTION))
         if outcome.status is Status.CANCELLED:
-            await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
+            await call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
         return outcome
 
     async def claim(self, request_id: str, token: str, lease: timedelta) -> Outcome:
@@ -307,7 +305,7 @@ class ApprovalStore:
         state = State.SUCCEEDED if ok else State.FAILED
         result = await self._run("finish", request_id, token, state.value, outcome, _ms(RETENTION))
         if result.status in (Status.SUCCEEDED, Status.FAILED):
-            await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
+            await call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
         return result
 
     async def set_card(self, request_id: str, channel: str, ts: str) -> Outcome:
@@ -328,7 +326,7 @@ class ApprovalStore:
     async def sweep_one(self, request_id: str) -> Outcome:
         outcome = await self._run("sweep", request_id, _ms(RETENTION), _ms(ORPHAN_AFTER))
         if outcome.status in (Status.MISSING, Status.FINAL, Status.EXPIRED, Status.IN_DOUBT):
-            await self._call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
+            await call(lambda: self._redis.zrem(ACTIVE_KEY, request_id))
         elif outcome.status is Status.WAIT and outcome.request is not None:
             await self._index(request_id, self._next_look(outcome.request))
         return outcome
@@ -339,20 +337,21 @@ class ApprovalStore:
         return self._clock.now() + timedelta(seconds=5)
 
     async def _index(self, request_id: str, when: datetime) -> None:
-        await self._call(lambda: self._redis.zadd(ACTIVE_KEY, {request_id: utc_ms(when)}))
+        await call(lambda: self._redis.zadd(ACTIVE_KEY, {request_id: utc_ms(when)}))
 
     async def due(self, limit: int = 100) -> list[str]:
         """Requests the sweeper should look at now."""
-        ids: list[str] = await self._call(
-            lambda: self._redis.zrangebyscore(
-                ACTIVE_KEY, "-inf", self._now_ms(), start=0, num=limit
-            )
+        return cast(
+            "list[str]",
+            await call(
+                lambda: self._redis.zrangebyscore(
+                    ACTIVE_KEY, "-inf", self._now_ms(), start=0, num=limit
+                )
+            ),
         )
-        return ids
 
     async def active_ids(self) -> list[str]:
-        ids: list[str] = await self._call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1))
-        return ids
+        return cast("list[str]", await call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1)))
 
     async def audit_and_version(self, entry: dict[str, str], request_id: str) -> int | None:
         """Append to the audit stream and read the request's version, in one round trip."""
@@ -364,20 +363,21 @@ class ApprovalStore:
             result: list[Any] = await pipe.execute()
             return result
 
-        results = await self._call(both)
+        results = await call(both)
         return int(results[1]) if results[1] is not None else None
 
     # -- audit -----------------------------------------------------------------------------
     async def audit(self, entry: dict[str, str]) -> None:
-        await self._call(
+        await call(
             lambda: self._redis.xadd(
                 AUDIT_KEY, cast(Any, entry), maxlen=AUDIT_MAXLEN, approximate=True
             )
         )
 
     async def recent_audit(self, count: int) -> list[dict[str, str]]:
-        raw: list[tuple[str, dict[str, str]]] = await self._call(
-            lambda: self._redis.xrevrange(AUDIT_KEY, count=count)
+        raw = cast(
+            "list[tuple[str, dict[str, str]]]",
+            await call(lambda: self._redis.xrevrange(AUDIT_KEY, count=count)),
         )
         return [{"id": entry_id, **fields} for entry_id, fields in raw]
 
@@ -386,10 +386,10 @@ class ApprovalStore:
     async def lease(self, name: str, ttl: timedelta) -> AsyncIterator[str | None]:
         """A short exclusive lease: yields the token when acquired, None when someone has it.
         Released (only by its own token) on exit."""
-        key = f"{PREFIX}lease:{name}"
+        key = lease_key(name)
         token = secrets.token_hex(8)
-        acquired: bool | None = await self._call(
-            lambda: self._redis.set(key, token, nx=True, px=_ms(ttl))
+        acquired = cast(
+            "bool | None", await call(lambda: self._redis.set(key, token, nx=True, px=_ms(ttl)))
         )
         try:
             yield token if acquired else None
@@ -398,26 +398,23 @@ class ApprovalStore:
                 await self.release(name, token)
 
     async def acquire(self, name: str, token: str, ttl: timedelta) -> bool:
-        key = f"{PREFIX}lease:{name}"
-        result: bool | None = await self._call(
-            lambda: self._redis.set(key, token, nx=True, px=_ms(ttl))
+        key = lease_key(name)
+        result = cast(
+            "bool | None", await call(lambda: self._redis.set(key, token, nx=True, px=_ms(ttl)))
         )
         return bool(result)
 
     async def holder(self, name: str) -> str | None:
-        value: str | None = await self._call(lambda: self._redis.get(f"{PREFIX}lease:{name}"))
-        return value
+        return cast("str | None", await call(lambda: self._redis.get(lease_key(name))))
 
     async def renew(self, name: str, token: str, ttl: timedelta) -> bool:
-        result: int = await self._call(
-            lambda: self._redis.eval(_RENEW, 1, f"{PREFIX}lease:{name}", token, _ms(ttl))
+        result: int = await call(
+            lambda: self._redis.eval(_RENEW, 1, lease_key(name), token, _ms(ttl))
         )
         return bool(result)
 
     async def release(self, name: str, token: str) -> bool:
-        result: int = await self._call(
-            lambda: self._redis.eval(_RELEASE, 1, f"{PREFIX}lease:{name}", token)
-        )
+        result: int = await call(lambda: self._redis.eval(_RELEASE, 1, lease_key(name), token))
         return bool(result)
 
 

@@ -13,7 +13,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.guard import MAX_BODY_BYTES, REASONS, create_guard, json_error
+from bot.errors import json_error
+from bot.guard import MAX_BODY_BYTES, create_guard
 from bot.pagerduty_webhook import pagerduty_webhook
 from bot.settings import Settings
 from bot.slack_app import create_bolt_app, shape_problem
@@ -24,6 +25,7 @@ from commands.incidents.loop import IncidentLoop
 from core.config import Config
 from core.loops import Loops
 from core.metrics import CONTENT_TYPE, Metrics
+from core.redis import redis_key
 from integrations.redis_client import create_redis, ping
 from integrations.slack.client import create_web_client
 
@@ -55,9 +57,6 @@ VERIFIER = web.AppKey("verifier", SlackVerifier)
 LOOPS = web.AppKey("loops", Loops)
 
 
-_REASONS = REASONS
-
-
 EVENT_TTL_SECONDS = 3600
 
 
@@ -75,7 +74,7 @@ async def _seen_before(deps: Deps, body: str, headers: Mapping[str, str]) -> boo
         return False
     try:
         first = await deps.redis.set(
-            f"dhanam:slack-event:{event_id}", "1", nx=True, ex=EVENT_TTL_SECONDS
+            redis_key("slack-event", event_id), "1", nx=True, ex=EVENT_TTL_SECONDS
         )
     except (RedisError, OSError, TimeoutError):
         log.warning("slack.event_dedupe_unavailable", event_id=event_id)
@@ -92,9 +91,9 @@ async def _admit(request: web.Request) -> str | web.Response:
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return json_error(400, "bad_request", "body is not UTF-8")
+        return json_error(400, "body is not UTF-8")
     if not request.app[VERIFIER].valid(body, request.headers):
-        return json_error(401, "unauthorized", "invalid or stale Slack signature")
+        return json_error(401, "invalid or stale Slack signature")
     if await _seen_before(request.app[DEPS], body, request.headers):
         # Slack retries an event it thinks we missed (X-Slack-Retry-Num); it was handled.
         return web.json_response({"ok": True, "duplicate": True})
@@ -109,7 +108,7 @@ async def slack_events(request: web.Request) -> web.Response:
     if problem is not None:
         # Signed by Slack but not a shape Slack sends: nothing is done with it.
         log.warning("slack.unexpected_shape", problem=problem)
-        return json_error(400, "bad_request", f"malformed Slack request: {problem}")
+        return json_error(400, f"malformed Slack request: {problem}")
     try:
         bolt_request = AsyncBoltRequest(
             body=body,
@@ -120,12 +119,12 @@ async def slack_events(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         # Bolt parses the body before routing; a signed but malformed body lands here
         # (json.JSONDecodeError is a ValueError). Anything else reaches the guard.
-        return json_error(400, "bad_request", "malformed Slack request")
+        return json_error(400, "malformed Slack request")
     content_type = response.headers.get("content-type", ["application/json"])[0]
     if response.status == 401:
-        return json_error(401, "unauthorized", "invalid or stale Slack signature")
+        return json_error(401, "invalid or stale Slack signature")
     if response.status >= 400 and not response.body.startswith("{"):
-        return json_error(response.status, _REASONS.get(response.status, "error"), response.body)
+        return json_error(response.status, response.body)
     return web.Response(
         status=response.status,
         body=response.body.encode("utf-8"),

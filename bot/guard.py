@@ -18,7 +18,6 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
@@ -26,6 +25,7 @@ from aiohttp import ClientError, web
 from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
 
+from bot.errors import json_error
 from bot.logs import bind_request, clear_request
 from core.errors import StoreUnavailableError
 from core.metrics import Metrics
@@ -38,19 +38,6 @@ MAX_JSON_DEPTH = 64
 SLACK_ROUTE = "/slack/events"
 SNS_ROUTE = "/webhooks/sns"
 PAGERDUTY_ROUTE = "/webhooks/pagerduty"
-
-REASONS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    501: "not_implemented",
-    502: "bad_gateway",
-    503: "unavailable",
-}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,10 +59,6 @@ _MALFORMED: tuple[type[BaseException], ...] = (
     RecursionError,
     UnicodeError,
 )
-
-
-def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
 
 
 def new_error_id() -> str:
@@ -175,12 +158,12 @@ async def _screen(route: str, request: web.Request) -> web.Response | None:
     """The checks made before any handler: size, signature headers, JSON depth."""
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        return json_error(413, "payload_too_large", "request body is over 1 MiB")
+        return json_error(413, "request body is over 1 MiB")
     status = _non_ascii_signature_header(route, request)
     if status is not None:
         error_id = new_error_id()
         log.warning("http.non_ascii_signature_header", error_id=error_id, status=status)
-        return json_error(status, REASONS[status], _AUTH_MESSAGES[route], error_id=error_id)
+        return json_error(status, _AUTH_MESSAGES[route], error_id=error_id)
     if request.method == "POST" and route in _AUTH_MESSAGES:
         raw = await request.read()  # cached: the handler reads the same bytes
         if body_too_deep(route, raw):
@@ -188,7 +171,6 @@ async def _screen(route: str, request: web.Request) -> web.Response | None:
             log.warning("http.json_too_deep", error_id=error_id, limit=MAX_JSON_DEPTH)
             return json_error(
                 400,
-                "bad_request",
                 f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
                 error_id=error_id,
             )
@@ -199,19 +181,17 @@ def _from_exception(exc: Exception) -> web.Response:
     error_id = new_error_id()
     if isinstance(exc, web.HTTPException):
         if exc.status == 413:
-            return json_error(413, "payload_too_large", "request body is over 1 MiB")
+            return json_error(413, "request body is over 1 MiB")
         if exc.status < 500:
-            return json_error(exc.status, REASONS.get(exc.status, "http_error"), exc.reason)
+            return json_error(exc.status, exc.reason)
     if isinstance(exc, _UNAVAILABLE):
         log.error("http.dependency_unavailable", error_id=error_id, exc_info=exc)
-        return json_error(
-            503, "unavailable", "a dependency is unavailable; retry later", error_id=error_id
-        )
+        return json_error(503, "a dependency is unavailable; retry later", error_id=error_id)
     if isinstance(exc, _MALFORMED):
         log.error("http.malformed_request", error_id=error_id, exc_info=exc)
-        return json_error(400, "bad_request", "malformed request", error_id=error_id)
+        return json_error(400, "malformed request", error_id=error_id)
     log.error("http.unhandled", error_id=error_id, exc_info=exc)
-    return json_error(503, "unavailable", "unexpected error; retry later", error_id=error_id)
+    return json_error(503, "unexpected error; retry later", error_id=error_id)
 
 
 def _no_500(response: web.StreamResponse) -> web.StreamResponse:
@@ -222,7 +202,7 @@ def _no_500(response: web.StreamResponse) -> web.StreamResponse:
         return response
     error_id = new_error_id()
     log.error("http.handler_5xx", error_id=error_id, status=response.status)
-    return json_error(503, "unavailable", "unexpected error; retry later", error_id=error_id)
+    return json_error(503, "unexpected error; retry later", error_id=error_id)
 
 
 def create_guard(metrics: Metrics) -> Middleware:

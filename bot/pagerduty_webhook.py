@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from bot.errors import json_error
 from commands.deps import Deps
 from core.errors import StoreUnavailableError
 from integrations.pagerduty_webhooks import MalformedWebhookError, parse_event, signature_valid
@@ -21,30 +22,26 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def _error(status: int, error: str, message: str) -> web.Response:
-    return web.json_response({"error": error, "message": message}, status=status)
-
-
 def pagerduty_webhook(
     deps: Deps, secrets: list[str]
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
         if len(raw) > MAX_BODY_BYTES:
-            return _error(413, "payload_too_large", "request body is over 1 MiB")
+            return json_error(413, "request body is over 1 MiB")
         header = request.headers.get("X-PagerDuty-Signature", "")
         if not secrets or not signature_valid(raw, header, secrets):
             log.warning("pagerduty.webhook_rejected", signed=bool(header))
-            return _error(403, "forbidden", "invalid PagerDuty signature")
+            return json_error(403, "invalid PagerDuty signature")
         try:
             event = parse_event(raw)
         except MalformedWebhookError as exc:
-            return _error(400, "bad_request", str(exc))
+            return json_error(400, str(exc))
         try:
             async with deps.inflight.track():
                 outcome = await deps.pagerduty.handle(event)
         except StoreUnavailableError:
-            return _error(503, "unavailable", "state store unavailable; retry later")
+            return json_error(503, "state store unavailable; retry later")
         return web.json_response({"ok": True, "event": event.event_type, "outcome": outcome})
 
     return handle

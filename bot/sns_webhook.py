@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bot.errors import json_error
 from commands.alarms.store import Intake
 from commands.deps import Deps
 from core.errors import StoreUnavailableError
@@ -31,14 +32,6 @@ from integrations.sns import (
 
 log = structlog.get_logger(__name__)
 
-_REASONS = {400: "bad_request", 403: "forbidden", 502: "bad_gateway", 503: "unavailable"}
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response(
-        {"error": _REASONS.get(status, "error"), "message": message}, status=status
-    )
-
 
 def _ok(status: str, **extra: Any) -> web.Response:
     return web.json_response({"status": status, **extra})
@@ -53,7 +46,7 @@ def sns_handler(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
             await deps.sns.verify(message)
         except SnsError as exc:
             log.warning("sns.refused", status=exc.status, reason=exc.message)
-            return _error(exc.status, exc.message)
+            return json_error(exc.status, exc.message)
         fields = describe(message)
         try:
             if message["Type"] == NOTIFICATION:
@@ -68,7 +61,7 @@ def sns_handler(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
                 raise
         except StoreUnavailableError as exc:
             log.warning("sns.store_unavailable", error=exc.detail, **fields)
-            return _error(503, "store unavailable; retry later")
+            return json_error(503, "store unavailable; retry later")
 
     return handle
 
@@ -80,11 +73,11 @@ async def _dispatch(deps: Deps, message: dict[str, str], fields: dict[str, Any])
             await deps.sns.confirm(message)
         except SnsError as exc:
             await deps.alarm_store.forget_delivery(message["MessageId"])
-            return _error(exc.status, exc.message)
+            return json_error(exc.status, exc.message)
         except FetchError as exc:
             log.warning("sns.confirm_failed", error=str(exc), **fields)
             await deps.alarm_store.forget_delivery(message["MessageId"])
-            return _error(502, "could not confirm the subscription")
+            return json_error(502, "could not confirm the subscription")
         log.info("sns.subscription_confirmed", **fields)
         return _ok("confirmed")
     if kind == UNSUBSCRIBE_CONFIRMATION:

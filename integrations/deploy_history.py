@@ -9,16 +9,13 @@ Every Redis failure surfaces as StoreUnavailableError.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from redis.exceptions import RedisError
 
 from core.clock import Clock
-from core.errors import StoreUnavailableError
-from integrations.redis_client import RedisClient
+from core.redis import RedisClient, call, redis_key
 
 KEEP = 50
 
@@ -42,7 +39,7 @@ class DeployRecord(BaseModel):
 
 
 def history_key(service: str, env: str) -> str:
-    return f"dhanam:{{hist:{service}:{env}}}"
+    return redis_key(f"{{hist:{service}:{env}}}")
 
 
 class DeployHistory:
@@ -50,12 +47,6 @@ class DeployHistory:
         self._redis = redis
         self._clock = clock
         self._keep = keep
-
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
     async def record(self, record: DeployRecord) -> None:
         key = history_key(record.service, record.env)
@@ -66,14 +57,14 @@ class DeployHistory:
             pipe.ltrim(key, 0, self._keep - 1)
             await pipe.execute()
 
-        await self._call(write)
+        await call(write)
 
     async def recent(self, service: str, env: str, n: int = 10) -> list[DeployRecord]:
         """The newest `n` records (at most the 50 kept), newest first."""
         if n <= 0:
             return []
         key = history_key(service, env)
-        raw: list[str] = await self._call(lambda: self._redis.lrange(key, 0, n - 1))
+        raw = cast("list[str]", await call(lambda: self._redis.lrange(key, 0, n - 1)))
         records = []
         for item in raw:
             try:

@@ -18,7 +18,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-RedisClient = Redis | RedisCluster
+from core.redis import RedisClient
+
+__all__ = ["MAX_CONNECTIONS", "PingResult", "RedisClient", "create_redis", "ping"]
+
 MAX_CONNECTIONS = 64
 
 

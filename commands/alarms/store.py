@@ -24,7 +24,6 @@ Every Redis failure surfaces as StoreUnavailableError.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -32,16 +31,14 @@ from functools import partial
 from typing import Any, cast
 
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from core.clock import Clock
 from core.errors import StoreUnavailableError
+from core.redis import RedisClient, call, redis_key
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
-from integrations.redis_client import RedisClient
 from integrations.slack.outbox import Outbox, OutboxItem
 
-PREFIX = "dhanam:"
-TAG = PREFIX + "{alarms}:"
+TAG = redis_key("{alarms}") + ":"
 FIRING_KEY = TAG + "firing"
 RETENTION_MS = 30 * 24 * 3600 * 1000
 DEDUPE_SECONDS = 24 * 3600
@@ -208,23 +205,17 @@ class AlarmStore:
         self._remind = redis.register_script(_REMIND)
         self._close_digest = redis.register_script(_CLOSE_DIGEST)
 
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-
     def now_ms(self) -> int:
         return _ms(self._clock.now())
 
     # -- deliveries --------------------------------------------------------------------------
     async def first_delivery(self, message_id: str) -> bool:
         key = delivery_key(message_id)
-        done = await self._call(lambda: self._redis.set(key, "1", nx=True, ex=DEDUPE_SECONDS))
+        done = await call(lambda: self._redis.set(key, "1", nx=True, ex=DEDUPE_SECONDS))
         return bool(done)
 
     async def forget_delivery(self, message_id: str) -> None:
-        await self._call(lambda: self._redis.delete(delivery_key(message_id)))
+        await call(lambda: self._redis.delete(delivery_key(message_id)))
 
     async def intake(
         self,
@@ -262,7 +253,7 @@ class AlarmStore:
                 item.encode(),
                 target,
             ]
-            code, found = await self._call(partial(self._intake, keys=keys, args=args))
+            code, found = await call(partial(self._intake, keys=keys, args=args))
             if int(code) != Intake.ELSEWHERE:
                 return Intake(int(code)), str(found)
             target = str(found)
@@ -275,11 +266,11 @@ class AlarmStore:
         queue, queued, _ = outbox.queue_keys(channel)
         keys = [delivery_key(message_id), outbox.channels_key, queue, queued]
         args: list[str | int] = [item.encode(), channel, DEDUPE_SECONDS]
-        done = await self._call(lambda: self._notice(keys=keys, args=args))
+        done = await call(lambda: self._notice(keys=keys, args=args))
         return bool(done)
 
     async def get(self, name: str) -> AlarmRecord | None:
-        raw: dict[str, str] = await self._call(lambda: self._redis.hgetall(alarm_key(name)))
+        raw = cast("dict[str, str]", await call(lambda: self._redis.hgetall(alarm_key(name))))
         if not raw.get("payload"):
             return None
         try:
@@ -323,7 +314,7 @@ class AlarmStore:
             await self._redis.hset(alarm_key(name), mapping=cast(Any, fields))
             return True
 
-        linked: bool = await self._call(write)
+        linked: bool = await call(write)
         return linked
 
     async def mark_shown(self, record: AlarmRecord) -> None:
@@ -331,17 +322,17 @@ class AlarmStore:
             "shown_state": record.state.value,
             "shown_ms": str(record.changed_ms),
         }
-        await self._call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
+        await call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
 
     async def set_root(self, record: AlarmRecord, channel: str, ts: str, kind: str) -> None:
         fields: dict[Any, Any] = {"root_ts": ts, "root_kind": kind, "root_channel": channel}
-        await self._call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
+        await call(lambda: self._redis.hset(alarm_key(record.name), mapping=fields))
 
     async def clear_root(self, name: str, ts: str) -> bool:
         """The message at ``ts`` that showed the alarm is gone (deleted in Slack): forget it,
         and what it showed, so the alarm's next write posts a new one. Only if it is still
         the alarm's message (compare and delete); False otherwise."""
-        cleared = await self._call(lambda: self._clear_root(keys=[alarm_key(name)], args=[ts]))
+        cleared = await call(lambda: self._clear_root(keys=[alarm_key(name)], args=[ts]))
         return bool(cleared)
 
     # -- reminders ---------------------------------------------------------------------------
@@ -352,28 +343,30 @@ class AlarmStore:
         queue, queued, _ = outbox.queue_keys(channel)
         keys = [alarm_key(name), FIRING_KEY, outbox.channels_key, queue, queued]
         args: list[str | int] = [name, _ms(next_due), item.encode(), channel]
-        return bool(await self._call(lambda: self._remind(keys=keys, args=args)))
+        return bool(await call(lambda: self._remind(keys=keys, args=args)))
 
     async def schedule_reminder(self, name: str, due: datetime, *, replace: bool) -> None:
         mapping = {name: _ms(due)}
         if replace:
-            await self._call(lambda: self._redis.zadd(FIRING_KEY, mapping))
+            await call(lambda: self._redis.zadd(FIRING_KEY, mapping))
         else:
-            await self._call(lambda: self._redis.zadd(FIRING_KEY, mapping, nx=True))
+            await call(lambda: self._redis.zadd(FIRING_KEY, mapping, nx=True))
 
     async def cancel_reminder(self, name: str) -> None:
-        await self._call(lambda: self._redis.zrem(FIRING_KEY, name))
+        await call(lambda: self._redis.zrem(FIRING_KEY, name))
 
     async def reminders_due(self, limit: int = 100) -> list[str]:
         now = self.now_ms()
-        due: list[str] = await self._call(
-            lambda: self._redis.zrangebyscore(FIRING_KEY, "-inf", now, start=0, num=limit)
+        return cast(
+            "list[str]",
+            await call(
+                lambda: self._redis.zrangebyscore(FIRING_KEY, "-inf", now, start=0, num=limit)
+            ),
         )
-        return due
 
     # -- storms and digests ------------------------------------------------------------------
     async def note_root(self, channel: str, name: str, window: timedelta) -> None:
-        key = f"{PREFIX}alarmch:{channel}:recent"
+        key = redis_key("alarmch", channel, "recent")
         now = self.now_ms()
 
         async def write() -> None:
@@ -383,39 +376,38 @@ class AlarmStore:
             pipe.pexpire(key, int(window.total_seconds() * 1000) + 1000)
             await pipe.execute()
 
-        await self._call(write)
+        await call(write)
 
     async def recent_roots(self, channel: str, window: timedelta) -> int:
-        key = f"{PREFIX}alarmch:{channel}:recent"
+        key = redis_key("alarmch", channel, "recent")
         since = self.now_ms() - int(window.total_seconds() * 1000)
-        count: int = await self._call(lambda: self._redis.zcount(key, since, "+inf"))
+        count: int = await call(lambda: self._redis.zcount(key, since, "+inf"))
         return count
 
     async def close_digest(self, channel: str, ts: str) -> None:
-        key = f"{PREFIX}alarmch:{channel}:digest"
-        await self._call(lambda: self._close_digest(keys=[key], args=[ts]))
+        key = redis_key("alarmch", channel, "digest")
+        await call(lambda: self._close_digest(keys=[key], args=[ts]))
 
     async def open_digest(self, channel: str) -> str | None:
-        ts: str | None = await self._call(
-            lambda: self._redis.get(f"{PREFIX}alarmch:{channel}:digest")
+        return cast(
+            "str | None",
+            await call(lambda: self._redis.get(redis_key("alarmch", channel, "digest"))),
         )
-        return ts
 
     async def hold_digest(self, channel: str, ts: str, hold: timedelta) -> None:
-        key = f"{PREFIX}alarmch:{channel}:digest"
+        key = redis_key("alarmch", channel, "digest")
         px = int(hold.total_seconds() * 1000)
-        await self._call(lambda: self._redis.set(key, ts, px=px))
+        await call(lambda: self._redis.set(key, ts, px=px))
 
     async def join_digest(self, channel: str, ts: str, name: str) -> None:
-        key = f"{PREFIX}{{alarmdigest:{channel}:{ts}}}"
+        key = redis_key(f"{{alarmdigest:{channel}:{ts}}}")
 
         async def write() -> None:
             await self._redis.zadd(key, {name: self.now_ms()}, nx=True)
             await self._redis.pexpire(key, RETENTION_MS)
 
-        await self._call(write)
+        await call(write)
 
     async def digest_members(self, channel: str, ts: str) -> list[str]:
-        key = f"{PREFIX}{{alarmdigest:{channel}:{ts}}}"
-        members: list[str] = await self._call(lambda: self._redis.zrange(key, 0, -1))
-        return members
+        key = redis_key(f"{{alarmdigest:{channel}:{ts}}}")
+        return cast("list[str]", await call(lambda: self._redis.zrange(key, 0, -1)))

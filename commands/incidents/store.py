@@ -15,22 +15,18 @@ Every Redis failure surfaces as StoreUnavailableError.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-from redis.exceptions import RedisError
+from typing import Any, cast
 
 from approvals.models import from_ms, utc_ms
-from approvals.store import PREFIX
 from commands.incidents.models import Check, Incident, check_value, from_hash, to_hash
 from commands.requests import IncidentState
 from core.errors import StoreUnavailableError
-from integrations.redis_client import RedisClient
+from core.redis import RedisClient, call, redis_key
 
-ACTIVE_KEY = PREFIX + "incidents:active"
-RETRY_KEY = PREFIX + "incidents:pd_retry"
+ACTIVE_KEY = redis_key("incidents", "active")
+RETRY_KEY = redis_key("incidents", "pd_retry")
 TIMELINE_MAX = 2000
 DELIVERY_TTL = timedelta(days=7)
 DELIVERY_CLAIM = timedelta(seconds=60)  # until the delivery is recorded (see first_delivery)
@@ -47,7 +43,7 @@ return 'ok'
 
 
 def incident_key(incident_id: str) -> str:
-    return f"{PREFIX}{{inc:{incident_id}}}"
+    return redis_key(f"{{inc:{incident_id}}}")
 
 
 # KEYS: timeline, its "once" set; ARGV: id, at, by, text, maxlen, ttl_s
@@ -61,7 +57,7 @@ return 1
 
 
 def timeline_key(incident_id: str) -> str:
-    return f"{PREFIX}{{inc:{incident_id}}}:timeline"
+    return incident_key(incident_id) + ":timeline"
 
 
 @dataclass(frozen=True)
@@ -75,31 +71,26 @@ class IncidentStore:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-
     # -- the incident -------------------------------------------------------------------------
     async def create(self, incident: Incident) -> None:
         async def write() -> None:
             mapping: dict[Any, Any] = to_hash(incident)
             await self._redis.hset(incident_key(incident.id), mapping=mapping)
-            await self._redis.set(f"{PREFIX}incidents:channel:{incident.channel}", incident.id)
+            await self._redis.set(redis_key("incidents", "channel", incident.channel), incident.id)
             await self._redis.zadd(ACTIVE_KEY, {incident.id: utc_ms(incident.started_at)})
 
-        await self._call(write)
+        await call(write)
 
     async def get(self, incident_id: str) -> Incident | None:
-        fields: dict[str, str] = await self._call(
-            lambda: self._redis.hgetall(incident_key(incident_id))
+        fields = cast(
+            "dict[str, str]", await call(lambda: self._redis.hgetall(incident_key(incident_id)))
         )
         return from_hash(fields) if fields else None
 
     async def by_channel(self, channel: str) -> Incident | None:
-        found: str | None = await self._call(
-            lambda: self._redis.get(f"{PREFIX}incidents:channel:{channel}")
+        found = cast(
+            "str | None",
+            await call(lambda: self._redis.get(redis_key("incidents", "channel", channel))),
         )
         return await self.get(found) if found else None
 
@@ -109,12 +100,12 @@ class IncidentStore:
         full = to_hash(incident)
         mapping: dict[Any, Any] = {name: full[name] for name in names}
         if mapping:
-            await self._call(lambda: self._redis.hset(incident_key(incident.id), mapping=mapping))
+            await call(lambda: self._redis.hset(incident_key(incident.id), mapping=mapping))
 
     async def set_status(self, incident_id: str, state: IncidentState) -> str:
         """``ok``, ``same``, ``resolved`` (already, nothing changed) or ``missing``. Atomic:
         of two concurrent resolves exactly one gets ``ok``."""
-        result: str = await self._call(
+        result: str = await call(
             lambda: self._redis.eval(_SET_STATUS, 1, incident_key(incident_id), state.value)
         )
         return result
@@ -123,9 +114,9 @@ class IncidentStore:
         """Tick (or untick, with None); False when it already was so."""
         key, field = incident_key(incident_id), f"check:{item}"
         if check is None:
-            removed: int = await self._call(lambda: self._redis.hdel(key, field))
+            removed: int = await call(lambda: self._redis.hdel(key, field))
             return bool(removed)
-        added: int = await self._call(lambda: self._redis.hsetnx(key, field, check_value(check)))
+        added: int = await call(lambda: self._redis.hsetnx(key, field, check_value(check)))
         return bool(added)
 
     # -- the timeline -------------------------------------------------------------------------
@@ -144,10 +135,10 @@ class IncidentStore:
                 TIMELINE_MAX,
                 int(DELIVERY_TTL.total_seconds()),
             ]
-            await self._call(lambda: self._redis.eval(_ADD_ONCE, 2, *keys, *args))
+            await call(lambda: self._redis.eval(_ADD_ONCE, 2, *keys, *args))
             return
         fields: dict[Any, Any] = {"at": str(utc_ms(at)), "by": by, "text": text}
-        await self._call(
+        await call(
             lambda: self._redis.xadd(
                 timeline_key(incident_id), fields, maxlen=TIMELINE_MAX, approximate=True
             )
@@ -155,16 +146,17 @@ class IncidentStore:
 
     async def note_posted(self, event_id: str) -> bool:
         """Whether the PagerDuty note of ``event_id`` was posted to Slack already."""
-        found = await self._call(lambda: self._redis.exists(f"{PREFIX}pd:note:{event_id}"))
+        found = await call(lambda: self._redis.exists(redis_key("pd", "note", event_id)))
         return bool(found)
 
     async def mark_note_posted(self, event_id: str) -> None:
         ttl = int(DELIVERY_TTL.total_seconds())
-        await self._call(lambda: self._redis.set(f"{PREFIX}pd:note:{event_id}", "1", ex=ttl))
+        await call(lambda: self._redis.set(redis_key("pd", "note", event_id), "1", ex=ttl))
 
     async def timeline(self, incident_id: str) -> list[TimelineEntry]:
-        raw: list[tuple[str, dict[str, str]]] = await self._call(
-            lambda: self._redis.xrange(timeline_key(incident_id))
+        raw = cast(
+            "list[tuple[str, dict[str, str]]]",
+            await call(lambda: self._redis.xrange(timeline_key(incident_id))),
         )
         return [
             TimelineEntry(at=from_ms(f["at"]), by=f.get("by", ""), text=f.get("text", ""))
@@ -173,8 +165,7 @@ class IncidentStore:
 
     # -- indexes ------------------------------------------------------------------------------
     async def active_ids(self) -> list[str]:
-        ids: list[str] = await self._call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1))
-        return ids
+        return cast("list[str]", await call(lambda: self._redis.zrange(ACTIVE_KEY, 0, -1)))
 
     async def close(self, incident: Incident) -> None:
         """Resolved: off the reminder index; kept for RETENTION."""
@@ -185,28 +176,29 @@ class IncidentStore:
             await self._redis.pexpire(incident_key(incident.id), ttl)
             await self._redis.pexpire(timeline_key(incident.id), ttl)
 
-        await self._call(write)
+        await call(write)
 
     async def schedule_pd(self, incident_id: str, due: datetime) -> None:
-        await self._call(lambda: self._redis.zadd(RETRY_KEY, {incident_id: utc_ms(due)}))
+        await call(lambda: self._redis.zadd(RETRY_KEY, {incident_id: utc_ms(due)}))
 
     async def unschedule_pd(self, incident_id: str) -> None:
-        await self._call(lambda: self._redis.zrem(RETRY_KEY, incident_id))
+        await call(lambda: self._redis.zrem(RETRY_KEY, incident_id))
 
     async def due_pd(self, now: datetime) -> list[str]:
-        ids: list[str] = await self._call(
-            lambda: self._redis.zrangebyscore(RETRY_KEY, "-inf", utc_ms(now))
+        return cast(
+            "list[str]",
+            await call(lambda: self._redis.zrangebyscore(RETRY_KEY, "-inf", utc_ms(now))),
         )
-        return ids
 
     async def link_pd(self, pd_incident_id: str, incident_id: str) -> None:
-        await self._call(
-            lambda: self._redis.set(f"{PREFIX}incidents:pd:{pd_incident_id}", incident_id)
+        await call(
+            lambda: self._redis.set(redis_key("incidents", "pd", pd_incident_id), incident_id)
         )
 
     async def by_pd(self, pd_incident_id: str) -> Incident | None:
-        found: str | None = await self._call(
-            lambda: self._redis.get(f"{PREFIX}incidents:pd:{pd_incident_id}")
+        found = cast(
+            "str | None",
+            await call(lambda: self._redis.get(redis_key("incidents", "pd", pd_incident_id))),
         )
         return await self.get(found) if found else None
 
@@ -217,14 +209,14 @@ class IncidentStore:
         (a crash, Redis gone before `forget_delivery`) lapses and PagerDuty's retry gets
         through; a redelivery while it is in progress is told to come back (StoreUnavailable,
         a 503), never that it was done."""
-        key = f"{PREFIX}pd:event:{event_id}"
+        key = redis_key("pd", "event", event_id)
         claim = int(DELIVERY_CLAIM.total_seconds())
-        result: bool | None = await self._call(
-            lambda: self._redis.set(key, "claimed", nx=True, ex=claim)
+        result = cast(
+            "bool | None", await call(lambda: self._redis.set(key, "claimed", nx=True, ex=claim))
         )
         if result:
             return True
-        state: str | None = await self._call(lambda: self._redis.get(key))
+        state = cast("str | None", await call(lambda: self._redis.get(key)))
         if state == "claimed":
             raise StoreUnavailableError(f"delivery {event_id} is being recorded; retry later")
         return False
@@ -232,23 +224,24 @@ class IncidentStore:
     async def delivered(self, event_id: str) -> None:
         """The delivery is recorded: keep it marked processed for the full retention."""
         ttl = int(DELIVERY_TTL.total_seconds())
-        await self._call(lambda: self._redis.set(f"{PREFIX}pd:event:{event_id}", "done", ex=ttl))
+        await call(lambda: self._redis.set(redis_key("pd", "event", event_id), "done", ex=ttl))
 
     async def forget_delivery(self, event_id: str) -> None:
         """Processing failed: let PagerDuty's retry through."""
-        await self._call(lambda: self._redis.delete(f"{PREFIX}pd:event:{event_id}"))
+        await call(lambda: self._redis.delete(redis_key("pd", "event", event_id)))
 
     async def pd_message(self, pd_incident_id: str) -> tuple[str, str] | None:
-        found: dict[str, str] = await self._call(
-            lambda: self._redis.hgetall(f"{PREFIX}pd:msg:{pd_incident_id}")
+        found = cast(
+            "dict[str, str]",
+            await call(lambda: self._redis.hgetall(redis_key("pd", "msg", pd_incident_id))),
         )
         return (found["channel"], found["ts"]) if found.get("ts") else None
 
     async def set_pd_message(self, pd_incident_id: str, channel: str, ts: str) -> None:
-        key = f"{PREFIX}pd:msg:{pd_incident_id}"
+        key = redis_key("pd", "msg", pd_incident_id)
 
         async def write() -> None:
             await self._redis.hset(key, mapping={"channel": channel, "ts": ts})
             await self._redis.pexpire(key, int(RETENTION.total_seconds() * 1000))
 
-        await self._call(write)
+        await call(write)

@@ -42,20 +42,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
 import structlog
-from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.errors import StoreUnavailableError
-from integrations.redis_client import RedisClient
+from core.redis import RedisClient, call, redis_key
 
 log = structlog.get_logger(__name__)
 
-NAMESPACE = "dhanam:{alarms}:outbox"
+NAMESPACE = redis_key("{alarms}", "outbox")
 LEASE_TTL = timedelta(seconds=20)
 MAX_BACKOFF_SECONDS = 8
 # Errors Slack answers with HTTP 200 that a later try fixes (kept, like a 429 or 5xx).
@@ -292,12 +291,6 @@ class Outbox:
                 raise ValueError(f"outbox kind {kind.value!r} already has a handler")
             self.handlers[kind] = handler
 
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-
     # -- keys (all in the namespace's hash slot) -----------------------------------------------
     def key(self, channel: str) -> str:
         return f"{self._ns}:{channel}"
@@ -326,11 +319,11 @@ class Outbox:
         """Queue ``item`` (kept in place if already pending) and make sure someone drains."""
         queue, queued, _ = self.queue_keys(channel)
         keys = [queue, queued, self.channels_key]
-        await self._call(lambda: self._enqueue(keys=keys, args=[item.encode(), channel]))
+        await call(lambda: self._enqueue(keys=keys, args=[item.encode(), channel]))
         self.kick(channel)
 
     async def pending(self, channel: str) -> list[OutboxItem]:
-        raw: list[str] = await self._call(lambda: self._redis.lrange(self.key(channel), 0, -1))
+        raw = cast("list[str]", await call(lambda: self._redis.lrange(self.key(channel), 0, -1)))
         return [item for r in raw if (item := OutboxItem.decode(r)) is not None]
 
     def kick(self, channel: str) -> None:
@@ -364,7 +357,7 @@ class Outbox:
 
     async def recover(self) -> None:
         """Kick every channel with pending or held items (a drainer that died left them)."""
-        channels: set[str] = await self._call(lambda: self._redis.smembers(self.channels_key))
+        channels = cast("set[str]", await call(lambda: self._redis.smembers(self.channels_key)))
         for channel in channels:
             if await self._count(channel):
                 self.kick(channel)
@@ -379,7 +372,7 @@ class Outbox:
             queued, held = await pipe.execute()
             return int(queued) + int(held)
 
-        total: int = await self._call(count)
+        total: int = await call(count)
         return total
 
     # -- draining ----------------------------------------------------------------------------
@@ -387,22 +380,22 @@ class Outbox:
     async def _acquire(self, channel: str, token: str) -> bool:
         ttl = int(LEASE_TTL.total_seconds() * 1000)
         key = self.lease_key(channel)
-        done = await self._call(lambda: self._redis.set(key, token, nx=True, px=ttl))
+        done = await call(lambda: self._redis.set(key, token, nx=True, px=ttl))
         return bool(done)
 
     async def _renew_lease(self, channel: str, token: str) -> bool:
         args: list[str | int] = [token, int(LEASE_TTL.total_seconds() * 1000)]
         keys = [self.lease_key(channel)]
-        return bool(await self._call(lambda: self._renew(keys=keys, args=args)))
+        return bool(await call(lambda: self._renew(keys=keys, args=args)))
 
     async def _release_lease(self, channel: str, token: str) -> None:
         keys = [self.lease_key(channel)]
-        await self._call(lambda: self._release(keys=keys, args=[token]))
+        await call(lambda: self._release(keys=keys, args=[token]))
 
     async def _script(self, script: Any, channel: str, token: str, *args: str) -> Any:
         """Run an item script under the lease; LeaseLostError when it answers "fenced"."""
         keys = self._owned_keys(channel)
-        result = await self._call(lambda: script(keys=keys, args=[token, *args]))
+        result = await call(lambda: script(keys=keys, args=[token, *args]))
         if result == -1:
             raise LeaseLostError(channel)
         return result
@@ -435,12 +428,12 @@ class Outbox:
         if held:
             log.warning("outbox.reclaimed", channel=channel, items=held)
         last_key = self.key(channel) + ":last"
-        raw = await self._call(lambda: self._redis.get(last_key))
+        raw = await call(lambda: self._redis.get(last_key))
         last_end = float(raw) / 1000 if raw else 0.0
 
         async def record() -> None:
             with contextlib.suppress(StoreUnavailableError):
-                await self._call(lambda: self._redis.set(last_key, int(time.time() * 1000), ex=60))
+                await call(lambda: self._redis.set(last_key, int(time.time() * 1000), ex=60))
 
         slack = PacedSlack(self._client, self._interval, last_end, record)
         joined = False
