@@ -43,6 +43,7 @@ lint: install
 	$(BIN)/ruff format --check $(SOURCES) tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/lint-imports
 
 bench: install redis
 	$(BIN)/python bench/run_all.py

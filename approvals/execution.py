@@ -18,6 +18,10 @@ The sequence (ApprovalFlow.execute claims first, then hands over here):
 
 "Nothing was changed." is written only when no mutation passed the checkpoint, and never when
 an earlier attempt of the same request may still be changing things.
+
+Long: the five steps share one claim token, one heartbeat and one record of what passed the
+checkpoint; each step's failure must know what the earlier ones did to say only what is true, so
+they stay one class.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Slack is behind the `Notifier` protocol (the bot wires a Slack implementation; tests may wire
 their own) and group membership behind `Members`.
+
+Long: submit, the three clicks, the claim and the sweep are the transitions of one request's
+life over one store, and their fail-closed answers when the store stops answering refer to each
+other; the execution, the gate and the policy are already their own modules.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ other replica's takeover loop picks the job up within the lease time and carries
 the same progress message. Jobs live in Redis (`dhanam:rollouts` + `dhanam:{rollout:<id>}`).
 
 Slack and AWS are behind the `RolloutSource` and `RolloutReporter` protocols.
+
+Long: the job's model and Redis record, the lease takeover across replicas and the poll and bake
+steps are one follower's life; AWS and Slack are already behind the two protocols.
 """
 
 from __future__ import annotations

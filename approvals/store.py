@@ -8,6 +8,10 @@ Keys (prefix `dhanam:`):
   lease:<name>          string: a short lease (sweeper, followers), owned by a random token
 
 Every Redis failure surfaces as StoreUnavailableError: callers fail closed.
+
+Long: it is the one place that knows a request's keys and hash layout; every transition, the
+sweep index, the audit stream and the leases read or write those keys (the Lua scripts
+themselves are in approvals/lua.py).
 """
 
 from __future__ import annotations

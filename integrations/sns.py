@@ -19,6 +19,9 @@ limited to `DOWNLOADS_PER_MINUTE` (a token bucket): a body naming a new made-up 
 time cannot make the bot download without limit. Over the budget the answer is 503 (SNS
 retries; a real certificate is downloaded once and then cached), and nothing is remembered
 against the URL.
+
+Long: parsing, the certificate URL rule, the bounded certificate cache and the signature check
+are one fail-closed verification of a delivery, audited top to bottom in one file.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ for an alarm whose firing the bot never saw is posted once as recovered. When mo
 `storm_threshold` alarms change within `storm_window` in one channel, new alarms join one digest
 message instead, edited as they change. SNS notifications that are not alarms are posted to
 `alerts_channel` as plain notices (`notify`).
+
+Long: an alarm is shown by its own message, a digest or a repost after a deletion, and every
+outbox kind moves it between them; those rules read as one (rendering and storage are already
+alarms/render.py and alarms/store.py).
 """
 
 from __future__ import annotations

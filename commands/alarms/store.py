@@ -20,6 +20,9 @@ declared: when the alarm's message is in another channel than the caller named, 
 nothing and the caller runs it again with that channel's outbox keys. A due reminder is queued
 and rescheduled by one script too (`remind`).
 Every Redis failure surfaces as StoreUnavailableError.
+
+Long: the keys share one hash tag and one layout; the Lua scripts that touch them and their
+Python callers belong together.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ execution first looks for a revision of the family with that tag (among its 10 n
 ones) and reuses it; update-service is skipped when the service already runs the target. A
 request executed again (a replay after a Redis failover) therefore registers nothing twice and
 moves the service once.
+
+Long: one Action: its plan, its replay check and its execution read the same task-definition,
+container and tag helpers, and the digest pinning and idempotency above span all three.
 """
 
 from __future__ import annotations

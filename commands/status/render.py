@@ -1,4 +1,8 @@
-"""Block Kit for `/dhanam status` and the App Home: pure functions of the gathered models."""
+"""Block Kit for `/dhanam status` and the App Home: pure functions of the gathered models.
+
+Long: the detail, overview and App Home views share their row, section and size-limit helpers;
+all pure functions with no state, split they would import each other.
+"""
 
 from __future__ import annotations
 

@@ -29,6 +29,9 @@ has reclaimed; at worst the new owner writes it again (twice, never zero times).
 
 Each item kind has its handler (`register`): the alarm service handles alarm kinds, the
 PagerDuty sync its Slack updates. A kind with no handler is logged and dropped.
+
+Long: the fencing lives in the Lua scripts and in the drain loop that calls them, one rule in
+two languages; split, the lease rules would have to be read in two files.
 """
 
 from __future__ import annotations
