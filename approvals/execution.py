@@ -31,7 +31,7 @@ import contextlib
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -75,8 +75,12 @@ class Host(Protocol):
     runtime: Any
     clock: Clock
     lease: timedelta
-    prepare: Callable[[Action, ApprovalRequest], Action]
-    on_success: list[Callable[[ApprovalRequest, Result], Awaitable[None]]]
+
+    @property
+    def on_success(self) -> Sequence[Callable[[ApprovalRequest, Result], Awaitable[None]]]: ...
+
+    @property
+    def follow(self) -> Callable[[ApprovalRequest, Result], Awaitable[None]] | None: ...
 
     @property
     def registry(self) -> Registry: ...
@@ -143,7 +147,7 @@ class Execution:
 
     async def _attempt(self) -> Result | None:
         flow = self.flow
-        action = flow.prepare(flow.registry.load(self.request), self.request)
+        action = flow.registry.load(self.request).for_execution(self.request)
         self.action = action
         self.scope = f"exec:{action.lock_scope}"
         await flow.refresh_card(self.request, audit=flow.audit_entry(self.request, "executing", ""))
@@ -238,7 +242,10 @@ class Execution:
             return
         await flow.thread_reply(final, outcome)
         if result is not None and result.ok and finished.status is Status.SUCCEEDED:
-            for hook in flow.on_success:
+            hooks = list(flow.on_success)
+            if flow.follow is not None and self.action is not None and self.action.followed:
+                hooks.insert(0, flow.follow)
+            for hook in hooks:
                 try:
                     await hook(final, result)
                 except Exception:

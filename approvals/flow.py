@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
 
+from approvals.cards import Cards, Notifier
 from approvals.execution import Execution
 from approvals.gate import GateContext
 from approvals.locks import Locks
@@ -42,17 +43,6 @@ log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=30)
 SWEEP_EVERY = 2.0
-
-
-class Notifier(Protocol):
-    async def post_card(self, request: ApprovalRequest) -> tuple[str, str]: ...
-
-    async def update_card(self, request: ApprovalRequest) -> None: ...
-
-    async def thread_reply(self, request: ApprovalRequest, text: str) -> None: ...
-
-    async def tell(self, request: ApprovalRequest, user: str, text: str) -> None:
-        """An ephemeral message to ``user`` beside the card (why a click did not run)."""
 
 
 class Members(Protocol):
@@ -111,7 +101,9 @@ class ApprovalFlow:
         runtime: Any,
         clock: Clock,
         lease: timedelta = LEASE,
-        prepare: Callable[[Action, ApprovalRequest], Action] | None = None,
+        on_success: Sequence[Callable[[ApprovalRequest, Result], Awaitable[None]]] = (),
+        follow: Callable[[ApprovalRequest, Result], Awaitable[None]] | None = None,
+        cards: Cards | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -122,12 +114,12 @@ class ApprovalFlow:
         self.runtime = runtime
         self.clock = clock
         self.lease = lease
-        # Lets the bot hand an Action who asked and who approved before it executes
-        # (fields outside the plan's fingerprint).
-        self.prepare = prepare or (lambda action, _request: action)
+        self.cards = cards or Cards(store, notifier, clock)
         self._tasks: set[asyncio.Task[None]] = set()
-        # Called after a successful execution, e.g. to follow a deploy's rollout.
-        self.on_success: list[Callable[[ApprovalRequest, Result], Awaitable[None]]] = []
+        # After a successful execution: every hook, and `follow` for an Action that is
+        # followed (a deploy's rollout). Given at construction; nothing appends later.
+        self.on_success = tuple(on_success)
+        self.follow = follow
 
     # -- submit ----------------------------------------------------------------------------
     async def submit(self, action: Action, requester: str, origin_channel: str) -> Submitted:
@@ -368,10 +360,7 @@ class ApprovalFlow:
         )
 
     async def annotate(self, request_id: str, rollout: str) -> None:
-        """Record what happened after execution (a rollout's progress) and edit the card."""
-        outcome = await self.store.annotate(request_id, "rollout", rollout)
-        if outcome.request is not None:
-            await self.refresh_card(outcome.request)
+        await self.cards.annotate(request_id, rollout)
 
     async def record_outcome(
         self, request_id: str, token: str, *, ok: bool, outcome: str
@@ -445,83 +434,27 @@ class ApprovalFlow:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    # -- the card, its thread and the audit (approvals.cards) ----------------------------
     async def refresh_card(
         self, request: ApprovalRequest, *, audit: dict[str, str] | None = None
     ) -> None:
-        """Edit the card to the newest version. Concurrent transitions may finish their edits
-        out of order, so after editing compare versions (in the same round trip as the audit
-        write) and edit again if something newer landed meanwhile."""
-        if audit is not None:
-            self._log(audit)
-        current = request
-        for _ in range(3):
-            if current.channel and current.ts:
-                try:
-                    await self.notifier.update_card(current)
-                except Exception:
-                    log.exception("approval.card_update_failed", request_id=current.id)
-            try:
-                if audit is not None:
-                    version = await self.store.audit_and_version(audit, current.id)
-                    audit = None
-                else:
-                    latest_request = await self.store.get(current.id)
-                    version = latest_request.version if latest_request else None
-            except StoreUnavailableError:
-                log.exception("audit.write_failed", request_id=current.id)
-                return
-            if version is None or version <= current.version:
-                return
-            latest = await self.store.get(current.id)
-            if latest is None:
-                return
-            current = latest
+        await self.cards.refresh(request, audit=audit)
 
     async def tell(self, request: ApprovalRequest, user: str, text: str) -> None:
-        try:
-            await self.notifier.tell(request, user, text)
-        except Exception:
-            log.exception("approval.tell_failed", request_id=request.id)
+        await self.cards.tell(request, user, text)
 
     async def thread_reply(self, request: ApprovalRequest, text: str) -> None:
-        try:
-            await self.notifier.thread_reply(request, text)
-        except Exception:
-            log.exception("approval.thread_reply_failed", request_id=request.id)
+        await self.cards.thread_reply(request, text)
 
     async def _audit(
         self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
     ) -> None:
-        fields = self.audit_entry(request, event, user, note=note)
-        self._log(fields)
-        try:
-            await self.store.audit(fields)
-        except StoreUnavailableError:
-            log.exception("audit.write_failed", request_id=request.id, audit_event=event)
-
-    def _log(self, fields: dict[str, str]) -> None:
-        event = fields["event"]
-        # structlog event names are identifiers, not format strings.
-        log.info(f"approval.{event}", **{k: v for k, v in fields.items() if k != "event"})  # noqa: G004
+        await self.cards.audit(request, event, user, note=note)
 
     def audit_entry(
         self, request: ApprovalRequest, event: str, user: str, *, note: str = ""
     ) -> dict[str, str]:
-        return {
-            "event": event,
-            "request_id": request.id,
-            "kind": request.kind,
-            "title": request.plan.summary,
-            "env": request.env,
-            "service": request.service or "",
-            "user": user,
-            "requester": request.requester,
-            "state": request.state.value,
-            "fingerprint": request.plan.fingerprint,
-            "break_glass": "1" if request.break_glass else "0",
-            "note": note,
-            "at": self.clock.now().isoformat(),
-        }
+        return self.cards.entry(request, event, user, note=note)
 
 
 def _unconfirmed(what: str, exc: StoreUnavailableError) -> StoreUnavailableError:

@@ -130,6 +130,8 @@ class Action(BaseModel, ABC):
 
     kind: ClassVar[str]
     critical: ClassVar[bool] = False  # critical actions need at least two approvers
+    # Followed after a successful execution (a rollout the bot watches until it settles).
+    followed: ClassVar[bool] = False
 
     env: str
     reason: str | None = None
@@ -137,6 +139,20 @@ class Action(BaseModel, ABC):
     # Set by the flow before the first plan() and kept in the stored request, so plan() and
     # execute() can derive AWS-side idempotency keys from it (a tag, startedBy, a name).
     request_id: str | None = None
+    # Who asked and who approved: set for execution (`for_execution`), never part of the plan
+    # or its fingerprint, so they are not what is approved.
+    requested_by: str | None = None
+    approved_by: list[str] = Field(default_factory=list)
+
+    def for_execution(self, request: ApprovalRequest) -> Action:
+        """This action as the approved ``request`` runs it: its id, who asked, who approved."""
+        return self.model_copy(
+            update={
+                "request_id": request.id,
+                "requested_by": request.requester,
+                "approved_by": list(request.approvers),
+            }
+        )
 
     @property
     def service(self) -> str | None:

@@ -1,4 +1,4 @@
-"""Following a deploy's rollout after update-service, and watching its alarms while it bakes.
+"""Following a rollout after an approved change, and watching its alarms while it bakes.
 
 One follower per rollout at a time, across replicas: it holds the Redis lease
 `rollout:<request id>` and renews it while it polls. A replica that dies stops renewing; any
@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, Protocol, cast
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from approvals.models import utc_ms
 from approvals.store import ApprovalStore
@@ -56,18 +56,17 @@ class Phase(StrEnum):
 
 
 class RolloutJob(BaseModel):
-    """What to follow. Stored as JSON; `progress_ts` is the thread message being edited."""
+    """What to follow. Stored as JSON; `progress_ts` is the thread message being edited.
+
+    `subject` is the source's own description of what rolls out (for ECS: region, cluster,
+    service, the target and previous task definitions); this engine never reads it. `label`
+    names the target as people read it (`dhanam-api:4`)."""
 
     model_config = ConfigDict(frozen=True)
 
     request_id: str
-    service: str
-    env: str
-    region: str
-    cluster: str
-    ecs_service: str
-    target: str  # task definition ARN (or family:revision) the deploy moved to
-    previous: str | None = None
+    subject: dict[str, str] = Field(default_factory=dict)
+    label: str
     alarms: list[str] = Field(default_factory=list)
     channel: str
     card_ts: str
@@ -77,19 +76,32 @@ class RolloutJob(BaseModel):
     completed: datetime | None = None
     alarms_reported: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_before_subject(cls, data: Any) -> Any:
+        """Jobs stored before `subject` existed (a follow in flight across an upgrade)."""
+        if not isinstance(data, dict) or "subject" in data or "target" not in data:
+            return data
+        legacy = ("service", "env", "region", "cluster", "ecs_service", "target", "previous")
+        data = dict(data)
+        subject = {k: str(data.pop(k)) for k in legacy if data.get(k) is not None}
+        for k in legacy:
+            data.pop(k, None)
+        return {**data, "subject": subject, "label": subject["target"].rsplit("/", 1)[-1]}
+
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The rollout as ECS shows it now."""
+    """The rollout as its source shows it now (counts are of running units: tasks)."""
 
     state: str  # IN_PROGRESS | COMPLETED | FAILED | SUPERSEDED | WAITING
     running: int
     desired: int
     pending: int
-    failed_tasks: int
+    failed: int
     reason: str = ""
     events: list[str] = field(default_factory=list)
-    service_task_definition: str = ""
+    current: str = ""  # what runs now, as the source names it
 
 
 class RolloutSource(Protocol):
@@ -112,11 +124,6 @@ class RolloutSettings:
     timeout: timedelta
     bake: timedelta
     lease: timedelta = timedelta(seconds=30)
-
-
-def short(task_definition: str) -> str:
-    """`arn:…:task-definition/dhanam-api:4` -> `dhanam-api:4`."""
-    return task_definition.rsplit("/", 1)[-1]
 
 
 def duration(delta: timedelta) -> str:
@@ -309,7 +316,7 @@ class RolloutFollower:
         """The outcome line for the card once the rollout is over; None while it runs."""
         tasks = f"{snapshot.running}/{snapshot.desired}"
         if snapshot.state == "COMPLETED":
-            return f"completed in {duration(elapsed)} — {tasks} tasks on {short(job.target)}"
+            return f"completed in {duration(elapsed)} — {tasks} tasks on {job.label}"
         if snapshot.state in ("FAILED", "SUPERSEDED"):
             return f"failed after {duration(elapsed)} — {snapshot.reason}"
         if elapsed >= self.settings.timeout:
@@ -344,34 +351,3 @@ class RolloutFollower:
         if fresh:
             return job.model_copy(update={"alarms_reported": [*job.alarms_reported, *fresh]})
         return job
-
-
-def job_from_details(
-    *,
-    request_id: str,
-    service: str,
-    env: str,
-    channel: str,
-    card_ts: str,
-    details: dict[str, Any],
-    alarms: list[str],
-    now: datetime,
-) -> RolloutJob | None:
-    """A job from a deploy's or rollback's Result details, when they say where it runs."""
-    needed = ("region", "cluster", "ecs_service", "task_definition_arn")
-    if not all(details.get(k) for k in needed):
-        return None
-    return RolloutJob(
-        request_id=request_id,
-        service=service,
-        env=env,
-        region=str(details["region"]),
-        cluster=str(details["cluster"]),
-        ecs_service=str(details["ecs_service"]),
-        target=str(details["task_definition_arn"]),
-        previous=str(details.get("previous_task_definition_arn") or "") or None,
-        alarms=alarms,
-        channel=channel,
-        card_ts=card_ts,
-        started=now,
-    )

@@ -8,14 +8,15 @@ from datetime import timedelta
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
+from approvals.cards import Cards
 from approvals.flow import LEASE, ActionRegistry, ApprovalFlow
 from approvals.locks import Locks
-from approvals.models import Action, ApprovalRequest, Result
-from approvals.rollout import RolloutFollower, RolloutSettings, job_from_details
+from approvals.models import Action
+from approvals.rollout import RolloutFollower, RolloutSettings
 from approvals.store import ApprovalStore
 from bot.settings import Settings
 from commands.alarms.service import AlarmService
-from commands.alarms.store import AlarmSettings, AlarmStore, PagerDutyLink
+from commands.alarms.store import AlarmSettings, AlarmStore
 from commands.deps import Deps
 from commands.incidents.channel import IncidentSlack
 from commands.incidents.pager import IncidentPager, IncidentTimings
@@ -24,7 +25,7 @@ from commands.incidents.service import IncidentService
 from commands.incidents.store import IncidentStore
 from commands.operations import risky
 from commands.operations.notifier import SlackNotifier
-from commands.operations.rollout import EcsRolloutSource, SlackRolloutReporter
+from commands.operations.rollout import EcsRolloutSource, FollowRollouts, SlackRolloutReporter
 from commands.operations.runtime import ActionRuntime
 from commands.parser import Parser
 from commands.status.collector import StatusCollector
@@ -37,7 +38,6 @@ from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
 from integrations.deploy_history import DeployHistory
 from integrations.pagerduty import PagerDuty
-from integrations.pagerduty_webhooks import PdEvent
 from integrations.redis_client import RedisClient
 from integrations.slack.outbox import ItemKind, Outbox
 from integrations.slack.usergroups import GroupMembers
@@ -59,19 +59,6 @@ class Overrides:
     sns_fetch: Fetch | None = None  # HTTPS GET for SNS certificates and SubscribeURLs
 
 
-def _who(action: Action, request: ApprovalRequest) -> Action:
-    """Tell the action who asked and who approved (fields outside the plan fingerprint)."""
-    names = set(type(action).model_fields)
-    updates: dict[str, object] = {}
-    if "requested_by" in names:
-        updates["requested_by"] = request.requester
-    if "approved_by" in names:
-        updates["approved_by"] = request.approvers
-    if "request_id" in names:
-        updates["request_id"] = request.id
-    return action.model_copy(update=updates) if updates else action
-
-
 def build_deps(
     settings: Settings,
     config: Config,
@@ -91,55 +78,27 @@ def build_deps(
     runtime = ActionRuntime(
         config=config, clock=clock, aws=aws, history=DeployHistory(redis, clock)
     )
-    flow = ApprovalFlow(
-        config=config,
-        store=store,
-        locks=locks,
-        notifier=SlackNotifier(client, config, clock),
-        members=GroupMembers(client, clock),
-        registry=registry,
-        runtime=runtime,
-        clock=clock,
-        lease=overrides.lease,
-        prepare=_who,
-    )
     rollouts = overrides.rollouts or RolloutSettings(
         poll=timedelta(seconds=config.rollouts.poll_seconds),
         timeout=timedelta(seconds=config.rollouts.timeout_seconds),
         bake=timedelta(seconds=config.rollouts.bake_seconds),
         lease=timedelta(seconds=config.rollouts.lease_seconds),
     )
+    members = GroupMembers(client, clock)
+    cards = Cards(store, SlackNotifier(client, config, clock), clock)
     follower = RolloutFollower(
         redis=redis,
         store=store,
         source=EcsRolloutSource(aws),
         reporter=SlackRolloutReporter(client),
-        annotate=flow.annotate,
+        annotate=cards.annotate,
         clock=clock,
         settings=rollouts,
     )
-
-    async def follow_rollout(request: ApprovalRequest, result: Result) -> None:
-        if request.kind not in ("deploy", "rollback") or not request.channel or not request.ts:
-            return
-        service = config.services.get(request.service or "")
-        job = job_from_details(
-            request_id=request.id,
-            service=request.service or "",
-            env=request.env,
-            channel=request.channel,
-            card_ts=request.ts,
-            details=result.details,
-            alarms=list(service.alarms) if service else [],
-            now=clock.now(),
-        )
-        if job is not None:
-            await follower.start(job)
-
-    flow.on_success.append(follow_rollout)
     incidents = _incidents(
-        settings, config, overrides, redis=redis, client=client, history=runtime.history, flow=flow
-    )
+        settings, config, overrides, redis=redis, client=client, history=runtime.history,
+        members=members,
+    )  # fmt: skip
     alarm_settings = overrides.alarms or alarm_settings_from(config)
     alarm_store = AlarmStore(redis, clock)
     outbox = Outbox(
@@ -147,9 +106,6 @@ def build_deps(
         client=client,
         writes_per_second=alarm_settings.writes_per_second,
     )
-    pagerduty_sync = PagerDutySync(incidents, outbox)
-    outbox.register(pagerduty_sync.publish, ItemKind.PAGERDUTY)
-    flow.on_success.append(pagerduty_sync.deploy_changed)
     alarms = AlarmService(
         config=config,
         store=alarm_store,
@@ -160,15 +116,23 @@ def build_deps(
         settings=alarm_settings,
         bake=rollouts.bake,
     )
+    pagerduty_sync = PagerDutySync(incidents, outbox, on_standalone=[alarms.pagerduty_hook])
     outbox.register(alarms.process, *AlarmService.KINDS)
-
-    async def link_alarm(event: PdEvent) -> None:
-        link = PagerDutyLink(
-            incident_id=event.incident_id, status=event.status, url=event.html_url, by=event.agent
-        )
-        await alarms.link_pagerduty(event.title, link)
-
-    pagerduty_sync.on_standalone.append(link_alarm)
+    outbox.register(pagerduty_sync.publish, ItemKind.PAGERDUTY)
+    flow = ApprovalFlow(
+        config=config,
+        store=store,
+        locks=locks,
+        notifier=cards.notifier,
+        members=members,
+        registry=registry,
+        runtime=runtime,
+        clock=clock,
+        lease=overrides.lease,
+        on_success=[pagerduty_sync.deploy_changed],
+        follow=FollowRollouts(follower, config, clock),
+        cards=cards,
+    )
     return Deps(
         config=config,
         parser=Parser(config),
@@ -210,7 +174,7 @@ def _incidents(
     redis: RedisClient,
     client: AsyncWebClient,
     history: DeployHistory,
-    flow: ApprovalFlow,
+    members: GroupMembers,
 ) -> IncidentService:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
@@ -236,7 +200,7 @@ def _incidents(
         config=config,
         clock=overrides.clock,
         history=history,
-        members=flow.members,
+        members=members,
     )
 
 

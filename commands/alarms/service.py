@@ -27,7 +27,6 @@ from typing import Any
 import structlog
 from slack_sdk.errors import SlackApiError
 
-from approvals.rollout import short
 from commands.alarms.environment import alarm_target
 from commands.alarms.render import (
     NOTICE_BODY_MAX,
@@ -50,8 +49,10 @@ from commands.alarms.store import (
 from core.clock import Clock
 from core.config import Config
 from core.loops import run_every, run_iteration
+from integrations.aws.models import short
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 from integrations.deploy_history import DeployHistory
+from integrations.pagerduty_webhooks import PdEvent
 from integrations.slack.outbox import ItemKind, Leases, Outbox, OutboxItem, PacedSlack
 
 log = structlog.get_logger(__name__)
@@ -177,6 +178,13 @@ class AlarmService:
             pagerduty=record.pagerduty,
             unseen_fire=missed(record),
         )
+
+    async def pagerduty_hook(self, event: PdEvent) -> None:
+        """For PagerDuty's incidents that are not the bot's: link the alarm the title names."""
+        link = PagerDutyLink(
+            incident_id=event.incident_id, status=event.status, url=event.html_url, by=event.agent
+        )
+        await self.link_pagerduty(event.title, link)
 
     async def link_pagerduty(self, title: str, link: PagerDutyLink) -> str | None:
         """Tie a PagerDuty incident to the alarm its title names (CloudWatch's PagerDuty

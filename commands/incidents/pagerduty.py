@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -61,12 +61,18 @@ def item_event(item: OutboxItem) -> PdEvent:
 
 
 class PagerDutySync:
-    def __init__(self, service: IncidentService, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        service: IncidentService,
+        outbox: Outbox,
+        *,
+        on_standalone: Sequence[Callable[[PdEvent], Awaitable[None]]] = (),
+    ) -> None:
         self._service = service
         self._store = service.store
         self._outbox = outbox
         # Called (Redis only) for PagerDuty incidents that are not the bot's (an alarm's own).
-        self.on_standalone: list[Callable[[PdEvent], Awaitable[None]]] = []
+        self.on_standalone = tuple(on_standalone)
 
     # -- webhooks -------------------------------------------------------------------------
     async def handle(self, event: PdEvent) -> str:

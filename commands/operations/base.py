@@ -53,8 +53,6 @@ class ServiceAction(Action):
     )
 
     service_name: str = Field(alias="service")
-    requested_by: str | None = None
-    approved_by: list[str] = Field(default_factory=list)
 
     @property
     def service(self) -> str:

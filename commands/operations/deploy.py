@@ -100,6 +100,7 @@ class DeployAction(ServiceAction):
     """
 
     kind: ClassVar[str] = "deploy"
+    followed: ClassVar[bool] = True  # its rollout is followed in the card's thread
 
     tag: str
 

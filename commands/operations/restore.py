@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import structlog
-from pydantic import Field
 
 from approvals.models import Action, Change, Plan, Result
 from commands.operations.base import REQUEST_TAG_KEY, environment_config
@@ -86,8 +85,6 @@ class DbRestoreAction(Action):
 
     to: datetime | Literal["latest"]
     requested_at: datetime | None = None  # names the instance of a `latest` restore
-    requested_by: str | None = None
-    approved_by: list[str] = Field(default_factory=list)
 
     @property
     def lock_scope(self) -> str:

@@ -97,6 +97,7 @@ class RollbackAction(ServiceAction):
     """
 
     kind: ClassVar[str] = "rollback"
+    followed: ClassVar[bool] = True  # its rollout is followed in the card's thread
 
     to_revision: int | None = Field(default=None, ge=1)
 

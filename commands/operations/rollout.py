@@ -2,55 +2,63 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from approvals.rollout import ReportChannelGoneError, RolloutJob, Snapshot, duration, short
+from approvals.models import ApprovalRequest, Result
+from approvals.rollout import (
+    ReportChannelGoneError,
+    RolloutFollower,
+    RolloutJob,
+    Snapshot,
+    duration,
+)
 from commands.alarms.render import rollback_button
+from core.clock import Clock
+from core.config import Config
 from integrations.aws.gateway import AwsGateway
-from integrations.aws.models import ServiceState
+from integrations.aws.models import ServiceState, short
 
 
 def snapshot_of(job: RolloutJob, state: ServiceState) -> Snapshot:
     """Read a rollout off DescribeServices: the deployment of the target task definition."""
     events = [e.message for e in state.events[:3]]
-    if short(state.task_definition_arn) != short(job.target):
+    wanted = short(job.subject["target"])
+    if short(state.task_definition_arn) != wanted:
         return Snapshot(
             state="SUPERSEDED",
             running=state.running,
             desired=state.desired,
             pending=state.pending,
-            failed_tasks=0,
+            failed=0,
             reason=f"the service now runs {short(state.task_definition_arn)} (rolled back by the "
             "circuit breaker, or replaced by another deploy)",
             events=events,
-            service_task_definition=state.task_definition_arn,
+            current=state.task_definition_arn,
         )
-    target = next(
-        (d for d in state.deployments if short(d.task_definition) == short(job.target)), None
-    )
+    target = next((d for d in state.deployments if short(d.task_definition) == wanted), None)
     if target is None:  # ECS has not started the new deployment yet
         return Snapshot(
             state="WAITING",
             running=0,
             desired=state.desired,
             pending=0,
-            failed_tasks=0,
+            failed=0,
             events=events,
-            service_task_definition=state.task_definition_arn,
+            current=state.task_definition_arn,
         )
     return Snapshot(
         state=target.rollout_state or "IN_PROGRESS",
         running=target.running,
         desired=target.desired,
         pending=target.pending,
-        failed_tasks=target.failed_tasks,
+        failed=target.failed_tasks,
         reason=target.rollout_state_reason or "",
         events=events,
-        service_task_definition=state.task_definition_arn,
+        current=state.task_definition_arn,
     )
 
 
@@ -59,11 +67,14 @@ class EcsRolloutSource:
         self._aws = aws
 
     async def snapshot(self, job: RolloutJob) -> Snapshot:
-        state = await self._aws.describe_service(job.region, job.cluster, job.ecs_service)
+        where = job.subject
+        state = await self._aws.describe_service(
+            where["region"], where["cluster"], where["ecs_service"]
+        )
         return snapshot_of(job, state)
 
     async def firing_alarms(self, job: RolloutJob) -> list[str]:
-        alarms = await self._aws.alarms_in_alarm(job.region, job.alarms)
+        alarms = await self._aws.alarms_in_alarm(job.subject["region"], job.alarms)
         return [a.name for a in alarms if a.state == "ALARM"]
 
 
@@ -79,8 +90,8 @@ def progress_text(job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> st
     mark = _MARKS.get(snapshot.state, ":arrows_counterclockwise:")
     state = snapshot.state.replace("_", " ").lower()
     line = (
-        f"{mark} Rollout of {short(job.target)}: {state} · {snapshot.running}/{snapshot.desired} "
-        f"running, {snapshot.pending} pending, {snapshot.failed_tasks} failed · "
+        f"{mark} Rollout of {job.label}: {state} · {snapshot.running}/{snapshot.desired} "
+        f"running, {snapshot.pending} pending, {snapshot.failed} failed · "
         f"{duration(elapsed)}"
     )
     if snapshot.reason:
@@ -93,11 +104,12 @@ def progress_text(job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> st
 def rollback_blocks(job: RolloutJob, alarm: str, since: timedelta) -> list[dict[str, Any]]:
     text = (
         f":rotating_light: *{alarm}* went to ALARM {duration(since)} after this deploy of "
-        f"*{job.service}* in *{job.env}* completed."
+        f"*{job.subject['service']}* in *{job.subject['env']}* completed."
     )
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-    if job.previous:
-        button = rollback_button(job.service, job.env, short(job.previous), alarm)
+    previous = job.subject.get("previous")
+    if previous:
+        button = rollback_button(job.subject["service"], job.subject["env"], short(previous), alarm)
         blocks.append({"type": "actions", "elements": [button]})
     return blocks
 
@@ -160,3 +172,50 @@ class SlackRolloutReporter:
             if error in CHANNEL_GONE:
                 raise ReportChannelGoneError(error) from exc
             raise
+
+
+def rollout_job(
+    request: ApprovalRequest, result: Result, *, alarms: list[str], now: datetime
+) -> RolloutJob | None:
+    """The job that follows a deploy's or rollback's rollout, from its Result's details (None
+    when they do not say where it runs, or the card is not posted)."""
+    details = result.details
+    needed = ("region", "cluster", "ecs_service", "task_definition_arn")
+    if not all(details.get(k) for k in needed) or not request.channel or not request.ts:
+        return None
+    target = str(details["task_definition_arn"])
+    subject = {
+        "service": request.service or "",
+        "env": request.env,
+        "region": str(details["region"]),
+        "cluster": str(details["cluster"]),
+        "ecs_service": str(details["ecs_service"]),
+        "target": target,
+    }
+    if details.get("previous_task_definition_arn"):
+        subject["previous"] = str(details["previous_task_definition_arn"])
+    return RolloutJob(
+        request_id=request.id,
+        subject=subject,
+        label=short(target),
+        alarms=alarms,
+        channel=request.channel,
+        card_ts=request.ts,
+        started=now,
+    )
+
+
+class FollowRollouts:
+    """The flow's `follow` hook for followed Actions (deploy, rollback): start the follower."""
+
+    def __init__(self, follower: RolloutFollower, config: Config, clock: Clock) -> None:
+        self._follower = follower
+        self._config = config
+        self._clock = clock
+
+    async def __call__(self, request: ApprovalRequest, result: Result) -> None:
+        service = self._config.services.get(request.service or "")
+        alarms = list(service.alarms) if service else []
+        job = rollout_job(request, result, alarms=alarms, now=self._clock.now())
+        if job is not None:
+            await self._follower.start(job)

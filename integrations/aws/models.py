@@ -10,6 +10,11 @@ from typing import Any
 EVENTS_KEPT = 10
 
 
+def short(task_definition: str) -> str:
+    """`arn:…:task-definition/dhanam-api:4` -> `dhanam-api:4`."""
+    return task_definition.rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class Deployment:
     id: str

@@ -94,7 +94,7 @@ class CountingAction(Action):
     marker: str
     svc: str = "api"
     explode: bool = False
-    request_id: str | None = None  # handed in by the flow's `prepare` hook
+    request_id: str | None = None  # set by Action.for_execution
 
     @property
     def service(self) -> str | None:
@@ -223,7 +223,6 @@ class ApprovalMachine(RuleBasedStateMachine):
             runtime=self.runtime,
             clock=self.clock,
             lease=LEASE,
-            prepare=lambda action, request: action.model_copy(update={"request_id": request.id}),
         )
         self.models: dict[str, Model] = {}
         self.holds: set[str] = set()

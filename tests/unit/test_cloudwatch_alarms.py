@@ -135,13 +135,16 @@ def _view(state: str = "ALARM", **extra: Any) -> AlarmView:
 def test_rollback_button_has_the_rollout_report_shape() -> None:
     job = RolloutJob(
         request_id="r1",
-        service="api",
-        env="production",
-        region="us-east-1",
-        cluster="c",
-        ecs_service="dhanam-api",
-        target="dhanam-api:4",
-        previous="arn:aws:ecs:us-east-1:1:task-definition/dhanam-api:3",
+        subject={
+            "service": "api",
+            "env": "production",
+            "region": "us-east-1",
+            "cluster": "c",
+            "ecs_service": "dhanam-api",
+            "target": "dhanam-api:4",
+            "previous": "arn:aws:ecs:us-east-1:1:task-definition/dhanam-api:3",
+        },
+        label="dhanam-api:4",
         channel="C0DEPLOYS",
         card_ts="1.0",
         started=datetime(2026, 1, 1, tzinfo=UTC),
@@ -182,3 +185,26 @@ def test_digest_splits_into_blocks_under_slack_limits() -> None:
     _, blocks = digest_message(views)
     assert len(blocks) <= 50
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+
+
+def test_a_job_stored_before_subject_existed_still_loads() -> None:
+    """A follow in flight across the upgrade: the old flat ECS fields become the subject."""
+    stored = {
+        "request_id": "r1",
+        "service": "api",
+        "env": "production",
+        "region": "us-east-1",
+        "cluster": "c",
+        "ecs_service": "dhanam-api",
+        "target": "arn:aws:ecs:us-east-1:1:task-definition/dhanam-api:4",
+        "previous": None,
+        "alarms": ["a1"],
+        "channel": "C0DEPLOYS",
+        "card_ts": "1.0",
+        "started": "2026-01-01T00:00:00Z",
+    }
+    job = RolloutJob.model_validate_json(json.dumps(stored))
+    assert job.label == "dhanam-api:4"
+    assert job.subject["ecs_service"] == "dhanam-api"
+    assert "previous" not in job.subject
+    assert job.alarms == ["a1"]

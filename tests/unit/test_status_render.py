@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from commands.status.models import EcsView, Overview, ServiceStatus, Source, Traffic
 from commands.status.health import MARKS, Health, assess
+from commands.status.models import EcsView, Overview, ServiceStatus, Source, Traffic
 from commands.status.render import _mark, detail_blocks, home_view, overview_blocks, sparkline
 from integrations.aws.metrics import AlarmDetail, MetricSeries
 from integrations.aws.models import Deployment, ServiceState
