@@ -23,6 +23,8 @@ import structlog
 from approvals.models import Action, Change, Plan, Result
 from commands.operations.base import REQUEST_TAG_KEY, environment_config
 from commands.operations.runtime import ActionRuntime
+from commands.requests import DbRestoreRequest, Request
+from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError
@@ -89,6 +91,19 @@ class DbRestoreAction(Action):
     @property
     def lock_scope(self) -> str:
         return f"db:{self.env}"
+
+    @classmethod
+    def from_request(cls, request: Request, config: Config, clock: Clock) -> DbRestoreAction:
+        assert isinstance(request, DbRestoreRequest)
+        action = cls(
+            env=request.env,
+            to=request.to,
+            requested_at=clock.now(),
+            reason=request.reason,
+            break_glass=request.break_glass,
+        )
+        action.db_instance(config)  # refuse at once when the env has no database
+        return action
 
     def title(self) -> str:
         target = "the latest restorable time" if self.to == "latest" else when(self.to)
