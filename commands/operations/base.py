@@ -14,14 +14,16 @@ outside the plan's inputs (so outside its fingerprint) and the bot sets them wit
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import structlog
 from pydantic import ConfigDict, Field
 
 from approvals.models import Action
 from commands.operations.runtime import ActionRuntime
-from core.config import EnvironmentConfig, ServiceConfig
+from commands.requests import Request
+from core.clock import Clock
+from core.config import Config, EnvironmentConfig, ServiceConfig
 from core.errors import ChatOpsError, StoreUnavailableError
 from integrations.aws.images import parse_image
 from integrations.aws.models import ServiceState
@@ -57,6 +59,18 @@ class ServiceAction(Action):
     @property
     def service(self) -> str:
         return self.service_name
+
+    @classmethod
+    def from_request(
+        cls,
+        request: Request,
+        config: Config,  # noqa: ARG003 - every Action's builder takes the same arguments
+        clock: Clock,  # noqa: ARG003
+    ) -> Self:
+        """The action of a parsed request whose fields it shares by name (deploy, rollback and
+        scale requests are the action's own fields, plus `kind`)."""
+        fields = request.model_dump(exclude={"kind"})
+        return cls.model_validate(fields)
 
     async def record_move(
         self,

@@ -33,9 +33,6 @@ from commands.operations.base import (
     service_config,
 )
 from commands.operations.runtime import ActionRuntime
-from commands.requests import DeployRequest, Request
-from core.clock import Clock
-from core.config import Config
 from core.errors import ChatOpsError
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
@@ -106,22 +103,6 @@ class DeployAction(ServiceAction):
     followed: ClassVar[bool] = True  # its rollout is followed in the card's thread
 
     tag: str
-
-    @classmethod
-    def from_request(
-        cls,
-        request: Request,
-        config: Config,  # noqa: ARG003 - every Action's builder takes the same arguments
-        clock: Clock,  # noqa: ARG003
-    ) -> DeployAction:
-        assert isinstance(request, DeployRequest)
-        return cls(
-            service=request.service,
-            env=request.env,
-            tag=request.tag,
-            reason=request.reason,
-            break_glass=request.break_glass,
-        )
 
     def title(self) -> str:
         return f"Deploy {self.service} to {self.env}: {self.tag}"

@@ -31,9 +31,6 @@ from commands.operations.base import (
     service_config,
 )
 from commands.operations.runtime import ActionRuntime
-from commands.requests import Request, RollbackRequest
-from core.clock import Clock
-from core.config import Config
 from core.errors import ChatOpsError
 from integrations.aws.images import parse_image, short_digest
 
@@ -103,22 +100,6 @@ class RollbackAction(ServiceAction):
     followed: ClassVar[bool] = True  # its rollout is followed in the card's thread
 
     to_revision: int | None = Field(default=None, ge=1)
-
-    @classmethod
-    def from_request(
-        cls,
-        request: Request,
-        config: Config,  # noqa: ARG003 - every Action's builder takes the same arguments
-        clock: Clock,  # noqa: ARG003
-    ) -> RollbackAction:
-        assert isinstance(request, RollbackRequest)
-        return cls(
-            service=request.service,
-            env=request.env,
-            to_revision=request.to_revision,
-            reason=request.reason,
-            break_glass=request.break_glass,
-        )
 
     def title(self) -> str:
         where = f"revision {self.to_revision}" if self.to_revision else "the previous revision"

@@ -20,9 +20,6 @@ from pydantic import Field
 from approvals.models import Change, Plan, Result
 from commands.operations.base import ServiceAction, environment_config, service_config
 from commands.operations.runtime import ActionRuntime
-from commands.requests import Request, ScaleRequest
-from core.clock import Clock
-from core.config import Config
 from core.errors import ChatOpsError
 from integrations.aws.autoscaling import ScalableTarget, ScalingGateway
 from integrations.aws.errors import AwsError
@@ -54,24 +51,6 @@ class ScaleAction(ServiceAction):
     def _given(self) -> list[tuple[str, int]]:
         flags = (("--min", self.min), ("--max", self.max), ("--desired", self.desired))
         return [(flag, value) for flag, value in flags if value is not None]
-
-    @classmethod
-    def from_request(
-        cls,
-        request: Request,
-        config: Config,  # noqa: ARG003 - every Action's builder takes the same arguments
-        clock: Clock,  # noqa: ARG003
-    ) -> ScaleAction:
-        assert isinstance(request, ScaleRequest)
-        return cls(
-            service=request.service,
-            env=request.env,
-            min=request.min,
-            max=request.max,
-            desired=request.desired,
-            reason=request.reason,
-            break_glass=request.break_glass,
-        )
 
     def title(self) -> str:
         wanted = ", ".join(f"{flag.removeprefix('--')} {value}" for flag, value in self._given())
