@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import machine_info, percentile
 from bot.app import DEPS
 from bot.logs import configure_logging
-from bot.settings import LogFormat
 from bot.wiring import Overrides
+from core.settings import LogFormat
 from sandbox.sns_signer import cloudwatch_alarm_message
 from sandbox.world import SandboxWorld
 

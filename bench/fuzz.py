@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.logs import configure_logging
-from bot.settings import LogFormat
+from core.settings import LogFormat
 from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, SANDBOX_SIGNING_SECRET, SandboxWorld
 from tests.fuzz_inputs import (
     Case,

@@ -35,8 +35,8 @@ from typing import Any
 from _common import machine_info, percentile
 
 from bot.logs import configure_logging
-from bot.settings import LogFormat
 from bot.wiring import Overrides
+from core.settings import LogFormat
 from integrations.aws.clients import AwsClients
 from sandbox.world import SandboxWorld
 

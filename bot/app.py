@@ -16,16 +16,16 @@ from slack_sdk.signature import SignatureVerifier
 from bot.errors import json_error
 from bot.guard import MAX_BODY_BYTES, create_guard
 from bot.pagerduty_webhook import pagerduty_webhook
-from bot.settings import Settings
+from bot.process import Process
 from bot.slack_app import create_bolt_app, shape_problem
 from bot.sns_webhook import sns_handler
 from bot.wiring import Overrides, build_deps
 from commands.deps import Deps
-from commands.incidents.loop import IncidentLoop
 from core.config import Config
 from core.loops import Loops
 from core.metrics import CONTENT_TYPE, Metrics
 from core.redis import redis_key
+from core.settings import Settings
 from integrations.redis_client import create_redis, ping
 from integrations.slack.client import create_web_client
 
@@ -55,6 +55,7 @@ BOLT = web.AppKey("bolt", AsyncApp)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", SlackVerifier)
 LOOPS = web.AppKey("loops", Loops)
+PROCESS = web.AppKey("process", Process)
 
 
 EVENT_TTL_SECONDS = 3600
@@ -161,7 +162,19 @@ def create_app(
     )
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     client = create_web_client(token, settings.slack_api_url, metrics)
-    deps = build_deps(settings, config, overrides, redis=redis, client=client, metrics=metrics)
+    process = Process(jobs=overrides.sweeper)
+
+    async def close_slack() -> None:
+        session = getattr(client, "session", None)
+        if session is not None:
+            await session.close()
+
+    if overrides.redis is None:  # a Redis handed in is its owner's to close
+        process.add("redis", stop=redis.aclose)
+    process.add("slack", stop=close_slack)
+    deps = build_deps(
+        settings, config, overrides, redis=redis, client=client, metrics=metrics, process=process
+    )
     secret = settings.slack_signing_secret
     bolt = create_bolt_app(
         deps, client=client, signing_secret=secret.get_secret_value() if secret else None
@@ -171,7 +184,8 @@ def create_app(
     app[DEPS] = deps
     app[BOLT] = bolt
     app[METRICS] = metrics
-    app[LOOPS] = Loops()
+    app[LOOPS] = process.loops
+    app[PROCESS] = process
     app[VERIFIER] = SlackVerifier(secret.get_secret_value() if secret else None)
     app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/webhooks/sns", sns_handler(deps))
@@ -181,27 +195,9 @@ def create_app(
 
     async def resources(_: web.Application) -> AsyncIterator[None]:
         log.info("app.started", version=VERSION)
-        aws = deps.status.aws.clients  # AWS thread pools on, clients built off the loop
-        await aws.start(env.region for env in config.environments.values())
-        loops = app[LOOPS]  # each loop survives its own errors; stop() is bounded
-        if overrides.sweeper:
-            loops.start("approvals.sweeper", deps.flow.run_sweeper)
-            loops.start("rollout.takeover", deps.follower.run_takeover)
-            loops.start("alarms.background", deps.alarms.run_background)
-            loops.start("incidents.loop", IncidentLoop(deps.incidents, deps.store).run)
+        await process.start()
         yield
-        await loops.stop()
-        await deps.inflight.idle()
-        await deps.flow.drain()
-        await deps.follower.stop()
-        await deps.outbox.stop()
-        await deps.incidents.pager.pagerduty.close()
-        if overrides.redis is None:
-            await redis.aclose()
-        session = getattr(client, "session", None)
-        if session is not None:
-            await session.close()
-        aws.close()  # after everything that calls AWS has stopped
+        await process.stop()  # bot/process.py: jobs, then every part in reverse order
         log.info("app.stopped")
 
     app.cleanup_ctx.append(resources)

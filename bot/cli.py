@@ -15,9 +15,9 @@ import structlog
 from aiohttp import web
 
 from bot.logs import configure_logging
-from bot.settings import Mode, Settings, load, load_settings
 from core.config import load_config
 from core.errors import ConfigError
+from core.settings import Mode, Settings, load, load_settings
 
 log = structlog.get_logger(__name__)
 

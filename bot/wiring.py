@@ -14,11 +14,12 @@ from approvals.locks import Locks
 from approvals.models import Action
 from approvals.rollout import RolloutFollower, RolloutSettings
 from approvals.store import ApprovalStore
-from bot.settings import Settings
+from bot.process import Process
 from commands.alarms.service import AlarmService
 from commands.alarms.store import AlarmSettings, AlarmStore
 from commands.deps import Deps
 from commands.incidents.channel import IncidentSlack
+from commands.incidents.loop import IncidentLoop
 from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.pagerduty import PagerDutySync
 from commands.incidents.service import IncidentService
@@ -33,6 +34,7 @@ from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
 from core.metrics import Metrics
+from core.settings import Settings
 from integrations.aws.clients import AwsClients
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
@@ -67,7 +69,10 @@ def build_deps(
     redis: RedisClient,
     client: AsyncWebClient,
     metrics: Metrics,
+    process: Process,
 ) -> Deps:
+    """Build every collaborator once, and add to ``process`` what must start or stop (in the
+    order built: shutdown runs it backwards)."""
     clock = overrides.clock
     store = ApprovalStore(redis, clock)
     locks = Locks(redis, clock)
@@ -75,6 +80,15 @@ def build_deps(
     for action in [*risky.ACTIONS, *overrides.extra_actions]:
         registry.add(action)
     aws = AwsGateway(AwsClients(settings.aws_endpoint_url, settings.aws_region))
+    regions = sorted({env.region for env in config.environments.values()})
+
+    async def aws_start() -> None:  # thread pools on, clients built off the event loop
+        await aws.clients.start(regions)
+
+    async def aws_stop() -> None:  # last: after everything that calls AWS has stopped
+        aws.clients.close()
+
+    process.add("aws", start=aws_start, stop=aws_stop)
     runtime = ActionRuntime(
         config=config, clock=clock, aws=aws, history=DeployHistory(redis, clock)
     )
@@ -97,7 +111,7 @@ def build_deps(
     )
     incidents = _incidents(
         settings, config, overrides, redis=redis, client=client, history=runtime.history,
-        members=members,
+        members=members, process=process,
     )  # fmt: skip
     alarm_settings = overrides.alarms or alarm_settings_from(config)
     alarm_store = AlarmStore(redis, clock)
@@ -119,6 +133,10 @@ def build_deps(
     pagerduty_sync = PagerDutySync(incidents, outbox, on_standalone=[alarms.pagerduty_hook])
     outbox.register(alarms.process, *AlarmService.KINDS)
     outbox.register(pagerduty_sync.publish, ItemKind.PAGERDUTY)
+    process.add("outbox", stop=outbox.stop)  # the write in flight finishes or stays queued
+    process.add("alarms", jobs={"alarms.background": alarms.run_background})
+    process.add("incidents", jobs={"incidents.loop": IncidentLoop(incidents, store).run})
+    process.add("rollouts", stop=follower.stop, jobs={"rollout.takeover": follower.run_takeover})
     flow = ApprovalFlow(
         config=config,
         store=store,
@@ -133,6 +151,9 @@ def build_deps(
         follow=FollowRollouts(follower, config, clock),
         cards=cards,
     )
+    process.add("approvals", stop=flow.drain, jobs={"approvals.sweeper": flow.run_sweeper})
+    inflight = InFlight()
+    process.add("requests in flight", stop=inflight.idle)  # first to stop: no new work
     return Deps(
         config=config,
         parser=Parser(config),
@@ -142,7 +163,7 @@ def build_deps(
         store=store,
         locks=locks,
         flow=flow,
-        inflight=InFlight(),
+        inflight=inflight,
         follower=follower,
         incidents=incidents,
         pagerduty=pagerduty_sync,
@@ -175,6 +196,7 @@ def _incidents(
     client: AsyncWebClient,
     history: DeployHistory,
     members: GroupMembers,
+    process: Process,
 ) -> IncidentService:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
@@ -186,6 +208,7 @@ def _incidents(
         api_url=settings.pagerduty_api_url,
         from_email=settings.pagerduty_from_email,
     )
+    process.add("pagerduty", stop=pagerduty.close)
     store = IncidentStore(redis)
     pager = IncidentPager(
         store=store,

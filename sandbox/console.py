@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 
 from approvals.rollout import RolloutSettings
 from bot.logs import configure_logging
-from bot.settings import LogFormat
 from bot.wiring import Overrides
+from core.settings import LogFormat
 from sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
 from sandbox.terminal import render_blocks, render_message
 from sandbox.world import USERS, Reply, SandboxWorld, buttons_of

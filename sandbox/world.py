@@ -23,10 +23,10 @@ from aiohttp import web
 
 from approvals.flow import ApprovalFlow
 from bot.app import DEPS, create_app
-from bot.settings import LogFormat, Settings
 from bot.wiring import Overrides
 from core.clock import Clock, SystemClock
 from core.config import Config, load_config
+from core.settings import LogFormat, Settings
 from examples import EXAMPLE_CONFIG
 from sandbox.aws_world import (
     SANDBOX_AWS_ACCESS_KEY_ID,

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 import pytest
 
 from approvals.models import Action, Plan, Result, State
-from bot.settings import LogFormat
 from bot.wiring import Overrides
 from core.clock import ManualClock
+from core.settings import LogFormat
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.slack_emulator_models import EmuChannel, EmuUser, dhanam_world
 from sandbox.world import EXAMPLE_CONFIG, SandboxWorld, buttons_of

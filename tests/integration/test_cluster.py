@@ -14,9 +14,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from approvals.models import State
 from bot.app import DEPS
-from bot.settings import LogFormat
 from bot.wiring import Overrides
 from core.clock import ManualClock
+from core.settings import LogFormat
 from sandbox.aws_world import DhanamWorld
 from sandbox.world import SandboxWorld
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.alarms.store import AlarmSettings
+from core.settings import LogFormat
 from integrations.sns import Fetch
 from sandbox.slack_emulator_models import EmuMessage
 from sandbox.sns_signer import cloudwatch_alarm_message

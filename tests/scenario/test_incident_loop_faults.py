@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 
 from bot.app import DEPS, LOOPS
-from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.alarms.store import AlarmSettings
 from commands.incidents.pager import IncidentTimings
 from core.clock import ManualClock
+from core.settings import LogFormat
 from sandbox.world import SandboxWorld
 from tests.scenario.alarm_support import alarm_world, fire, top_level
 from tests.scenario.incident_helpers import eventually, incident_channels, incident_of

@@ -15,12 +15,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import DEPS
-from bot.settings import LogFormat
 from bot.wiring import Overrides
 from commands.alarms.store import AlarmSettings
 from commands.incidents.pager import IncidentTimings
 from core.clock import ManualClock
 from core.errors import StoreUnavailableError
+from core.settings import LogFormat
 from integrations.slack.outbox import OutboxItem
 from sandbox.slack_emulator import SANDBOX_BOT_TOKEN
 from sandbox.world import SANDBOX_PD_WEBHOOK_SECRET, Button, SandboxWorld

@@ -13,8 +13,8 @@ import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import BOLT, create_app
-from bot.settings import Settings
 from core.config import load_config
+from core.settings import Settings
 from sandbox.signing import slash_command_body
 from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
 from sandbox.world import EXAMPLE_CONFIG

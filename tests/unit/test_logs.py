@@ -7,7 +7,7 @@ import logging
 import structlog
 
 from bot.logs import bind_request, clear_request, configure_logging
-from bot.settings import Settings
+from core.settings import Settings
 
 
 def _capture() -> io.StringIO:

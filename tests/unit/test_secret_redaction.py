@@ -20,8 +20,8 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import configure_logging, forget_secrets, redact_text
-from bot.settings import Settings
 from bot.wiring import Overrides
+from core.settings import Settings
 from sandbox.aws_world import DhanamWorld
 from sandbox.redis_server import RedisServer
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.logs import register_secrets, url_password
 from core.config import Config, format_validation_error, load_config
 from core.errors import ConfigError
+from core.redaction import register_secrets, url_password
 
 
 class LogFormat(StrEnum):
