@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 
 from bot.logs import configure_logging
-from core.config import load_config
+from core.config import Config, load_config
 from core.errors import ConfigError
 from core.settings import Mode, Settings, load, load_settings
 
@@ -61,10 +61,9 @@ def check_config(path: Path | None) -> int:
     return 0
 
 
-async def _serve(settings: Settings, mode: Mode, host: str, port: int) -> None:
+async def _serve(settings: Settings, config: Config, mode: Mode, host: str, port: int) -> None:
     from bot.app import BOLT, create_app  # noqa: PLC0415 - keep check-config start-up light
 
-    config = load_config(settings.dhanam_config)
     app = create_app(settings, config)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_sandbox(script=args.script)
     mode = Mode(args.mode)
     try:
-        settings, _ = load(mode)
+        settings, config = load(mode)  # the TOML is read once, here
     except ConfigError as exc:
         # One line at start-up; `check-config` lists every problem.
         more = len(exc.errors) - 1
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     port = args.port or settings.port
     try:
-        asyncio.run(_serve(settings, mode, args.host, port))
+        asyncio.run(_serve(settings, config, mode, args.host, port))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 import structlog
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from approvals.models import Action
 from commands.operations.runtime import ActionRuntime
@@ -70,7 +70,14 @@ class ServiceAction(Action):
         """The action of a parsed request whose fields it shares by name (deploy, rollback and
         scale requests are the action's own fields, plus `kind`)."""
         fields = request.model_dump(exclude={"kind"})
-        return cls.model_validate(fields)
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:  # a request field the action does not take: a bug
+            log.exception("action.build_failed", kind=cls.kind)
+            raise ChatOpsError(
+                f"could not prepare the {cls.kind} request ({exc.error_count()} field(s) not "
+                "understood) — this is a bug in the bot; nothing was changed"
+            ) from exc
 
     async def record_move(
         self,
