@@ -13,14 +13,14 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.components import Components
 from bot.errors import json_error
 from bot.guard import MAX_BODY_BYTES, create_guard
 from bot.pagerduty_webhook import pagerduty_webhook
 from bot.process import Process
 from bot.slack_app import create_bolt_app, shape_problem
 from bot.sns_webhook import sns_handler
-from bot.wiring import Overrides, build_deps
-from commands.deps import Deps
+from bot.wiring import Overrides, build_components
 from core.config import Config
 from core.loops import Loops
 from core.metrics import CONTENT_TYPE, Metrics
@@ -50,7 +50,7 @@ class SlackVerifier:
         return self._verifier.is_valid(body, timestamp, signature)
 
 
-DEPS = web.AppKey("deps", Deps)
+DEPS = web.AppKey("deps", Components)
 BOLT = web.AppKey("bolt", AsyncApp)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", SlackVerifier)
@@ -61,7 +61,7 @@ PROCESS = web.AppKey("process", Process)
 EVENT_TTL_SECONDS = 3600
 
 
-async def _seen_before(deps: Deps, body: str, headers: Mapping[str, str]) -> bool:
+async def _seen_before(components: Components, body: str, headers: Mapping[str, str]) -> bool:
     """Events API deliveries carry an event_id; the first delivery claims it in Redis and
     retries of it are acknowledged without being processed again. Without Redis, events are
     processed (none of them changes anything risky)."""
@@ -74,7 +74,7 @@ async def _seen_before(deps: Deps, body: str, headers: Mapping[str, str]) -> boo
     if not isinstance(event_id, str) or not event_id:
         return False
     try:
-        first = await deps.redis.set(
+        first = await components.redis.set(
             redis_key("slack-event", event_id), "1", nx=True, ex=EVENT_TTL_SECONDS
         )
     except (RedisError, OSError, TimeoutError):
@@ -134,8 +134,7 @@ async def slack_events(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    result = await ping(deps.redis)
+    result = await ping(request.app[DEPS].redis)
     check: dict[str, Any] = {"ok": result.ok, "latency_ms": result.latency_ms}
     if result.error:
         check["error"] = result.error
@@ -172,24 +171,26 @@ def create_app(
     if overrides.redis is None:  # a Redis handed in is its owner's to close
         process.add("redis", stop=redis.aclose)
     process.add("slack", stop=close_slack)
-    deps = build_deps(
+    components = build_components(
         settings, config, overrides, redis=redis, client=client, metrics=metrics, process=process
     )
     secret = settings.slack_signing_secret
     bolt = create_bolt_app(
-        deps, client=client, signing_secret=secret.get_secret_value() if secret else None
+        components, client=client, signing_secret=secret.get_secret_value() if secret else None
     )
 
     app = web.Application(middlewares=[create_guard(metrics)], client_max_size=MAX_BODY_BYTES)
-    app[DEPS] = deps
+    app[DEPS] = components
     app[BOLT] = bolt
     app[METRICS] = metrics
     app[LOOPS] = process.loops
     app[PROCESS] = process
     app[VERIFIER] = SlackVerifier(secret.get_secret_value() if secret else None)
     app.router.add_post("/slack/events", slack_events)
-    app.router.add_post("/webhooks/sns", sns_handler(deps))
-    app.router.add_post("/webhooks/pagerduty", pagerduty_webhook(deps, settings.webhook_secrets()))
+    app.router.add_post("/webhooks/sns", sns_handler(components))
+    app.router.add_post(
+        "/webhooks/pagerduty", pagerduty_webhook(components, settings.webhook_secrets())
+    )
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_view)
 

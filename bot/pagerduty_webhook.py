@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from bot.components import Components
 from bot.errors import json_error
-from commands.deps import Deps
 from core.errors import StoreUnavailableError
 from integrations.pagerduty_webhooks import MalformedWebhookError, parse_event, signature_valid
 
@@ -23,7 +23,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def pagerduty_webhook(
-    deps: Deps, secrets: list[str]
+    components: Components, secrets: list[str]
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -38,8 +38,8 @@ def pagerduty_webhook(
         except MalformedWebhookError as exc:
             return json_error(400, str(exc))
         try:
-            async with deps.inflight.track():
-                outcome = await deps.pagerduty.handle(event)
+            async with components.inflight.track():
+                outcome = await components.pagerduty.handle(event)
         except StoreUnavailableError:
             return json_error(503, "state store unavailable; retry later")
         return web.json_response({"ok": True, "event": event.event_type, "outcome": outcome})

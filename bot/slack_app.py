@@ -1,4 +1,4 @@
-"""The Bolt AsyncApp: listeners, context injection and the one error handler."""
+"""The Bolt AsyncApp: each feature's listeners with its own deps, and the one error handler."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.components import Components
 from bot.logs import bind_request
-from commands import router as router_module
 from commands.alarms import buttons as alarm_buttons
 from commands.buttons import register_buttons
-from commands.deps import DEPS_KEY, Deps
 from commands.incidents import handlers as incidents
 from commands.operations import buttons as approval_buttons
 from commands.operations import risky, state
 from commands.render import error_blocks
+from commands.router import CommandRouter
 from commands.status import handler as status
 from commands.status import home
 from core.errors import ChatOpsError
@@ -30,7 +30,9 @@ from core.errors import ChatOpsError
 log = structlog.get_logger(__name__)
 
 
-def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+def create_bolt_app(
+    components: Components, *, client: AsyncWebClient, signing_secret: str | None
+) -> AsyncApp:
     """A Bolt app with every command module registered. No module-level app anywhere."""
     app = AsyncApp(
         client=client,
@@ -46,12 +48,11 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
         raise_error_for_unhandled_request=True,
     )
 
-    async def inject(
+    async def bind_logs(
         context: AsyncBoltContext,
         body: dict[str, Any],
         next: Callable[[], Awaitable[None]],
     ) -> None:
-        context[DEPS_KEY] = deps
         bind_request(
             user_id=context.user_id,
             channel_id=context.channel_id,
@@ -59,16 +60,28 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
         )
         await next()
 
-    app.middleware(inject)
+    app.middleware(bind_logs)
 
-    router = router_module.CommandRouter()
-    risky.register(router)
-    state.register(router)
-    status.register(router)
-    incidents.register(router)
-    router_module.register(app, router, deps.config.slack.command)
-    register_buttons(app, approval_buttons.buttons, alarm_buttons.buttons, incidents.buttons)
-    home.register(app)
+    features, inflight = components.features, components.inflight
+    router = CommandRouter(
+        parser=components.parser,
+        slash=components.config.slack.command,
+        inflight=inflight,
+        metrics=components.metrics,
+    )
+    risky.register(router, features.operations)
+    state.register(router, features.operations)
+    status.register(router, features.status)
+    incidents.register(router, features.incidents)
+    router.register(app)
+    register_buttons(
+        app,
+        inflight,
+        approval_buttons.buttons.bind(features.operations),
+        alarm_buttons.buttons.bind(features.alarms),
+        incidents.buttons.bind(features.incidents),
+    )
+    home.register(app, features.status, inflight)
 
     @app.error
     async def on_error(
@@ -76,7 +89,7 @@ def create_bolt_app(deps: Deps, *, client: AsyncWebClient, signing_secret: str |
     ) -> BoltResponse | None:
         if isinstance(error, BoltUnhandledRequestError):
             return _acknowledge_unhandled(body)
-        return await _report_error(deps, error, body, respond)
+        return await _report_error(components.config.slack.command, error, body, respond)
 
     return app
 
@@ -109,9 +122,8 @@ def _text(value: object) -> str | None:
 
 
 async def _report_error(
-    deps: Deps, error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+    slash: str, error: Exception, body: dict[str, Any], respond: AsyncRespond | None
 ) -> BoltResponse | None:
-    slash = deps.config.slack.command
     known = isinstance(error, ChatOpsError)
     if isinstance(error, ChatOpsError):
         message = error.user_message

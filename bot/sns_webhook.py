@@ -15,9 +15,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bot.components import Components
 from bot.errors import json_error
 from commands.alarms.store import Intake
-from commands.deps import Deps
 from core.errors import StoreUnavailableError
 from integrations.cloudwatch_alarms import AlarmParseError, parse_alarm
 from integrations.sns import (
@@ -37,27 +37,27 @@ def _ok(status: str, **extra: Any) -> web.Response:
     return web.json_response({"status": status, **extra})
 
 
-def sns_handler(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
+def sns_handler(components: Components) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
         try:
             message = parse_message(raw)
-            deps.sns.check_topic(message)
-            await deps.sns.verify(message)
+            components.sns.check_topic(message)
+            await components.sns.verify(message)
         except SnsError as exc:
             log.warning("sns.refused", status=exc.status, reason=exc.message)
             return json_error(exc.status, exc.message)
         fields = describe(message)
         try:
             if message["Type"] == NOTIFICATION:
-                return await _notification(deps, message, fields)
-            if not await deps.alarm_store.first_delivery(message["MessageId"]):
+                return await _notification(components, message, fields)
+            if not await components.alarm_store.first_delivery(message["MessageId"]):
                 log.info("sns.duplicate", **fields)
                 return _ok("duplicate")
             try:
-                return await _dispatch(deps, message, fields)
+                return await _dispatch(components, message, fields)
             except BaseException:
-                await deps.alarm_store.forget_delivery(message["MessageId"])
+                await components.alarm_store.forget_delivery(message["MessageId"])
                 raise
         except StoreUnavailableError as exc:
             log.warning("sns.store_unavailable", error=exc.detail, **fields)
@@ -66,17 +66,19 @@ def sns_handler(deps: Deps) -> Callable[[web.Request], Awaitable[web.Response]]:
     return handle
 
 
-async def _dispatch(deps: Deps, message: dict[str, str], fields: dict[str, Any]) -> web.Response:
+async def _dispatch(
+    components: Components, message: dict[str, str], fields: dict[str, Any]
+) -> web.Response:
     kind = message["Type"]
     if kind == SUBSCRIPTION_CONFIRMATION:
         try:
-            await deps.sns.confirm(message)
+            await components.sns.confirm(message)
         except SnsError as exc:
-            await deps.alarm_store.forget_delivery(message["MessageId"])
+            await components.alarm_store.forget_delivery(message["MessageId"])
             return json_error(exc.status, exc.message)
         except FetchError as exc:
             log.warning("sns.confirm_failed", error=str(exc), **fields)
-            await deps.alarm_store.forget_delivery(message["MessageId"])
+            await components.alarm_store.forget_delivery(message["MessageId"])
             return json_error(502, "could not confirm the subscription")
         log.info("sns.subscription_confirmed", **fields)
         return _ok("confirmed")
@@ -88,7 +90,7 @@ async def _dispatch(deps: Deps, message: dict[str, str], fields: dict[str, Any])
 
 
 async def _notification(
-    deps: Deps, message: dict[str, str], fields: dict[str, Any]
+    components: Components, message: dict[str, str], fields: dict[str, Any]
 ) -> web.Response:
     """An alarm, or any other notification: each is de-duplicated inside its own one-script
     intake, so a failure leaves nothing half-done for SNS's retry to trip over."""
@@ -98,10 +100,10 @@ async def _notification(
     except AlarmParseError as exc:
         log.info("sns.not_an_alarm", reason=str(exc), **fields)
         subject = message.get("Subject") or ""
-        if not await deps.alarms.notify(subject, message.get("Message") or "", message_id):
+        if not await components.alarms.notify(subject, message.get("Message") or "", message_id):
             return _ok("duplicate")
         return _ok("accepted", posted_as="notice")
-    outcome = await deps.alarms.receive(alarm, message_id)
+    outcome = await components.alarms.receive(alarm, message_id)
     if outcome is Intake.DUPLICATE:
         log.info("sns.duplicate", **fields)
         return _ok("duplicate")

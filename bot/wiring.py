@@ -14,22 +14,26 @@ from approvals.locks import Locks
 from approvals.models import Action
 from approvals.rollout import RolloutFollower, RolloutSettings
 from approvals.store import ApprovalStore
+from bot.components import Components, Features
 from bot.process import Process
+from commands.alarms.deps import AlarmsDeps
 from commands.alarms.service import AlarmService
 from commands.alarms.store import AlarmSettings, AlarmStore
-from commands.deps import Deps
 from commands.incidents.channel import IncidentSlack
+from commands.incidents.deps import IncidentsDeps
 from commands.incidents.loop import IncidentLoop
 from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.pagerduty import PagerDutySync
 from commands.incidents.service import IncidentService
 from commands.incidents.store import IncidentStore
 from commands.operations import risky
+from commands.operations.deps import OperationsDeps
 from commands.operations.notifier import SlackNotifier
 from commands.operations.rollout import EcsRolloutSource, FollowRollouts, SlackRolloutReporter
 from commands.operations.runtime import ActionRuntime
 from commands.parser import Parser
 from commands.status.collector import StatusCollector
+from commands.status.deps import StatusDeps
 from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
@@ -61,7 +65,7 @@ class Overrides:
     sns_fetch: Fetch | None = None  # HTTPS GET for SNS certificates and SubscribeURLs
 
 
-def build_deps(
+def build_components(
     settings: Settings,
     config: Config,
     overrides: Overrides,
@@ -70,7 +74,7 @@ def build_deps(
     client: AsyncWebClient,
     metrics: Metrics,
     process: Process,
-) -> Deps:
+) -> Components:
     """Build every collaborator once, and add to ``process`` what must start or stop (in the
     order built: shutdown runs it backwards)."""
     clock = overrides.clock
@@ -109,9 +113,10 @@ def build_deps(
         clock=clock,
         settings=rollouts,
     )
+    pagerduty = _pagerduty(settings, process)
     incidents = _incidents(
-        settings, config, overrides, redis=redis, client=client, history=runtime.history,
-        members=members, process=process,
+        config, overrides, redis=redis, client=client, history=runtime.history,
+        members=members, pagerduty=pagerduty,
     )  # fmt: skip
     alarm_settings = overrides.alarms or alarm_settings_from(config)
     alarm_store = AlarmStore(redis, clock)
@@ -154,7 +159,24 @@ def build_deps(
     process.add("approvals", stop=flow.drain, jobs={"approvals.sweeper": flow.run_sweeper})
     inflight = InFlight()
     process.add("requests in flight", stop=inflight.idle)  # first to stop: no new work
-    return Deps(
+    status = StatusCollector(
+        config=config,
+        aws=aws,
+        cloudwatch=CloudWatchReader(aws.clients),
+        history=runtime.history,
+        store=store,
+        locks=locks,
+        clock=clock,
+    )
+    features = Features(
+        operations=OperationsDeps(
+            config=config, clock=clock, flow=flow, store=store, locks=locks, members=members
+        ),
+        status=StatusDeps(config=config, clock=clock, collector=status),
+        alarms=AlarmsDeps(config=config, members=members, pagerduty=pagerduty, alarms=alarms),
+        incidents=IncidentsDeps(incidents=incidents),
+    )
+    return Components(
         config=config,
         parser=Parser(config),
         redis=redis,
@@ -167,15 +189,7 @@ def build_deps(
         follower=follower,
         incidents=incidents,
         pagerduty=pagerduty_sync,
-        status=StatusCollector(
-            config=config,
-            aws=aws,
-            cloudwatch=CloudWatchReader(aws.clients),
-            history=runtime.history,
-            store=store,
-            locks=locks,
-            clock=clock,
-        ),
+        status=status,
         sns=SnsVerifier(
             topics=list(config.sns.topics),
             cert_dir=settings.sns_cert_cache_dir,
@@ -184,20 +198,11 @@ def build_deps(
         alarm_store=alarm_store,
         outbox=outbox,
         alarms=alarms,
+        features=features,
     )
 
 
-def _incidents(
-    settings: Settings,
-    config: Config,
-    overrides: Overrides,
-    *,
-    redis: RedisClient,
-    client: AsyncWebClient,
-    history: DeployHistory,
-    members: GroupMembers,
-    process: Process,
-) -> IncidentService:
+def _pagerduty(settings: Settings, process: Process) -> PagerDuty:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
@@ -209,6 +214,19 @@ def _incidents(
         from_email=settings.pagerduty_from_email,
     )
     process.add("pagerduty", stop=pagerduty.close)
+    return pagerduty
+
+
+def _incidents(
+    config: Config,
+    overrides: Overrides,
+    *,
+    redis: RedisClient,
+    client: AsyncWebClient,
+    history: DeployHistory,
+    members: GroupMembers,
+    pagerduty: PagerDuty,
+) -> IncidentService:
     store = IncidentStore(redis)
     pager = IncidentPager(
         store=store,

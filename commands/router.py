@@ -3,6 +3,11 @@
 Help and parse errors are answered in the ack itself (pure and instant, so the reply arrives
 with Slack's own response, well inside its 3 s budget). Every other command acks first, then
 does its work and replies through `respond`.
+
+A feature registers each of its commands with its own deps object (`router.add(kind, handler,
+deps)`); the handler gets it as `inv.deps`, typed (`Invocation[OperationsDeps]`), and nothing
+else. What every command needs on the way in (the parser, the slash command's name, requests in
+flight, the latency histogram) is the router's own.
 """
 
 from __future__ import annotations
@@ -10,22 +15,26 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from commands.deps import DEPS_KEY, Deps
+from commands.parser import Parser
 from commands.render import error_blocks, help_blocks, help_text
 from commands.requests import HelpRequest, Request
 from core.errors import ChatOpsError, ParseError
+from core.inflight import InFlight
+from core.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
+D = TypeVar("D")
+
 
 @dataclass(frozen=True)
-class Invocation:
+class Invocation(Generic[D]):
     """One command, understood, with who asked and where, and the means to answer."""
 
     request: Request
@@ -34,25 +43,33 @@ class Invocation:
     channel_id: str
     respond: AsyncRespond
     client: AsyncWebClient
-    deps: Deps
+    deps: D  # the handler's feature's own (commands/<feature>/deps.py)
 
 
-Handler = Callable[[Invocation], Awaitable[None]]
+Handler = Callable[[Invocation[D]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Route(Generic[D]):
+    handler: Handler[D]
+    deps: D
 
 
 class CommandRouter:
-    """Maps request kinds to handlers. Command modules add theirs through `register`."""
+    """Maps request kinds to handlers, each with its feature's deps. Command modules add
+    theirs through `register(router, deps)`."""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+    def __init__(self, *, parser: Parser, slash: str, inflight: InFlight, metrics: Metrics) -> None:
+        self._routes: dict[str, _Route[Any]] = {}
+        self._parser = parser
+        self._slash = slash
+        self._inflight = inflight
+        self._latency = metrics.command_latency
 
-    def add(self, kind: str, handler: Handler) -> None:
-        if kind in self._handlers:
+    def add(self, kind: str, handler: Handler[D], deps: D) -> None:
+        if kind in self._routes:
             raise ValueError(f"a handler for {kind} is already registered")
-        self._handlers[kind] = handler
-
-    def handler_for(self, kind: str) -> Handler | None:
-        return self._handlers.get(kind)
+        self._routes[kind] = _Route(handler, deps)
 
     async def on_command(
         self,
@@ -60,21 +77,19 @@ class CommandRouter:
         command: dict[str, Any],
         respond: AsyncRespond,
         client: AsyncWebClient,
-        context: dict[str, Any],
     ) -> None:
-        deps: Deps = context[DEPS_KEY]
-        slash = deps.config.slack.command
+        slash = self._slash
         started = time.perf_counter()
         text = str(command.get("text") or "")
         try:
-            request = deps.parser.parse(text)
+            request = self._parser.parse(text)
         except ParseError as exc:
             await ack(
                 response_type="ephemeral",
                 text=f"{exc.user_message} — nothing was changed",
                 blocks=error_blocks(slash, exc.user_message, exc.usage),
             )
-            _observe(deps, "invalid", "refused", started)
+            self._observe("invalid", "refused", started)
             log.info("command.refused", reason=exc.user_message)
             return
 
@@ -84,16 +99,16 @@ class CommandRouter:
                 text=help_text(slash, request.topic),
                 blocks=help_blocks(slash, request.topic),
             )
-            _observe(deps, request.kind, "ok", started)
+            self._observe(request.kind, "ok", started)
             return
 
-        handler = self._handlers.get(request.kind)
-        if handler is None:
+        route = self._routes.get(request.kind)
+        if route is None:
             message = (
                 f"`{request.kind.replace('_', ' ')}` is not enabled in this version of the bot"
             )
             await ack(response_type="ephemeral", text=message, blocks=error_blocks(slash, message))
-            _observe(deps, request.kind, "unavailable", started)
+            self._observe(request.kind, "unavailable", started)
             return
 
         await ack()
@@ -104,12 +119,12 @@ class CommandRouter:
             channel_id=str(command.get("channel_id", "")),
             respond=respond,
             client=client,
-            deps=deps,
+            deps=route.deps,
         )
         outcome = "error"
-        async with deps.inflight.track():
+        async with self._inflight.track():
             try:
-                await handler(invocation)
+                await route.handler(invocation)
                 outcome = "ok"
             except ChatOpsError as exc:
                 outcome = "refused"
@@ -122,13 +137,11 @@ class CommandRouter:
                     blocks=error_blocks(slash, exc.user_message, nothing_changed=note),
                 )
             finally:
-                _observe(deps, request.kind, outcome, started)
+                self._observe(request.kind, outcome, started)
 
+    def _observe(self, command: str, outcome: str, started: float) -> None:
+        self._latency.labels(command, outcome).observe(time.perf_counter() - started)
 
-def _observe(deps: Deps, command: str, outcome: str, started: float) -> None:
-    deps.metrics.command_latency.labels(command, outcome).observe(time.perf_counter() - started)
-
-
-def register(app: AsyncApp, router: CommandRouter, slash: str) -> None:
-    """Wire the slash command. Called once at start-up."""
-    app.command(slash)(router.on_command)
+    def register(self, app: AsyncApp) -> None:
+        """Wire the slash command. Called once at start-up, after every feature's commands."""
+        app.command(self._slash)(self.on_command)

@@ -8,23 +8,23 @@ from dataclasses import dataclass
 import structlog
 
 from approvals.policy import mention
+from commands.alarms.deps import AlarmsDeps
 from commands.alarms.store import PagerDutyLink
 from commands.buttons import Buttons, Click, json_object
-from commands.deps import Deps
 from commands.ids import AlarmActionId
 from integrations.pagerduty import PagerDutyError
 
 log = structlog.get_logger(__name__)
 
-buttons = Buttons()
+buttons: Buttons[AlarmsDeps] = Buttons()
 
 
-async def _refusal(deps: Deps, user: str, alarm: str) -> str | None:
+async def _refusal(deps: AlarmsDeps, user: str, alarm: str) -> str | None:
     """Why `user` may not acknowledge (not a configured responder), or None when they may."""
     responders = deps.config.pagerduty_responders
     if user and user in responders:  # listed by ID: no group needs reading
         return None
-    members, unreadable = await deps.flow.members.resolve(responders)
+    members, unreadable = await deps.members.resolve(responders)
     if user and user in members:
         return None
     named = ", ".join(mention(p) for p in responders) or "nobody is configured"
@@ -53,7 +53,7 @@ def _target(raw: str) -> _Target:
 
 
 @buttons.button(AlarmActionId.ACKNOWLEDGE, read=_target)
-async def on_acknowledge(click: Click[_Target]) -> None:
+async def on_acknowledge(click: Click[AlarmsDeps, _Target]) -> None:
     deps, user, target = click.deps, click.user, click.value
     incident, alarm = target.incident, target.alarm
     refusal = await _refusal(deps, user, alarm)
@@ -62,7 +62,7 @@ async def on_acknowledge(click: Click[_Target]) -> None:
         await click.reply(refusal)
         return
     try:
-        await deps.incidents.pager.pagerduty.acknowledge(incident)
+        await deps.pagerduty.acknowledge(incident)
     except PagerDutyError as exc:
         await click.reply(f"Could not acknowledge it in PagerDuty: {exc}")
         return

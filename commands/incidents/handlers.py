@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from approvals.policy import mention
 from commands.buttons import Buttons, Click, json_object, text
 from commands.ids import AlarmActionId, IncidentActionId
+from commands.incidents.deps import IncidentsDeps
 from commands.requests import (
     IncidentCommanderRequest,
     IncidentDeclareRequest,
@@ -19,10 +20,10 @@ from commands.requests import (
 from commands.router import CommandRouter, Invocation
 from core.text import inert
 
-buttons = Buttons()
+buttons: Buttons[IncidentsDeps] = Buttons()
 
 
-async def declare(inv: Invocation) -> None:
+async def declare(inv: Invocation[IncidentsDeps]) -> None:
     request = inv.request
     assert isinstance(request, IncidentDeclareRequest)
     incident = await inv.deps.incidents.declare(request.severity, request.title, inv.user_id)
@@ -33,7 +34,7 @@ async def declare(inv: Invocation) -> None:
     )
 
 
-async def update(inv: Invocation) -> None:
+async def update(inv: Invocation[IncidentsDeps]) -> None:
     request = inv.request
     assert isinstance(request, IncidentUpdateRequest)
     await inv.deps.incidents.update(inv.channel_id, inv.user_id, request.text)
@@ -43,7 +44,7 @@ async def update(inv: Invocation) -> None:
     )
 
 
-async def status(inv: Invocation) -> None:
+async def status(inv: Invocation[IncidentsDeps]) -> None:
     request = inv.request
     assert isinstance(request, IncidentStatusRequest)
     incident = await inv.deps.incidents.set_status(inv.channel_id, inv.user_id, request.state)
@@ -54,7 +55,7 @@ async def status(inv: Invocation) -> None:
         )
 
 
-async def commander(inv: Invocation) -> None:
+async def commander(inv: Invocation[IncidentsDeps]) -> None:
     request = inv.request
     assert isinstance(request, IncidentCommanderRequest)
     await inv.deps.incidents.commander(inv.channel_id, inv.user_id, request.user_id)
@@ -65,7 +66,7 @@ async def commander(inv: Invocation) -> None:
     )
 
 
-async def resolve(inv: Invocation) -> None:
+async def resolve(inv: Invocation[IncidentsDeps]) -> None:
     request = inv.request
     assert isinstance(request, IncidentResolveRequest)
     incident = await inv.deps.incidents.resolve(inv.channel_id, inv.user_id, request.summary)
@@ -76,7 +77,7 @@ async def resolve(inv: Invocation) -> None:
 
 
 @buttons.button(IncidentActionId.CHECKLIST, read=text)
-async def on_checklist(click: Click[str]) -> None:
+async def on_checklist(click: Click[IncidentsDeps, str]) -> None:
     """A checkbox ticked or cleared: the action carries every option now selected."""
     selected = [str(o.get("value", "")) for o in click.action.get("selected_options") or []]
     await click.deps.incidents.tick(click.channel, click.user, selected)
@@ -100,7 +101,7 @@ def _declaration(raw: str) -> _Declaration:
 
 
 @buttons.button(AlarmActionId.DECLARE_INCIDENT, read=_declaration)
-async def on_declare_from_alarm(click: Click[_Declaration]) -> None:
+async def on_declare_from_alarm(click: Click[IncidentsDeps, _Declaration]) -> None:
     wanted = click.value
     incidents = click.deps.incidents
     incident = await incidents.declare(
@@ -112,9 +113,9 @@ async def on_declare_from_alarm(click: Click[_Declaration]) -> None:
     )
 
 
-def register(router: CommandRouter) -> None:
-    router.add("incident_declare", declare)
-    router.add("incident_update", update)
-    router.add("incident_status", status)
-    router.add("incident_commander", commander)
-    router.add("incident_resolve", resolve)
+def register(router: CommandRouter, deps: IncidentsDeps) -> None:
+    router.add("incident_declare", declare, deps)
+    router.add("incident_update", update, deps)
+    router.add("incident_status", status, deps)
+    router.add("incident_commander", commander, deps)
+    router.add("incident_resolve", resolve, deps)

@@ -8,16 +8,17 @@ from typing import Any
 import structlog
 
 from commands.buttons import Buttons, Click, json_object, text
-from commands.deps import Deps
 from commands.ids import ActionId, AlarmActionId
+from commands.operations.deps import OperationsDeps
+from commands.operations.rollback import RollbackAction
 
 log = structlog.get_logger(__name__)
 
-buttons = Buttons()
+buttons: Buttons[OperationsDeps] = Buttons()
 
 
 @buttons.button(ActionId.APPROVE, ActionId.DENY, ActionId.CANCEL, read=text)
-async def on_click(click: Click[str]) -> None:
+async def on_click(click: Click[OperationsDeps, str]) -> None:
     """The value is the request's id."""
     request_id, flow = click.value, click.deps.flow
     decide = {
@@ -42,7 +43,7 @@ def _rollback_fields(raw: str) -> dict[str, Any]:
     }
 
 
-def _unknown_target(deps: Deps, service: object, env: object) -> str | None:
+def _unknown_target(deps: OperationsDeps, service: object, env: object) -> str | None:
     if service not in deps.config.services:
         what = f'service "{service}"'
     elif env not in deps.config.environments:
@@ -53,7 +54,7 @@ def _unknown_target(deps: Deps, service: object, env: object) -> str | None:
 
 
 @buttons.button(AlarmActionId.ROLLBACK, read=_rollback_fields)
-async def on_rollback(click: Click[dict[str, Any]]) -> None:
+async def on_rollback(click: Click[OperationsDeps, dict[str, Any]]) -> None:
     """Roll back button under an alarm that fired after a deploy: opens a rollback request
     (through the same two-person flow) to the revision that ran before."""
     deps, fields = click.deps, click.value
@@ -63,8 +64,8 @@ async def on_rollback(click: Click[dict[str, Any]]) -> None:
     if unknown:
         await click.reply(unknown)
         return
-    action_cls = deps.flow.registry.kind("rollback")
-    submitted = await deps.flow.submit(action_cls.model_validate(fields), click.user, click.channel)
+    action = RollbackAction.model_validate(fields)
+    submitted = await deps.flow.submit(action, click.user, click.channel)
     request = submitted.request
     await click.reply(
         f"Rollback requested: {request.plan.summary}. The card is in <#{request.channel}>."

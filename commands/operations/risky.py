@@ -11,6 +11,7 @@ from typing import Protocol
 
 from approvals.models import Action
 from commands.operations.deploy import DeployAction
+from commands.operations.deps import OperationsDeps
 from commands.operations.restore import DbRestoreAction
 from commands.operations.rollback import RollbackAction
 from commands.operations.scale import ScaleAction
@@ -31,7 +32,7 @@ ACTIONS: list[type[Action]] = [DeployAction, RollbackAction, ScaleAction, DbRest
 _BY_KIND: dict[str, type[RiskyAction]] = {a.kind: a for a in ACTIONS}  # type: ignore[misc]
 
 
-async def submit(invocation: Invocation) -> None:
+async def submit(invocation: Invocation[OperationsDeps]) -> None:
     deps = invocation.deps
     built = _BY_KIND[invocation.request.kind].from_request(
         invocation.request, deps.config, deps.clock
@@ -53,6 +54,6 @@ async def submit(invocation: Invocation) -> None:
     await invocation.respond(response_type="ephemeral", text=text)
 
 
-def register(router: CommandRouter) -> None:
+def register(router: CommandRouter, deps: OperationsDeps) -> None:
     for kind in _BY_KIND:
-        router.add(kind, submit)
+        router.add(kind, submit, deps)

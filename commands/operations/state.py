@@ -7,6 +7,7 @@ from datetime import datetime
 from approvals.models import ApprovalRequest, State
 from approvals.policy import mention
 from commands.operations.card import slack_time
+from commands.operations.deps import OperationsDeps
 from commands.requests import ApprovalsRequest, AuditRequest, LockRequest, UnlockRequest
 from commands.router import CommandRouter, Invocation
 from core.text import inert
@@ -16,7 +17,7 @@ def scope(service: str, env: str) -> str:
     return f"{service}:{env}"
 
 
-async def lock(inv: Invocation) -> None:
+async def lock(inv: Invocation[OperationsDeps]) -> None:
     request = inv.request
     assert isinstance(request, LockRequest)
     existing = await inv.deps.locks.hold(
@@ -38,7 +39,7 @@ async def lock(inv: Invocation) -> None:
     )
 
 
-async def unlock(inv: Invocation) -> None:
+async def unlock(inv: Invocation[OperationsDeps]) -> None:
     request = inv.request
     assert isinstance(request, UnlockRequest)
     released = await inv.deps.locks.release_hold(scope(request.service, request.env))
@@ -56,7 +57,9 @@ async def unlock(inv: Invocation) -> None:
     )
 
 
-async def _audit(inv: Invocation, event: str, service: str, env: str, note: str) -> None:
+async def _audit(
+    inv: Invocation[OperationsDeps], event: str, service: str, env: str, note: str
+) -> None:
     await inv.deps.store.audit(
         {
             "event": event,
@@ -72,7 +75,7 @@ async def _audit(inv: Invocation, event: str, service: str, env: str, note: str)
     )
 
 
-async def approvals(inv: Invocation) -> None:
+async def approvals(inv: Invocation[OperationsDeps]) -> None:
     assert isinstance(inv.request, ApprovalsRequest)
     deps = inv.deps
     lines = []
@@ -92,15 +95,16 @@ async def approvals(inv: Invocation) -> None:
     await inv.respond(response_type="ephemeral", text=text)
 
 
-async def _role(inv: Invocation, request: ApprovalRequest) -> str:
+async def _role(inv: Invocation[OperationsDeps], request: ApprovalRequest) -> str:
     if request.requester == inv.user_id:
         return "yours: you can cancel it"
     if inv.user_id in request.approvers:
         return ""
-    env = inv.deps.config.environments.get(request.env)
+    environments = inv.deps.config.environments  # data: a mapping read, no one's parts
+    env = environments.get(request.env)
     if env is None:
         return ""
-    members = await inv.deps.flow.members.expand(env.approvers)
+    members = await inv.deps.members.expand(env.approvers)
     return "you can approve or deny" if inv.user_id in members else ""
 
 
@@ -113,7 +117,7 @@ def _pending_line(request: ApprovalRequest, role: str) -> str:
     )
 
 
-async def audit(inv: Invocation) -> None:
+async def audit(inv: Invocation[OperationsDeps]) -> None:
     request = inv.request
     assert isinstance(request, AuditRequest)
     entries = await inv.deps.store.recent_audit(request.count)
@@ -150,8 +154,8 @@ def _audit_line(entry: dict[str, str]) -> str:
     return f"• {when} *{inert(event)}* by {who}: {title}{said}{ref}{flag}{note}"
 
 
-def register(router: CommandRouter) -> None:
-    router.add("lock", lock)
-    router.add("unlock", unlock)
-    router.add("approvals", approvals)
-    router.add("audit", audit)
+def register(router: CommandRouter, deps: OperationsDeps) -> None:
+    router.add("lock", lock, deps)
+    router.add("unlock", unlock, deps)
+    router.add("approvals", approvals, deps)
+    router.add("audit", audit, deps)

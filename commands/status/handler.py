@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from commands.requests import StatusRequest
 from commands.router import CommandRouter, Invocation
+from commands.status.deps import StatusDeps
 from commands.status.render import detail_blocks, overview_blocks
 
 
-async def status(inv: Invocation) -> None:
+async def status(inv: Invocation[StatusDeps]) -> None:
     """Ack was sent by the router; collect, render, reply only to the caller."""
     request = inv.request
     assert isinstance(request, StatusRequest)
-    collector, config = inv.deps.status, inv.deps.config
+    collector, config = inv.deps.collector, inv.deps.config
     if request.service and request.env:
         result = await collector.one(request.service, request.env)
         text, blocks = detail_blocks(result, config.slack.command)
@@ -24,5 +25,5 @@ async def status(inv: Invocation) -> None:
     await inv.respond(response_type="ephemeral", text=text, blocks=blocks)
 
 
-def register(router: CommandRouter) -> None:
-    router.add("status", status)
+def register(router: CommandRouter, deps: StatusDeps) -> None:
+    router.add("status", status, deps)

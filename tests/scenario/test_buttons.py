@@ -5,16 +5,18 @@ a click reaches its handler with the value read, a value that cannot be read is 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import pytest
 from slack_bolt.async_app import AsyncApp
 
-from bot.app import BOLT
+from bot.app import BOLT, DEPS
 from commands.buttons import BROKEN, Buttons, Click, register_buttons
 from commands.ids import AlarmActionId
 from core.errors import ChatOpsError
+from core.inflight import InFlight
 from sandbox.signing import block_actions_body, sign
 from sandbox.world import SandboxWorld
 
@@ -24,17 +26,27 @@ class ProbeId(StrEnum):
     REFUSE = "test_probe_refuse"
 
 
-def probe_buttons(seen: list[Click[dict[str, Any]]]) -> Buttons:
-    buttons = Buttons()
+@dataclass(frozen=True)
+class ProbeDeps:
+    """The probe feature's deps: the app's requests in flight, to see the handler inside."""
+
+    inflight: InFlight
+
+
+ProbeClick = Click[ProbeDeps, dict[str, Any]]
+
+
+def probe_buttons(seen: list[ProbeClick]) -> Buttons[ProbeDeps]:
+    buttons: Buttons[ProbeDeps] = Buttons()
 
     @buttons.button(ProbeId.ECHO)
-    async def echo(click: Click[dict[str, Any]]) -> None:
+    async def echo(click: ProbeClick) -> None:
         seen.append(click)
         assert click.deps.inflight.count > 0  # the handler runs inside inflight.track()
         await click.reply(f"Echo {click.value['n']} for <@{click.user}>.")
 
     @buttons.button(ProbeId.REFUSE)
-    async def refuse(click: Click[dict[str, Any]]) -> None:
+    async def refuse(click: ProbeClick) -> None:
         seen.append(click)
         raise ChatOpsError("The probe refuses. Nothing was changed.")
 
@@ -64,14 +76,15 @@ def told_bob(world: SandboxWorld) -> list[str]:
 
 
 @pytest.fixture
-def seen(world: SandboxWorld) -> list[Click[dict[str, Any]]]:
-    clicks: list[Click[dict[str, Any]]] = []
-    register_buttons(world.app[BOLT], probe_buttons(clicks))
+def seen(world: SandboxWorld) -> list[ProbeClick]:
+    clicks: list[ProbeClick] = []
+    inflight = world.app[DEPS].inflight
+    register_buttons(world.app[BOLT], inflight, probe_buttons(clicks).bind(ProbeDeps(inflight)))
     return clicks
 
 
 async def test_a_click_reaches_its_handler_with_the_value_read(
-    world: SandboxWorld, seen: list[Click[dict[str, Any]]]
+    world: SandboxWorld, seen: list[ProbeClick]
 ) -> None:
     assert await bob_clicks(world, ProbeId.ECHO, json.dumps({"n": 7})) == 200
     assert told_bob(world) == ["Echo 7 for <@U0BOB>."]
@@ -82,7 +95,7 @@ async def test_a_click_reaches_its_handler_with_the_value_read(
 
 @pytest.mark.parametrize("value", ["not json", "[1, 2]", '"a string"', ""])
 async def test_an_unreadable_value_is_a_broken_button_and_runs_nothing(
-    world: SandboxWorld, seen: list[Click[dict[str, Any]]], value: str
+    world: SandboxWorld, seen: list[ProbeClick], value: str
 ) -> None:
     assert await bob_clicks(world, ProbeId.ECHO, value) == 200
     assert told_bob(world) == [BROKEN]
@@ -90,7 +103,7 @@ async def test_an_unreadable_value_is_a_broken_button_and_runs_nothing(
 
 
 async def test_a_chatops_error_is_an_ephemeral_reply_to_the_clicker(
-    world: SandboxWorld, seen: list[Click[dict[str, Any]]]
+    world: SandboxWorld, seen: list[ProbeClick]
 ) -> None:
     assert await bob_clicks(world, ProbeId.REFUSE, "{}") == 200
     assert told_bob(world) == ["The probe refuses. Nothing was changed."]
@@ -110,15 +123,16 @@ async def test_a_broken_rollback_button_opens_no_request(world: SandboxWorld) ->
 
 
 def test_one_action_id_has_one_handler() -> None:
-    buttons = Buttons()
+    buttons: Buttons[None] = Buttons()
 
-    async def handler(click: Click[dict[str, Any]]) -> None:
+    async def handler(click: Click[None, dict[str, Any]]) -> None:
         return None
 
     buttons.button(ProbeId.ECHO)(handler)
     with pytest.raises(ValueError, match="two handlers"):
         buttons.button(ProbeId.ECHO)(handler)
-    other = Buttons()
+    other: Buttons[None] = Buttons()
     other.button(ProbeId.ECHO)(handler)
+    app = AsyncApp(token="xoxb-test", signing_secret="s")
     with pytest.raises(ValueError, match="two handlers"):
-        register_buttons(AsyncApp(token="xoxb-test", signing_secret="s"), buttons, other)
+        register_buttons(app, InFlight(), buttons.bind(None), other.bind(None))

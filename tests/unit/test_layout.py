@@ -179,3 +179,80 @@ def test_only_the_cli_imports_the_sandbox_and_lazily() -> None:
     ]
     assert not eager, f"the sandbox must be imported inside the subcommand, not at import: {eager}"
     assert found, "bot/cli.py's sandbox subcommand no longer imports the sandbox: update this test"
+
+
+# -- narrow dependencies ---------------------------------------------------------------------
+# A handler calls what its feature's deps object holds (`deps.locks.hold(…)`), never through it
+# into someone else's parts (`deps.incidents.pager.pagerduty.acknowledge(…)`): the method goes
+# where the knowledge lives, or the feature is given the part. Counted from the deps object,
+# whichever way it is reached: `deps`, `*_deps`, the bot's `components`, `app[DEPS]`, or the
+# `.deps` of an invocation or a click.
+DEPS_NAMES = frozenset({"deps", "components"})
+DEPS_HOLDERS = frozenset({"inv", "invocation", "click"})
+MAX_HOPS = 2  # deps.part.method(…)
+CHAIN_PACKAGES = ("commands", "bot")
+
+
+def _is_deps(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in DEPS_NAMES or node.id.endswith("_deps")
+    if isinstance(node, ast.Subscript):  # app[DEPS]
+        return isinstance(node.slice, ast.Name) and node.slice.id == "DEPS"
+    return False
+
+
+def deep_calls(tree: ast.AST) -> Iterator[tuple[int, str, int]]:
+    """(line, the chain, hops past the deps object) of every call reached through deps."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        names: list[str] = []
+        target: ast.expr = node.func
+        while isinstance(target, ast.Attribute):
+            names.insert(0, target.attr)
+            target = target.value
+        if _is_deps(target):
+            hops = names
+        elif isinstance(target, ast.Name) and target.id in DEPS_HOLDERS and names[0] == "deps":
+            hops = names[1:]
+        else:
+            continue
+        yield node.lineno, ast.unparse(node.func), len(hops)
+
+
+def chains(tree: ast.AST) -> list[str]:
+    return [f"{line}: {chain}(…)" for line, chain, hops in deep_calls(tree) if hops > MAX_HOPS]
+
+
+def test_the_chain_check_finds_a_chain() -> None:
+    snippet = ast.parse(
+        "async def on_acknowledge(click):\n"
+        "    deps = click.deps\n"
+        "    await deps.incidents.pager.pagerduty.acknowledge(incident)\n"
+        "    await click.deps.flow.members.resolve(responders)\n"
+        "    await inv.deps.locks.hold(scope)\n"  # two hops: the feature's own part
+        "    await request.app[DEPS].incidents.store.by_channel(channel)\n"
+        "    self.metrics.command_latency.labels(kind).observe(1.0)\n"  # not a deps object
+        "    alarm_deps.metrics.command_latency.labels(kind).observe(1.0)\n"
+    )
+    assert chains(snippet) == [
+        "3: deps.incidents.pager.pagerduty.acknowledge(…)",
+        "4: click.deps.flow.members.resolve(…)",
+        "6: request.app[DEPS].incidents.store.by_channel(…)",
+        "8: alarm_deps.metrics.command_latency.labels(…)",
+    ]
+
+
+def test_no_call_reaches_through_a_deps_object() -> None:
+    found: list[str] = []
+    seen = 0
+    for package in CHAIN_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            seen += sum(1 for _ in deep_calls(tree))
+            found += [f"{relative(path)}:{chain}" for chain in chains(tree)]
+    assert seen > 20, "the scan no longer sees the handlers' calls on their deps: update it"
+    assert not found, (
+        "calls through more than one part of a deps object (give the feature the part, or add "
+        "the method where the knowledge lives):\n" + "\n".join(found)
+    )

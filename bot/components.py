@@ -1,4 +1,6 @@
-"""The one narrow object handlers get their collaborators from (through Bolt's context)."""
+"""What the running bot holds: the process-level resources, built once by bot/wiring.py and
+kept as `app[DEPS]` for the webhooks, /health and the tests, and each feature's own narrow deps
+object (commands/<feature>/deps.py), which is all that feature's handlers are given."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ from approvals.flow import ApprovalFlow
 from approvals.locks import Locks
 from approvals.rollout import RolloutFollower
 from approvals.store import ApprovalStore
+from commands.alarms.deps import AlarmsDeps
 from commands.alarms.service import AlarmService
 from commands.alarms.store import AlarmStore
+from commands.incidents.deps import IncidentsDeps
 from commands.incidents.pagerduty import PagerDutySync
 from commands.incidents.service import IncidentService
+from commands.operations.deps import OperationsDeps
 from commands.parser import Parser
 from commands.status.collector import StatusCollector
+from commands.status.deps import StatusDeps
 from core.clock import Clock
 from core.config import Config
 from core.inflight import InFlight
@@ -24,7 +30,17 @@ from integrations.sns import SnsVerifier
 
 
 @dataclass(frozen=True)
-class Deps:
+class Features:
+    """Each feature's deps, handed to its commands and buttons when they are registered."""
+
+    operations: OperationsDeps
+    status: StatusDeps
+    alarms: AlarmsDeps
+    incidents: IncidentsDeps
+
+
+@dataclass(frozen=True)
+class Components:
     config: Config
     parser: Parser
     redis: RedisClient
@@ -42,6 +58,4 @@ class Deps:
     alarm_store: AlarmStore
     outbox: Outbox
     alarms: AlarmService
-
-
-DEPS_KEY = "deps"
+    features: Features
