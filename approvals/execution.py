@@ -80,7 +80,7 @@ class Host(Protocol):
     def on_success(self) -> Sequence[Callable[[ApprovalRequest, Result], Awaitable[None]]]: ...
 
     @property
-    def follow(self) -> Callable[[ApprovalRequest, Result], Awaitable[None]] | None: ...
+    def follow(self) -> Sequence[Callable[[ApprovalRequest, Result], Awaitable[None]]]: ...
 
     @property
     def registry(self) -> Registry: ...
@@ -243,8 +243,8 @@ class Execution:
         await flow.thread_reply(final, outcome)
         if result is not None and result.ok and finished.status is Status.SUCCEEDED:
             hooks = list(flow.on_success)
-            if flow.follow is not None and self.action is not None and self.action.followed:
-                hooks.insert(0, flow.follow)
+            if self.action is not None and self.action.followed:
+                hooks = [*flow.follow, *hooks]
             for hook in hooks:
                 try:
                     await hook(final, result)

@@ -102,7 +102,7 @@ class ApprovalFlow:
         clock: Clock,
         lease: timedelta = LEASE,
         on_success: Sequence[Callable[[ApprovalRequest, Result], Awaitable[None]]] = (),
-        follow: Callable[[ApprovalRequest, Result], Awaitable[None]] | None = None,
+        follow: Sequence[Callable[[ApprovalRequest, Result], Awaitable[None]]] = (),
         cards: Cards | None = None,
     ) -> None:
         self.config = config
@@ -116,10 +116,10 @@ class ApprovalFlow:
         self.lease = lease
         self.cards = cards or Cards(store, notifier, clock)
         self._tasks: set[asyncio.Task[None]] = set()
-        # After a successful execution: every hook, and `follow` for an Action that is
-        # followed (a deploy's rollout). Given at construction; nothing appends later.
+        # After a successful execution: every `on_success` hook, and the `follow` hooks for an
+        # Action that is followed (a deploy's rollout). Given at construction; nothing appends.
         self.on_success = tuple(on_success)
-        self.follow = follow
+        self.follow = tuple(follow)
 
     # -- submit ----------------------------------------------------------------------------
     async def submit(self, action: Action, requester: str, origin_channel: str) -> Submitted:

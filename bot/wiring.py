@@ -89,7 +89,7 @@ def build_components(
     async def aws_start() -> None:  # thread pools on, clients built off the event loop
         await aws.clients.start(regions)
 
-    async def aws_stop() -> None:  # last: after everything that calls AWS has stopped
+    async def aws_stop() -> None:  # after everything that calls AWS has stopped
         aws.clients.close()
 
     process.add("aws", start=aws_start, stop=aws_stop)
@@ -135,7 +135,9 @@ def build_components(
         settings=alarm_settings,
         bake=rollouts.bake,
     )
-    pagerduty_sync = PagerDutySync(incidents, outbox, on_standalone=[alarms.pagerduty_hook])
+    pagerduty_sync = PagerDutySync(
+        incidents, outbox, pagerduty, on_standalone=[alarms.pagerduty_hook]
+    )
     outbox.register(alarms.process, *AlarmService.KINDS)
     outbox.register(pagerduty_sync.publish, ItemKind.PAGERDUTY)
     process.add("outbox", stop=outbox.stop)  # the write in flight finishes or stays queued
@@ -152,8 +154,9 @@ def build_components(
         runtime=runtime,
         clock=clock,
         lease=overrides.lease,
-        on_success=[pagerduty_sync.deploy_changed],
-        follow=FollowRollouts(follower, config, clock),
+        # After a followed Action (a deploy's or rollback's rollout) succeeds: follow it, and
+        # tell PagerDuty and the open incidents. Which actions those are, the Actions say.
+        follow=[FollowRollouts(follower, config, clock), pagerduty_sync.deploy_changed],
         cards=cards,
     )
     process.add("approvals", stop=flow.drain, jobs={"approvals.sweeper": flow.run_sweeper})

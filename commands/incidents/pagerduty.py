@@ -25,7 +25,7 @@ from commands.incidents.models import Incident, PdState
 from commands.incidents.pager import slack_link
 from commands.incidents.service import IncidentService
 from core.text import inert
-from integrations.pagerduty import Link, PagerDutyError
+from integrations.pagerduty import Link, PagerDuty, PagerDutyError
 from integrations.pagerduty_webhooks import PdEvent
 from integrations.slack.outbox import ItemKind, Outbox, OutboxItem, PacedSlack
 
@@ -65,12 +65,14 @@ class PagerDutySync:
         self,
         service: IncidentService,
         outbox: Outbox,
+        pagerduty: PagerDuty,
         *,
         on_standalone: Sequence[Callable[[PdEvent], Awaitable[None]]] = (),
     ) -> None:
         self._service = service
         self._store = service.store
         self._outbox = outbox
+        self._pagerduty = pagerduty
         # Called (Redis only) for PagerDuty incidents that are not the bot's (an alarm's own).
         self.on_standalone = tuple(on_standalone)
 
@@ -223,11 +225,10 @@ class PagerDutySync:
 
     # -- deploys as change events -----------------------------------------------------------
     async def deploy_changed(self, request: ApprovalRequest, result: Result) -> None:
-        """A deploy or rollback succeeded: tell PagerDuty (a change event) and refresh the
-        cards of open incidents, which list the deploys made while they run."""
-        if request.kind not in ("deploy", "rollback"):
-            return
-        pagerduty = self._service.pager.pagerduty
+        """A followed Action (a deploy or rollback: `Action.followed`) succeeded: tell PagerDuty
+        (a change event) and refresh the cards of open incidents, which list the deploys made
+        while they run. The flow calls it for followed Actions only."""
+        pagerduty = self._pagerduty
         if pagerduty.enabled:
             details = {
                 "service": request.service,

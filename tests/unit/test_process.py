@@ -81,7 +81,7 @@ async def test_a_part_cannot_be_added_once_started() -> None:
 
 def test_the_bots_parts_stop_in_the_order_shutdown_needs(tmp_path: object) -> None:
     """Requests in flight first (no new work), then executions, rollouts, the outbox, the
-    PagerDuty client, and Redis, Slack and AWS last: nothing stops before what uses it."""
+    PagerDuty client, then AWS, Slack and Redis: nothing stops before what uses it."""
     from bot.app import PROCESS, create_app  # noqa: PLC0415
     from core.config import load_config  # noqa: PLC0415
     from core.settings import Settings  # noqa: PLC0415
