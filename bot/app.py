@@ -176,7 +176,10 @@ def create_app(
     )
     secret = settings.slack_signing_secret
     bolt = create_bolt_app(
-        components, client=client, signing_secret=secret.get_secret_value() if secret else None
+        components,
+        process.features,
+        client=client,
+        signing_secret=secret.get_secret_value() if secret else None,
     )
 
     app = web.Application(middlewares=[create_guard(metrics)], client_max_size=MAX_BODY_BYTES)

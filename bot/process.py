@@ -1,6 +1,7 @@
 """The running process: what it holds, the background jobs it runs, and the order it lets go.
 
-Everything that needs starting or stopping registers once, with `add`, when it is built: a
+Everything that needs starting or stopping registers once, with `add` (or `add_feature` for a
+feature: commands/feature.py), when it is built: a
 name, and any of `start` (awaited at start-up, in registration order), `stop` (awaited at
 shutdown, in reverse registration order: what was built on something stops before it) and
 `jobs` (named background loops, `core.loops` shapes). Start-up runs the starts, then the jobs;
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
+from commands.feature import Feature
 from core.loops import Loops, Runner
 
 log = structlog.get_logger(__name__)
@@ -34,6 +37,7 @@ class Part:
 class Process:
     def __init__(self, *, jobs: bool = True, loops: Loops | None = None) -> None:
         self._parts: list[Part] = []
+        self.features: list[Feature[Any]] = []
         self._run_jobs = jobs  # False: tests and benchmarks drive the background work
         self.loops = loops or Loops()
         self._started = False
@@ -51,6 +55,17 @@ class Process:
         if any(part.name == name for part in self._parts):
             raise ValueError(f"a part named {name!r} is already added")
         self._parts.append(Part(name, start, stop, dict(jobs or {})))
+
+    def add_feature(self, feature: Feature[Any]) -> None:
+        """A feature whole: its jobs and stops become a part here; its commands, buttons and
+        events are registered with Slack from `features` (bot/slack_app.py)."""
+
+        async def stop() -> None:
+            for step in reversed(feature.stops):
+                await step()
+
+        self.add(feature.name, stop=stop if feature.stops else None, jobs=feature.jobs)
+        self.features.append(feature)
 
     @property
     def parts(self) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,22 +16,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.components import Components
 from bot.logs import bind_request
-from commands.alarms import buttons as alarm_buttons
 from commands.buttons import register_buttons
-from commands.incidents import handlers as incidents
-from commands.operations import buttons as approval_buttons
-from commands.operations import risky, state
+from commands.feature import Feature
 from commands.render import error_blocks
 from commands.router import CommandRouter
-from commands.status import handler as status
-from commands.status import home
 from core.errors import ChatOpsError
 
 log = structlog.get_logger(__name__)
 
 
 def create_bolt_app(
-    components: Components, *, client: AsyncWebClient, signing_secret: str | None
+    components: Components,
+    features: Sequence[Feature[Any]],
+    *,
+    client: AsyncWebClient,
+    signing_secret: str | None,
 ) -> AsyncApp:
     """A Bolt app with every command module registered. No module-level app anywhere."""
     app = AsyncApp(
@@ -62,26 +61,18 @@ def create_bolt_app(
 
     app.middleware(bind_logs)
 
-    features, inflight = components.features, components.inflight
+    inflight = components.inflight
     router = CommandRouter(
         parser=components.parser,
         slash=components.config.slack.command,
         inflight=inflight,
         metrics=components.metrics,
     )
-    risky.register(router, features.operations)
-    state.register(router, features.operations)
-    status.register(router, features.status)
-    incidents.register(router, features.incidents)
+    for feature in features:  # each with its own deps (commands/feature.py)
+        feature.register(router)
+        feature.listen(app, inflight)
     router.register(app)
-    register_buttons(
-        app,
-        inflight,
-        approval_buttons.buttons.bind(features.operations),
-        alarm_buttons.buttons.bind(features.alarms),
-        incidents.buttons.bind(features.incidents),
-    )
-    home.register(app, features.status, inflight)
+    register_buttons(app, inflight, *(b for f in features for b in f.bound_buttons()))
 
     @app.error
     async def on_error(

@@ -17,23 +17,26 @@ from approvals.store import ApprovalStore
 from bot.components import Components, Features
 from bot.process import Process
 from commands.alarms.deps import AlarmsDeps
+from commands.alarms.feature import alarms_feature
 from commands.alarms.service import AlarmService
 from commands.alarms.store import AlarmSettings, AlarmStore
 from commands.incidents.channel import IncidentSlack
 from commands.incidents.deps import IncidentsDeps
-from commands.incidents.loop import IncidentLoop
+from commands.incidents.feature import incidents_feature
 from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.pagerduty import PagerDutySync
 from commands.incidents.service import IncidentService
 from commands.incidents.store import IncidentStore
 from commands.operations import risky
 from commands.operations.deps import OperationsDeps
+from commands.operations.feature import operations_feature
 from commands.operations.notifier import SlackNotifier
 from commands.operations.rollout import EcsRolloutSource, FollowRollouts, SlackRolloutReporter
 from commands.operations.runtime import ActionRuntime
 from commands.parser import Parser
 from commands.status.collector import StatusCollector
 from commands.status.deps import StatusDeps
+from commands.status.feature import status_feature
 from core.clock import Clock, SystemClock
 from core.config import Config
 from core.inflight import InFlight
@@ -141,9 +144,6 @@ def build_components(
     outbox.register(alarms.process, *AlarmService.KINDS)
     outbox.register(pagerduty_sync.publish, ItemKind.PAGERDUTY)
     process.add("outbox", stop=outbox.stop)  # the write in flight finishes or stays queued
-    process.add("alarms", jobs={"alarms.background": alarms.run_background})
-    process.add("incidents", jobs={"incidents.loop": IncidentLoop(incidents, store).run})
-    process.add("rollouts", stop=follower.stop, jobs={"rollout.takeover": follower.run_takeover})
     flow = ApprovalFlow(
         config=config,
         store=store,
@@ -159,9 +159,6 @@ def build_components(
         follow=[FollowRollouts(follower, config, clock), pagerduty_sync.deploy_changed],
         cards=cards,
     )
-    process.add("approvals", stop=flow.drain, jobs={"approvals.sweeper": flow.run_sweeper})
-    inflight = InFlight()
-    process.add("requests in flight", stop=inflight.idle)  # first to stop: no new work
     status = StatusCollector(
         config=config,
         aws=aws,
@@ -179,6 +176,14 @@ def build_components(
         alarms=AlarmsDeps(config=config, members=members, pagerduty=pagerduty, alarms=alarms),
         incidents=IncidentsDeps(incidents=incidents),
     )
+    # Each feature whole, in one call: its commands, buttons and events for Slack, its jobs and
+    # stops for the process. Added after what they use: shutdown stops them first.
+    process.add_feature(alarms_feature(features.alarms))
+    process.add_feature(incidents_feature(features.incidents, leases=store))
+    process.add_feature(status_feature(features.status))
+    process.add_feature(operations_feature(features.operations, flow=flow, follower=follower))
+    inflight = InFlight()
+    process.add("requests in flight", stop=inflight.idle)  # first to stop: no new work
     return Components(
         config=config,
         parser=Parser(config),

@@ -80,8 +80,9 @@ async def test_a_part_cannot_be_added_once_started() -> None:
 
 
 def test_the_bots_parts_stop_in_the_order_shutdown_needs(tmp_path: object) -> None:
-    """Requests in flight first (no new work), then executions, rollouts, the outbox, the
-    PagerDuty client, then AWS, Slack and Redis: nothing stops before what uses it."""
+    """Requests in flight first (no new work), then each feature (executions drain before the
+    rollout followers stop), the outbox, the PagerDuty client, then AWS, Slack and Redis:
+    nothing stops before what uses it."""
     from bot.app import PROCESS, create_app  # noqa: PLC0415
     from core.config import load_config  # noqa: PLC0415
     from core.settings import Settings  # noqa: PLC0415
@@ -96,8 +97,8 @@ def test_the_bots_parts_stop_in_the_order_shutdown_needs(tmp_path: object) -> No
     stops = list(reversed(app[PROCESS].parts))
     assert stops == [
         "requests in flight",
-        "approvals",
-        "rollouts",
+        "operations",  # executions drain, then the rollout followers stop
+        "status",
         "incidents",
         "alarms",
         "outbox",
@@ -106,9 +107,40 @@ def test_the_bots_parts_stop_in_the_order_shutdown_needs(tmp_path: object) -> No
         "slack",
         "redis",
     ]
+    assert [f.name for f in app[PROCESS].features] == [
+        "alarms",
+        "incidents",
+        "status",
+        "operations",
+    ]
     assert sorted(app[PROCESS].job_names) == [
         "alarms.background",
         "approvals.sweeper",
         "incidents.loop",
         "rollout.takeover",
     ]
+
+
+async def test_a_feature_is_added_whole_and_its_stops_run_last_first() -> None:
+    from commands.feature import Feature  # noqa: PLC0415
+
+    log: list[str] = []
+
+    async def job(stop: asyncio.Event) -> None:
+        await stop.wait()
+        log.append("job stopped")
+
+    process = Process()
+    process.add_feature(
+        Feature(
+            name="f",
+            deps=None,
+            jobs={"f.job": job},
+            stops=[_recorder(log, "stop first-listed"), _recorder(log, "stop last-listed")],
+        )
+    )
+    await process.start()
+    await asyncio.sleep(0.02)
+    await process.stop()
+    assert log == ["job stopped", "stop last-listed", "stop first-listed"]
+    assert process.parts == ["f"]
