@@ -27,7 +27,7 @@ class IncidentLoop:
         self._token = secrets.token_hex(8)
 
     async def _holding(self) -> bool:
-        ttl = self._service.pager.timings.lease
+        ttl = self._service.timings.lease
         if await self._leases.renew(LEASE_NAME, self._token, ttl):
             return True
         return await self._leases.acquire(LEASE_NAME, self._token, ttl)
@@ -40,12 +40,12 @@ class IncidentLoop:
             return
         now = self._service.clock.now()
         await run_iteration(
-            "incidents.pagerduty_retries", lambda: self._service.pager.retry_due(now)
+            "incidents.pagerduty_retries", lambda: self._service.retry_pagerduty(now)
         )
         await run_iteration("incidents.reminders", lambda: self._service.remind(now))
 
     async def run(self, stop: asyncio.Event) -> None:
-        interval = self._service.pager.timings.tick.total_seconds()
+        interval = self._service.timings.tick.total_seconds()
         try:
             once = lambda: self.once()  # noqa: E731, PLW0108 - late-bound, patchable
             await run_every(LOOP_NAME, interval, once, stop)

@@ -5,7 +5,6 @@ and the retry loop runs under a Redis lease on one replica, so nothing is paged 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,10 +32,6 @@ def slack_link(channel: str) -> str:
     return f"https://slack.com/app_redirect?channel={channel}"
 
 
-async def _no_refresh(_incident_id: str) -> Incident | None:
-    return None
-
-
 class IncidentPager:
     def __init__(
         self,
@@ -50,8 +45,6 @@ class IncidentPager:
         self.pagerduty = pagerduty
         self._clock = clock
         self.timings = timings
-        # Re-renders the card; the service sets it (it owns the card).
-        self.refresh: Callable[[str], Awaitable[Incident | None]] = _no_refresh
 
     @property
     def enabled(self) -> bool:
@@ -135,7 +128,8 @@ class IncidentPager:
             )
 
     async def retry_due(self, now: datetime) -> list[str]:
-        """Retry every incident whose next attempt is due; returns their ids."""
+        """Retry every incident whose next attempt is due; returns their ids (the service
+        re-renders their cards: it owns them)."""
         done = []
         for incident_id in await self._store.due_pd(now):
             incident = await self._store.get(incident_id)
@@ -143,6 +137,5 @@ class IncidentPager:
                 await self._store.unschedule_pd(incident_id)
                 continue
             await self.attempt(incident)
-            await self.refresh(incident_id)
             done.append(incident_id)
         return done

@@ -19,7 +19,7 @@ from approvals.policy import mention
 from commands.incidents import render
 from commands.incidents.channel import IncidentSlack
 from commands.incidents.models import CHECKLIST_LABELS, Check, Incident, PdState, new_incident_id
-from commands.incidents.pager import IncidentPager
+from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.store import IncidentStore
 from commands.requests import IncidentState, Severity
 from core.clock import Clock
@@ -51,7 +51,17 @@ class IncidentService:
         self._history = history
         self._members = members
         self._card_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        pager.refresh = self.refresh
+
+    @property
+    def timings(self) -> IncidentTimings:
+        return self.pager.timings
+
+    async def retry_pagerduty(self, now: datetime) -> list[str]:
+        """PagerDuty events that failed and are due again: retried, their cards re-rendered."""
+        done = await self.pager.retry_due(now)
+        for incident_id in done:
+            await self.refresh(incident_id)
+        return done
 
     # -- reading ------------------------------------------------------------------------------
     async def in_channel(self, channel: str, command: str) -> Incident:
@@ -222,7 +232,7 @@ class IncidentService:
     async def remind(self, now: datetime) -> list[str]:
         """Nudge the commander of each sev1/sev2 quiet for the reminder interval; at most
         one nudge per interval. Returns the incidents nudged."""
-        interval = self.pager.timings.reminder or self.config.incidents.update_reminder
+        interval = self.timings.reminder or self.config.incidents.update_reminder
         nudged = []
         for incident_id in await self.store.active_ids():
             incident = await self.store.get(incident_id)
