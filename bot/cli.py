@@ -45,15 +45,20 @@ def _fail(errors: list[str]) -> int:
 
 
 def check_config(path: Path | None) -> int:
+    origin, hint = "the path given to check-config", ""
     if path is None:
         try:
-            path = load_settings().dhanam_config
+            settings = load_settings()
         except ConfigError as exc:
             return _fail(exc.errors)
+        path = settings.dhanam_config
+        origin, hint = settings.config_origin()
     try:
-        config = load_config(path)
+        config = load_config(path, origin=origin, hint=hint)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
+        if not exc.errors[0].startswith("config file"):  # the file reads: say which one
+            count = len(exc.errors)
+            print(f"{path}: {count} error{'' if count == 1 else 's'}", file=sys.stderr)
         return _fail(exc.errors)
     print(f"{path}: OK")
     for line in config.summary():

@@ -305,18 +305,25 @@ def parse_config(data: dict[str, object]) -> Config:
         raise ConfigError(format_validation_error(exc)) from None
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate the TOML file; raise ConfigError with one line per problem."""
+def load_config(path: Path, *, origin: str = "", hint: str = "") -> Config:
+    """Read and validate the TOML file; raise ConfigError with one line per problem.
+
+    ``origin`` says where ``path`` came from (an argument, DHANAM_CONFIG, the default) and
+    ``hint`` what to do when there is no file at all; both only shape the error lines. Errors
+    about the file itself (not found, unreadable, not TOML) start with "config file".
+    """
+    source = f" ({origin})" if origin else ""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found (set DHANAM_CONFIG)"]) from None
+        found = f"config file not found: {path}{source}"
+        raise ConfigError([f"{found} — {hint}" if hint else found]) from None
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file ({exc.strerror})"]) from None
+        raise ConfigError([f"config file {path}{source} cannot be read: {exc.strerror}"]) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError([f"{path}: config file is not UTF-8 text"]) from None
+        raise ConfigError([f"config file {path}{source} is not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+        raise ConfigError([f"config file {path}{source}: invalid TOML: {exc}"]) from None
     return parse_config(data)

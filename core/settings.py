@@ -13,6 +13,9 @@ from core.config import Config, format_validation_error, load_config
 from core.errors import ConfigError
 from core.redaction import register_secrets, url_password
 
+# Said when there is no config at all: the example is the Dhanam world with every key documented.
+NO_CONFIG_HINT = "start from the example: cp examples/dhanam.example.toml dhanam.toml"
+
 
 class LogFormat(StrEnum):
     JSON = "json"
@@ -105,6 +108,12 @@ class Settings(BaseSettings):
             needed["SLACK_APP_TOKEN"] = self.slack_app_token
         return [name for name, value in needed.items() if not value or not value.get_secret_value()]
 
+    def config_origin(self) -> tuple[str, str]:
+        """Where DHANAM_CONFIG's path came from, and what to do when there is no file there."""
+        if "dhanam_config" in self.model_fields_set:
+            return "from DHANAM_CONFIG", ""
+        return f"the default, in {Path.cwd()}; DHANAM_CONFIG is not set", NO_CONFIG_HINT
+
     def webhook_secrets(self) -> list[str]:
         """The PagerDuty v3 secrets; several during a rotation."""
         if self.pagerduty_webhook_secret is None:
@@ -134,4 +143,5 @@ def load(mode: Mode) -> tuple[Settings, Config]:
         raise ConfigError(
             [f"{' and '.join(missing)} {verb} not set (required for `dhanam-bot {mode}`)"]
         )
-    return settings, load_config(settings.dhanam_config)
+    origin, hint = settings.config_origin()
+    return settings, load_config(settings.dhanam_config, origin=origin, hint=hint)

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "dhanam.example.toml"
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DHANAM_", "PAGERDUTY_"))
     }
@@ -25,7 +27,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         text=True,
         env=clean,
         timeout=60,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -51,9 +53,41 @@ def test_check_config_lists_every_error_with_its_path(tmp_path: Path) -> None:
 
 
 def test_check_config_uses_dhanam_config_variable(tmp_path: Path) -> None:
-    result = run("check-config", env={"DHANAM_CONFIG": str(tmp_path / "none.toml")})
+    missing = tmp_path / "none.toml"
+    result = run("check-config", env={"DHANAM_CONFIG": str(missing)})
     assert result.returncode == 1
-    assert "config file not found" in result.stderr
+    assert result.stderr.splitlines() == [
+        f"dhanam-bot: config file not found: {missing} (from DHANAM_CONFIG)"
+    ]
+
+
+def test_check_config_names_the_path_it_was_given() -> None:
+    result = run("check-config", "/nonexistent.toml", env={"DHANAM_CONFIG": str(EXAMPLE)})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "dhanam-bot: config file not found: /nonexistent.toml (the path given to check-config)"
+    ]
+
+
+def test_no_config_at_all_points_to_the_example(tmp_path: Path) -> None:
+    for args in (("check-config",), ("serve",)):
+        env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+        result = run(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"dhanam-bot: config file not found: dhanam.toml (the default, in {tmp_path}; "
+            "DHANAM_CONFIG is not set) — start from the example: "
+            "cp examples/dhanam.example.toml dhanam.toml"
+        ], args
+
+
+def test_an_unreadable_config_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = {"DHANAM_CONFIG": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "x"}
+    result = run("socket", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"dhanam-bot: config file {tmp_path} (from DHANAM_CONFIG) cannot be read: Is a directory"
+    ]
 
 
 def test_serve_without_secrets_fails_with_one_line() -> None:
