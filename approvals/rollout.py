@@ -31,6 +31,7 @@ from core.clock import Clock
 from core.errors import ChatOpsError, StoreUnavailableError
 from core.loops import run_every
 from core.redis import PREFIX, RedisClient, call
+from core.text import duration as text_duration
 
 log = structlog.get_logger(__name__)
 
@@ -127,9 +128,8 @@ class RolloutSettings:
 
 
 def duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+    """How long, as people read it (core.text.duration): "45 s", "1 min 5 s", "2 h 5 min"."""
+    return text_duration(delta)
 
 
 class RolloutFollower:

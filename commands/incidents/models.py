@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from approvals.models import from_ms, utc_ms
 from commands.requests import IncidentState, Severity
+from core.text import duration
 from integrations.pagerduty import EventSeverity
 
 CHANNEL_MAX = 80  # Slack's limit on a channel name
@@ -94,10 +95,8 @@ class Incident(BaseModel):
         return self.status is not IncidentState.RESOLVED
 
     def duration(self, now: datetime) -> str:
-        end = self.resolved_at or now
-        minutes = max(0, int((end - self.started_at).total_seconds() // 60))
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+        """How long it has lasted, as people read it ("45 s", "12 min", "2 h 5 min")."""
+        return duration((self.resolved_at or now) - self.started_at)
 
 
 _MS_FIELDS = ("started_at", "last_update_at", "last_nudge_at", "resolved_at")

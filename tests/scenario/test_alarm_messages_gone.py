@@ -30,7 +30,7 @@ async def test_a_deleted_root_is_posted_anew_with_the_current_state(redis_url: s
         await world.settle_alarms()
         [again] = [m for m in top_level(world, "C0DEPLOYS") if not m.deleted]
         assert again.ts != root.ts
-        assert "fired for 5m 02s" in text_of(again)  # the recovery, not silence
+        assert "fired for 5 min 2 s" in text_of(again)  # the recovery, not silence
         stored = await world.app[DEPS].redis.hgetall(alarm_key(API_ALARM))
         assert stored["root_ts"] == again.ts
         assert stored["shown_state"] == "OK"

@@ -73,7 +73,7 @@ async def test_slack_429s_are_honoured_and_nothing_is_lost(redis_url: str) -> No
         roots = top_level(world, "C0DEPLOYS")
         assert len(roots) == 1
         assert "*OK*" in text_of(roots[0])
-        assert "fired for 1m 30s" in text_of(roots[0])
+        assert "fired for 1 min 30 s" in text_of(roots[0])
         limited = [c for c in world.slack.calls if c.status == 429]
         assert len(limited) == 7
         assert world.slack.max_writes_in_window("C0DEPLOYS", 1.0) == 1

@@ -58,12 +58,12 @@ async def test_first_alarm_posts_one_root_then_ok_edits_it_and_replies(redis_url
         assert len(top_level(world, "C0DEPLOYS")) == 1  # never a second root
         edited = top_level(world, "C0DEPLOYS")[0]
         assert edited.edited >= 1
-        assert "fired for 5m 02s" in text_of(edited)
+        assert "fired for 5 min 2 s" in text_of(edited)
         assert buttons_of(edited.blocks or []) == []
         thread = [m for m in world.slack.thread("C0DEPLOYS", root.ts) if m.is_reply]
         assert len(thread) == 1
         assert "ALARM → *OK*" in thread[0].text
-        assert "fired for 5m 02s" in thread[0].text
+        assert "fired for 5 min 2 s" in thread[0].text
 
         await fire(world, API_ALARM, "ALARM", seconds=600)  # flapping: same thread
         await world.settle_alarms()

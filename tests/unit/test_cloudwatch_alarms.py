@@ -173,7 +173,7 @@ def test_root_message_is_pure_and_complete() -> None:
     _, ok_blocks = root_message(
         _view("OK", fired_at=datetime(2021, 11, 10, 2, 40, 55, 640000, tzinfo=UTC))
     )
-    assert "fired for 5m 00s" in json.dumps(ok_blocks)
+    assert "fired for 5 min" in json.dumps(ok_blocks)
     assert all(b["type"] != "actions" for b in ok_blocks)
     assert "ALARM → *OK*" in transition_text(
         _view("OK", fired_at=datetime(2021, 11, 10, 2, 40, 55, tzinfo=UTC)), AlarmState.ALARM

@@ -122,7 +122,7 @@ def test_card_and_pagerduty_line() -> None:
         status=IncidentState.RESOLVED, resolved_at=now, summary="rolled back", pd_url="https://x"
     )
     text = json.dumps(card_blocks(resolved, [], now))
-    assert "resolved after 1h 05m" in text
+    assert "resolved after 1 h 5 min" in text
     assert "rolled back" in text
     assert "<https://x|open in PagerDuty>" in text
     assert "SEV1" in topic(resolved)
