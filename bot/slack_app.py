@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,19 +35,11 @@ def create_bolt_app(
     signing_secret: str | None,
 ) -> AsyncApp:
     """A Bolt app with every command module registered. No module-level app anywhere."""
-    app = AsyncApp(
-        client=client,
-        signing_secret=signing_secret,
-        # Socket Mode has no signing secret; HTTP mode always verifies.
-        request_verification_enabled=signing_secret is not None,
-        process_before_response=False,
-        logger=None,
-        # A signed request no listener takes (an event type, action_id, callback_id or
-        # shortcut we do not handle) reaches the error handler below as
-        # BoltUnhandledRequestError instead of Bolt's 404: Slack retries a non-2xx event
-        # delivery and shows a warning icon for a non-2xx interaction.
-        raise_error_for_unhandled_request=True,
-    )
+    # Bolt reads SLACK_BOT_TOKEN from the environment by itself when no token is passed, then
+    # warns "As you gave `client` as well, `token` will be unused": the client (built from the
+    # settings) is the one token source, so Bolt is built without seeing the variable.
+    with _without_environment("SLACK_BOT_TOKEN"):
+        app = _bolt_app(client, signing_secret)
 
     async def bind_logs(
         context: AsyncBoltContext,
@@ -253,3 +247,34 @@ def shape_problem(body: str, content_type: str) -> str | None:
         # listener takes (answered 200) but a malformed one.
         return "neither type nor command"
     return _top_level_problem(document) or _nested_problem(document)
+
+
+@contextmanager
+def _without_environment(name: str) -> Iterator[None]:
+    """``name`` is unset in the environment inside the block, and restored after it.
+
+    Used only around the synchronous construction of the Bolt app; the process reads its
+    settings once, before, so nothing else looks at the variable meanwhile.
+    """
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
+def _bolt_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+    return AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        # Socket Mode has no signing secret; HTTP mode always verifies.
+        request_verification_enabled=signing_secret is not None,
+        process_before_response=False,
+        logger=None,
+        # A signed request no listener takes (an event type, action_id, callback_id or
+        # shortcut we do not handle) reaches the error handler below as
+        # BoltUnhandledRequestError instead of Bolt's 404: Slack retries a non-2xx event
+        # delivery and shows a warning icon for a non-2xx interaction.
+        raise_error_for_unhandled_request=True,
+    )
