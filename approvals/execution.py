@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from approvals.gate import GateContext, GateRefusal, check, claim_held, no_lock_or_freeze
-from approvals.models import Action, ApprovalRequest, Plan, Result
+from approvals.models import Action, ApprovalRequest, Plan, Result, State
 from approvals.policy import Hold
 from approvals.store import Outcome, Status
 from core.errors import ChatOpsError, StoreUnavailableError
@@ -240,7 +240,10 @@ class Execution:
             who = clicker or final.decided_by or final.requester
             await flow.tell(final, who, f"*{final.plan.summary}*\n{outcome}")
             return
-        await flow.thread_reply(final, outcome)
+        if not (final.followed and final.state is State.SUCCEEDED):
+            # A followed change's thread gets the rollout's own progress message instead of
+            # a copy of what the card says.
+            await flow.thread_reply(final, outcome)
         if result is not None and result.ok and finished.status is Status.SUCCEEDED:
             hooks = list(flow.on_success)
             if self.action is not None and self.action.followed:

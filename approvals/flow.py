@@ -171,6 +171,7 @@ class ApprovalFlow:
             expires_at=now + timedelta(seconds=self.config.approvals.ttl_seconds),
             break_glass=action.break_glass,
             warnings=warnings,
+            followed=type(action).followed,
         )
         await self.store.create(request)
         await self._audit(request, "requested", requester)

@@ -217,6 +217,9 @@ class ApprovalRequest(BaseModel):
     outcome: str | None = None  # the result or refusal text of a final state
     warnings: list[str] = Field(default_factory=list)
     rollout: str | None = None  # what happened after execution: the rollout's progress/outcome
+    # Followed after it succeeds (Action.followed): the card says "rolling out" until the
+    # follower's verdict lands in `rollout`.
+    followed: bool = False
 
     @property
     def approvers(self) -> list[str]:

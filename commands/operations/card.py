@@ -52,20 +52,52 @@ def _field(text: str) -> Block:
 
 def _approvals_line(request: ApprovalRequest) -> str:
     if request.required == 0:
-        return "none needed (runs at once, audited)"
+        return f"not needed in {request.env} (audited)"
     names = ", ".join(mention(a.user) for a in request.approvals) or "none yet"
     return f"{len(request.approvals)} of {request.required} — {names}"
+
+
+def _more(count: int) -> str:
+    return f"{count} more approval" if count == 1 else f"{count} more approvals"
+
+
+# The verdict the rollout follower writes starts with what happened (approvals/rollout.py).
+_ROLLOUT_MARKS = (
+    ("completed", ":white_check_mark: Rolled out"),
+    ("failed", ":x: Rollout failed"),
+    ("timed out", ":stopwatch: Rollout timed out"),
+)
+
+
+def _followed(request: ApprovalRequest) -> str:
+    """A change whose rollout is followed: its state is the rollout's, not update-service's."""
+    if request.rollout is None:
+        return f":arrows_counterclockwise: Rolling out…\n{request.outcome or ''}".rstrip()
+    mark = next(
+        (m for prefix, m in _ROLLOUT_MARKS if request.rollout.startswith(prefix)),
+        ":grey_question: Rollout not followed to the end",
+    )
+    return f"{mark}\n{request.outcome or ''}".rstrip() + f"\n*Rollout:* {request.rollout}"
 
 
 def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> str:
     if request.state is State.PENDING:
         remaining = request.required - len(request.approvals)
-        who = ", ".join(mention(p) for p in approvers) or "an approver"
+        # Only those who can still approve: not who already did, never the requester.
+        done = {a.user for a in request.approvals} | {request.requester}
+        who = ", ".join(mention(p) for p in approvers if p not in done) or "an approver"
         minutes = max(0, int((request.expires_at - now).total_seconds() // 60))
         return (
-            f":hourglass_flowing_sand: Waiting for {remaining} more approval(s) from {who} · "
+            f":hourglass_flowing_sand: Waiting for {_more(remaining)} from {who} · "
             f"expires {slack_time(request.expires_at)} (in {minutes} min)"
         )
+    if request.state is State.APPROVED and request.required == 0:
+        return (
+            f":arrow_forward: Runs without approval in {request.env} — started by "
+            f"{mention(request.requester)}"
+        )
+    if request.state is State.SUCCEEDED and request.followed:
+        return _followed(request)
     line = _STATE_LINES[request.state]
     if request.state in (State.DENIED, State.CANCELLED) and request.decided_by:
         line += f" by {mention(request.decided_by)}"

@@ -74,7 +74,7 @@ def test_operations_script_rollback_scale_restore() -> None:
     assert "Rollout: completed" in out
     assert "api in production: max 10 → 15" in out
     assert "--desired 9 is above the autoscaling max of 5 — raise --max too" in out
-    assert "Waiting for 2 more approval(s)" in out  # db restore is critical: two approvers
+    assert "Waiting for 2 more approvals" in out  # db restore is critical: two approvers
     assert "restoring into dhanam-production-restore-" in out
 
 

@@ -91,7 +91,7 @@ def test_pending_card_has_everything_an_approver_needs() -> None:
     assert "`v1.2.0` → `v1.3.0`" in text
     assert "no alarms in ALARM" in text
     assert "0 of 1" in text
-    assert "Waiting for 1 more approval(s) from <@U0BOB>, <!subteam^S0SRE>" in text
+    assert "Waiting for 1 more approval from <@U0BOB>, <!subteam^S0SRE>" in text
     assert "(in 15 min)" in text
     assert request().plan.short_fingerprint in text
     actions = next(b for b in blocks if b["type"] == "actions")
@@ -123,3 +123,51 @@ def test_break_glass_is_flagged() -> None:
     blocks = card_blocks(request(break_glass=True, warnings=["Break-glass past: freeze"]), [], NOW)
     assert "BREAK-GLASS" in str(blocks)
     assert "Break-glass past: freeze" in str(blocks)
+
+
+def _status_text(blocks: list[dict[str, object]]) -> str:
+    status = next(b for b in blocks if b.get("block_id") == "approval_status")
+    text = status["text"]
+    assert isinstance(text, dict)
+    return str(text["text"])
+
+
+def test_waiting_lists_only_those_who_can_still_approve() -> None:
+    """Bob approved a two-approver restore: the card waits for 1 more from Carol and the SRE
+    group, not from Bob again, and never from the requester."""
+    pending = request(approvals=[Approval(user="U0BOB", at=NOW)], required=2)
+    status = _status_text(card_blocks(pending, ["U0ALICE", "U0BOB", "U0CAROL", "S0SRE"], NOW))
+    assert status.startswith(
+        ":hourglass_flowing_sand: Waiting for 1 more approval from <@U0CAROL>, "
+        "<!subteam^S0SRE> · expires"
+    )
+
+
+def test_a_change_without_approval_tells_one_story() -> None:
+    staging = request(State.APPROVED, env="staging", required=0)
+    blocks = card_blocks(staging, [], NOW)
+    assert _status_text(blocks) == (
+        ":arrow_forward: Runs without approval in staging — started by <@U0ALICE>"
+    )
+    assert "not needed in staging (audited)" in str(blocks)
+    assert "Approved — starting" not in str(blocks)
+
+
+def test_a_followed_deploy_is_rolling_out_until_the_follower_decides() -> None:
+    done = "dhanam-api now on dhanam-api:4 (v1.3.0)"
+    rolling = request(State.SUCCEEDED, outcome=done, followed=True)
+    assert _status_text(card_blocks(rolling, [], NOW)) == (
+        f":arrows_counterclockwise: Rolling out…\n{done}"
+    )
+    for verdict, mark in (
+        ("completed in 1m 12s — 2/2 tasks on dhanam-api:4", ":white_check_mark: Rolled out"),
+        ("failed after 3m 01s — tasks failed to start", ":x: Rollout failed"),
+        ("timed out after 10m 00s — 1/2 running; check status", ":stopwatch: Rollout timed out"),
+        ("no longer followed after 40s — the channel cannot be written", ":grey_question:"),
+    ):
+        settled = rolling.model_copy(update={"rollout": verdict})
+        status = _status_text(card_blocks(settled, [], NOW))
+        assert status.startswith(mark), status
+        assert status.endswith(f"*Rollout:* {verdict}")
+    unfollowed = request(State.SUCCEEDED, outcome="scaled", followed=False)
+    assert _status_text(card_blocks(unfollowed, [], NOW)).startswith(":white_check_mark: Done")
