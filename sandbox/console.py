@@ -8,8 +8,9 @@ bot's HTTP endpoint, or a signed SNS notification — and everything the bot the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,11 +23,15 @@ from bot.logs import configure_logging
 from bot.wiring import Overrides
 from core.settings import LogFormat
 from sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
-from sandbox.terminal import render_blocks, render_message
+from sandbox.terminal import mrkdwn, render_blocks, render_message
 from sandbox.world import USERS, Reply, SandboxWorld, buttons_of
 
-SETTLE_QUIET = 0.3  # seconds without a Slack call before the console prints and prompts
-SETTLE_MAX = 5.0
+# A line waits until what it caused has settled — the bot's requests in flight answered, its
+# executions and outbox writes done, then no Slack call for a moment — for at most SETTLE_MAX
+# seconds; whatever comes after that is printed as it arrives, marked "… later".
+SETTLE_MAX = 15.0
+IN_CHANNEL_MESSAGES = 3  # `:in CHANNEL` shows this many of the channel's newest messages…
+IN_CHANNEL_LINES = 6  # …each cut to this many lines
 
 CONSOLE_HELP = """\
 Console lines:
@@ -51,10 +56,13 @@ class Console:
     user: str = "alice"
     channel: str = "C0OPS"
 
+    bold: bool = False  # headers and *bold* in ANSI bold (the output is a terminal)
+
     def __post_init__(self) -> None:
         self._events: asyncio.Queue[EmulatorEvent] = self.world.slack.subscribe()
         self.quit = False
         self._shown: dict[tuple[str, str], list[str]] = {}  # last rendering of each message
+        self._later_in: str | None = None  # the channel the last "… later" line named
 
     @property
     def prompt(self) -> str:
@@ -68,9 +76,12 @@ class Console:
         line = line.strip()
         if not line or line.startswith("#"):
             return True
+        self.show_later()  # what background work did since the last line settled
+        self._later_in = None
         try:
             await self._dispatch(line)
         except ConsoleError as exc:
+            await self.flush()
             self.say(f"! {exc}")
             return False
         await self.flush()
@@ -95,6 +106,7 @@ class Console:
             self.user = rest
         elif word == ":in":
             self.channel = self._channel(rest)
+            self._show_newest(self.channel)
         elif word == ":click":
             await self._click(rest)
         elif word == ":alarm":
@@ -175,7 +187,33 @@ class Console:
             raise ConsoleError("usage: :wait SECONDS") from None
         if not 0 <= seconds <= 600:
             raise ConsoleError(":wait takes 0 to 600 seconds")
-        await asyncio.sleep(seconds)
+        # Background work shows up while the console waits, marked as such.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                event = await asyncio.wait_for(self._events.get(), remaining)
+            except TimeoutError:
+                break
+            self._show_event(event, later=True)
+
+    def _show_newest(self, channel: str) -> None:
+        """Entering a channel: its newest few messages, as Slack opens it at the bottom."""
+        names = self.world.names()
+        where = "#" + names.get(channel, channel)
+        history = self.world.slack.world.history.get(channel, [])
+        newest = [m for m in history if not m.deleted and not m.is_reply][-IN_CHANNEL_MESSAGES:]
+        if not newest:
+            self.say(f"  ({where} has no messages yet)")
+            return
+        count = "the newest message" if len(newest) == 1 else f"the {len(newest)} newest messages"
+        self.say(f"  {where}, {count}:")
+        for message in newest:
+            kind = EventKind.message_updated if message.edited else EventKind.message_posted
+            lines = self._message(message, kind, names, where).splitlines()
+            if len(lines) > IN_CHANNEL_LINES + 1:
+                lines = [*lines[: IN_CHANNEL_LINES + 1], "│ …"]
+            self.say("\n".join(lines))
 
     def _show_reply(self, reply: Reply) -> None:
         if reply.status != 200:
@@ -193,23 +231,41 @@ class Console:
                     names=self.world.names(),
                     where="#" + self.world.channel_name(self.channel),
                     kind="" if public else f"only visible to {self.user}",
+                    bold=self.bold,
                 )
             )
 
     async def flush(self) -> None:
-        """Wait until the bot is quiet, then print what it did in Slack."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_MAX
-        while loop.time() < deadline:
-            try:
-                event = await asyncio.wait_for(self._events.get(), SETTLE_QUIET)
-            except TimeoutError:
-                return
-            self._show_event(event)
+        """Wait (bounded) until what the line caused has settled, then print it."""
+        settled = await self.world.settle_within(SETTLE_MAX)
+        self.show_pending()
+        if not settled:
+            self.say(
+                f"  (still working after {SETTLE_MAX:g} s — what it does next is printed "
+                "as it comes, marked “later”)"
+            )
 
-    def _show_event(self, event: EmulatorEvent) -> None:
+    def show_pending(self, *, later: bool = False) -> None:
+        """Print every event waiting in the queue."""
+        while not self._events.empty():
+            self._show_event(self._events.get_nowait(), later=later)
+
+    def show_later(self) -> None:
+        """Print what background work did after the last line settled, marked as such."""
+        self.show_pending(later=True)
+
+    async def next_event(self) -> EmulatorEvent:
+        return await self._events.get()
+
+    def show_event(self, event: EmulatorEvent, *, later: bool = False) -> None:
+        self._show_event(event, later=later)
+
+    def _show_event(self, event: EmulatorEvent, *, later: bool = False) -> None:
         names = self.world.names()
         where = "#" + names.get(event.channel or "", event.channel or "?")
+        if later and where != self._later_in:
+            self.say(f"… later, in {where}:" if event.channel else "… later:")
+            self._later_in = where
         message = event.message
         if event.kind in (EventKind.message_posted, EventKind.message_updated, EventKind.ephemeral):
             assert message is not None
@@ -223,22 +279,33 @@ class Console:
                 self.say("\n".join([rendered[0], *(changed or ["│ (no visible change)"])]))
             else:
                 self.say("\n".join(rendered))
-        elif event.kind is EventKind.channel_created:
+        else:
+            self._show_notice(event, names, where)
+
+    def _show_notice(self, event: EmulatorEvent, names: dict[str, str], where: str) -> None:
+        """What is not a message: channels, members, topics, pins, reactions, views."""
+        if event.kind is EventKind.channel_created:
             self.say(f"+ channel {where} created")
         elif event.kind is EventKind.member_joined:
             self.say(f"+ @{names.get(event.user or '', event.user or '?')} joined {where}")
         elif event.kind is EventKind.topic_set:
-            self.say(f"+ topic of {where}: {event.data.get('topic', '')}")
+            topic = mrkdwn(str(event.data.get("topic", "")), names, bold=self.bold)
+            self.say(f"+ topic of {where}: {topic}")
         elif event.kind is EventKind.pinned:
             self.say(f"+ message pinned in {where}")
         elif event.kind is EventKind.message_deleted:
             self.say(f"- a message was deleted in {where}")
-        elif event.kind is EventKind.view_published:
+        elif event.kind is EventKind.reaction_added:
+            self.say(f"+ :{event.data.get('name', '')}: reaction on a message in {where}")
+        elif event.kind in (EventKind.view_published, EventKind.view_opened):
             view = event.data.get("view") or {}
-            self.say(f"Home tab of @{names.get(event.user or '', '?')} updated:")
-            self.say(
-                "\n".join("│ " + line for line in render_blocks(view.get("blocks", []), names))
-            )
+            if event.kind is EventKind.view_published:
+                self.say(f"Home tab of @{names.get(event.user or '', '?')} updated:")
+            else:
+                title = render_blocks([{"type": "header", "text": view.get("title")}], names)
+                self.say(f"A dialog opened: {' '.join(title)}")
+            blocks = render_blocks(view.get("blocks", []), names, bold=self.bold)
+            self.say("\n".join("│ " + line for line in blocks))
 
     def _message(
         self, message: EmuMessage, kind: EventKind, names: dict[str, str], where: str
@@ -257,7 +324,19 @@ class Console:
             where=where,
             kind=label,
             in_thread=message.is_reply,
+            bold=self.bold,
         )
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    """Lines piped into the console, read as they come (a pipe may pause between lines)."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        yield line
+
+
+async def _script_lines(lines: Iterable[str]) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
 
 
 async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
@@ -275,7 +354,7 @@ async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
     print("Starting the sandbox: Redis, AWS (moto, seeded), the Slack emulator, the bot…", file=out)
     await world.start()
     try:
-        console = Console(world, out)
+        console = Console(world, out, bold=_is_terminal(out))
         aws = world.aws_endpoint_url or "off"
         console.say(
             f"Ready. Bot {world.bot_url} · Redis via {world.redis_kind} · AWS {aws} · "
@@ -283,26 +362,59 @@ async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
             f"console lines, {world.config.slack.command} help for commands, :quit to leave."
         )
         await console.flush()
+        if lines is None and _is_terminal(sys.stdin):
+            await _interactive(console)
+            return 0
+        # A script, or lines piped in: each is echoed after the prompt, as if typed.
+        source = _script_lines(lines) if lines is not None else _stdin_lines()
         failures = 0
-        if lines is None:
-            while not console.quit:
-                try:
-                    line = await asyncio.to_thread(input, console.prompt)
-                except EOFError:
-                    break
-                await console.run_line(line)
-        else:
-            for number, line in enumerate(lines, start=1):
-                if echo and line.strip() and not line.strip().startswith("#"):
-                    console.say(f"\n{console.prompt}{line.strip()}")
-                if not await console.run_line(line):
-                    failures += 1
-                    console.say(f"! line {number} failed")
-                if console.quit:
-                    break
+        number = 0
+        async for line in source:
+            number += 1
+            if echo and line.strip() and not line.strip().startswith("#"):
+                console.show_later()  # background work from before this line, above its echo
+                console.say(f"\n{console.prompt}{line.strip()}")
+            if not await console.run_line(line):
+                failures += 1
+                console.say(f"! line {number} failed")
+            if console.quit:
+                break
         return 1 if failures else 0
     finally:
         await world.stop()
+
+
+async def _interactive(console: Console) -> None:
+    """A person at the keyboard: background work is printed as it comes, above the prompt."""
+    while not console.quit:
+        watcher = asyncio.create_task(_watch(console))
+        try:
+            line = await asyncio.to_thread(input, console.prompt)
+        except EOFError:
+            break
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await console.run_line(line)
+
+
+async def _watch(console: Console) -> None:
+    """While the prompt waits for a line: print later events, then the prompt again."""
+    while True:
+        event = await console.next_event()
+        console.out.write("\r\x1b[K")  # the prompt's line, cleared
+        console.show_event(event, later=True)
+        console.show_later()
+        console.out.write(console.prompt)
+        console.out.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def run_sandbox(script: Path | None = None, out: TextIO | None = None) -> int:
@@ -318,6 +430,6 @@ def run_sandbox(script: Path | None = None, out: TextIO | None = None) -> int:
             print(f"dhanam-bot: cannot read {script}: {exc.strerror}", file=sys.stderr)
             return 1
     try:
-        return asyncio.run(_run(lines, out, echo=script is not None))
+        return asyncio.run(_run(lines, out, echo=script is not None or not _is_terminal(sys.stdin)))
     except KeyboardInterrupt:
         return 130

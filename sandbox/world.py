@@ -145,6 +145,7 @@ class SandboxWorld:
         self._tmp = Path(tempfile.mkdtemp(prefix="dhanam-sandbox-"))
         self.sns = SnsSigner(self._tmp / "sns-certs")
         self._alarm_states: dict[str, str] = {}  # the seeded alarms start OK
+        self._lingering: set[asyncio.Future[Any]] = set()  # settle_within's waits past its limit
 
     async def start(self) -> None:
         if self.redis_url is None:
@@ -397,6 +398,33 @@ class SandboxWorld:
                 await app[DEPS].outbox.idle(max(deadline - loop.time(), 0.01))
             if len(self.slack.calls) == seen:
                 return
+            seen = len(self.slack.calls)
+            await asyncio.sleep(quiet)
+
+    async def settle_within(self, limit: float, quiet: float = 0.15) -> bool:
+        """What a console line caused, settled within ``limit`` seconds: requests in flight
+        answered, executions and outbox writes finished, then no Slack call for ``quiet``
+        seconds (Bolt finishes listeners after the ack). False when ``limit`` came first; the
+        work goes on and is not cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        seen = -1
+        while True:
+            for app in self.apps:
+                deps = app[DEPS]
+                waits = (deps.inflight.idle, deps.flow.drain, lambda d=deps: d.outbox.idle(limit))
+                for wait in waits:
+                    task = asyncio.ensure_future(wait())
+                    remaining = deadline - loop.time()
+                    done, _ = await asyncio.wait({task}, timeout=max(remaining, 0))
+                    if not done:
+                        self._lingering.add(task)  # never cancelled: that would cancel the work
+                        task.add_done_callback(self._lingering.discard)
+                        return False
+            if len(self.slack.calls) == seen:
+                return True
+            if loop.time() + quiet > deadline:
+                return False
             seen = len(self.slack.calls)
             await asyncio.sleep(quiet)
 
