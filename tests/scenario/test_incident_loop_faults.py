@@ -149,7 +149,9 @@ async def test_alarm_reminders_survive_slack_500s(redis_url: str) -> None:
         await world.settle_alarms()
         root = top_level(world, "C0DEPLOYS")[0]
         world.slack.inject(500, method="chat.postMessage", count=6, retry_after=0)
-        await eventually(lambda: still_in_alarm(world, root.ts) >= 2, within=10)
+        await eventually(
+            lambda: still_in_alarm(world, root.ts) >= 2, within=20
+        )  # outbox backoff after 500s: 1, 2, 4 s
         assert world.app[LOOPS].running("alarms.background")
 
 
