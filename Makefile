@@ -39,9 +39,10 @@ fuzz: install redis
 	DHANAM_FUZZ=1 $(BIN)/pytest -q tests/integration/test_flow_state_machine.py tests/integration/test_approval_state_machine.py
 
 lint: install
-	$(BIN)/ruff check $(SOURCES) tests bench
-	$(BIN)/ruff format --check $(SOURCES) tests bench
+	$(BIN)/ruff check $(SOURCES) tests bench scripts
+	$(BIN)/ruff format --check $(SOURCES) tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy scripts/commands_reference.py scripts/config_reference.py
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/lint-imports
 
