@@ -28,6 +28,7 @@ _BOLD_ON, _BOLD_OFF = "\x1b[1m", "\x1b[0m"
 _KEEP = "\ue000"  # stands for a space that must not break (inside inline code) while wrapping
 _ENTITY = re.compile(r"<([@#!]?)([^>|]+)(?:\|([^>]*))?>")
 _CODE = re.compile(r"`[^`\n]+`")
+_BULLET = re.compile(r"^\s*(?:[•◦▪]|\d+\.) ")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
 _STRIKE = re.compile(r"(?<![\w~])~([^~\n]+)~(?![\w~])")
@@ -423,13 +424,14 @@ def wrap(text: str, indent: str = "", *, hanging: str = "") -> list[str]:
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         kept = _CODE.sub(lambda m: m.group(0).replace(" ", _KEEP), paragraph)
+        bullet = _BULLET.match(paragraph)  # a list item's next lines align with its text
         wrapped = textwrap.wrap(
             kept,
             WIDTH - len(indent),
             replace_whitespace=False,
             break_long_words=False,
             break_on_hyphens=False,
-            subsequent_indent=hanging,
+            subsequent_indent=hanging or (" " * len(bullet.group(0)) if bullet else ""),
         )
         lines.extend(indent + line.replace(_KEEP, " ") for line in (wrapped or [""]))
     return lines
