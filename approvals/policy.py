@@ -7,7 +7,7 @@ from datetime import datetime
 
 from approvals.models import ApprovalRequest
 from core.config import EnvironmentConfig
-from core.text import inert
+from core.text import inert, plural, words
 
 ANYONE = "*"
 
@@ -68,7 +68,7 @@ class Refusal:
 _STATIC_REFUSALS = {
     "self": "You asked for this change, so you can't approve or deny it — the two-person rule "
     "needs someone else. You can cancel it.",
-    "expired": "This request has expired — nothing was changed. Ask again if it's still needed.",
+    "expired": "This request has expired. Ask again if it's still needed. Nothing was changed.",
     "missing": "This request no longer exists (requests are kept 30 days).",
     "not_ready": "This card is still being set up — try again in a moment.",
 }
@@ -89,9 +89,10 @@ def refusal_for(
     if status == "duplicate" and request is not None:
         remaining = request.required - len(request.approvals)
         return Refusal(
-            f"You already approved this; it needs {remaining} more approval(s) from someone else."
+            f"You already approved this; it needs {plural(remaining, 'more approval')} from "
+            "someone else."
         )
     if request is not None:
         by = f" by <@{request.decided_by}>" if request.decided_by else ""
-        return Refusal(f"Already decided: {request.state.value.replace('_', ' ')}{by}.")
+        return Refusal(f"Already decided: {words(request.state)}{by}.")
     return Refusal("This request can no longer be acted on.")

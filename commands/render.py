@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commands.catalog import COMMANDS, CommandSpec
+from core.text import NOTHING_CHANGED, without_nothing_changed
 
 Block = dict[str, Any]
 
@@ -107,8 +108,11 @@ def help_text(slash: str, topic: str | None = None) -> str:
 def error_blocks(
     slash: str, message: str, usage: str | None = None, *, nothing_changed: bool = True
 ) -> list[Block]:
+    said = without_nothing_changed(message)
+    if said != message:  # the message promised it: said once, in the same place as the rest
+        message, nothing_changed = said, True
     blocks = [_section(f":warning: {message}")]
-    notes = ["Nothing was changed."] if nothing_changed else []
+    notes = [NOTHING_CHANGED] if nothing_changed else []
     if usage:
         notes.insert(0, f"Usage: `{slash} {usage}`")
     else:

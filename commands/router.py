@@ -27,6 +27,7 @@ from commands.requests import HelpRequest, Request
 from core.errors import ChatOpsError, ParseError
 from core.inflight import InFlight
 from core.metrics import Metrics
+from core.text import nothing_changed
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +87,7 @@ class CommandRouter:
         except ParseError as exc:
             await ack(
                 response_type="ephemeral",
-                text=f"{exc.user_message} — nothing was changed",
+                text=nothing_changed(exc.user_message),
                 blocks=error_blocks(slash, exc.user_message, exc.usage),
             )
             self._observe("invalid", "refused", started)
@@ -133,7 +134,7 @@ class CommandRouter:
                 note = exc.nothing_changed and not said
                 await respond(
                     response_type="ephemeral",
-                    text=exc.user_message,
+                    text=nothing_changed(exc.user_message) if note or said else exc.user_message,
                     blocks=error_blocks(slash, exc.user_message, nothing_changed=note),
                 )
             finally:

@@ -29,6 +29,8 @@ __all__ = [
     "duration",
     "fit",
     "inert",
+    "inert_but_mentions",
+    "named",
     "nothing_changed",
     "plain",
     "plural",
@@ -190,9 +192,10 @@ def user_ids(text: str) -> list[str]:
 def plain(text: str, names: Mapping[str, str]) -> str | None:
     """``text`` as Slack would show it, for a plain_text object: ``<@U123>`` → ``@bob`` (from
     ``names``, or the label Slack sent), ``<#C1|deploys>`` → ``#deploys``, ``<!here>`` →
-    ``@here``, ``<!subteam^S1|@sre>`` → ``@sre``, ``<https://x|label>`` → ``label``, and
-    ``&lt;`` ``&gt;`` ``&amp;`` as the characters. None when a user's name is not known: the
-    caller then shows the text in mrkdwn, where Slack renders the mention itself."""
+    ``@here``, ``<!subteam^S1|@sre>`` → ``@sre``, ``<https://x|label>`` → ``label``. The text
+    is taken as typed (the parser has already un-escaped Slack's entities). None when a user's
+    name is not known: the caller then shows the text in mrkdwn, where Slack renders the
+    mention itself."""
     unknown = False
 
     def show(match: re.Match[str]) -> str:
@@ -213,4 +216,25 @@ def plain(text: str, names: Mapping[str, str]) -> str | None:
         return f"@{ident}" if ident in {"here", "channel", "everyone"} else ident
 
     shown = _TOKEN.sub(show, text)
-    return None if unknown else uninert(shown)
+    return None if unknown else shown
+
+
+def named(text: str, names: Mapping[str, str]) -> str:
+    """``text`` with each user mention whose name ``names`` knows written ``@name``; the rest
+    (other mentions, links, text) left as it is."""
+
+    def name(match: re.Match[str]) -> str:
+        shown = plain(match.group(0), names)
+        return shown if shown is not None else match.group(0)
+
+    return _USER.sub(name, text)
+
+
+def inert_but_mentions(text: str) -> str:
+    """User text made inert (:func:`inert`) except its user mentions, which Slack shows as the
+    user's name: for mrkdwn standing in for a plain_text field whose names are not known."""
+    parts = _USER_PART.split(text)
+    return "".join(part if _USER.fullmatch(part) else inert(part) for part in parts)
+
+
+_USER_PART = re.compile(r"(<@[UW][A-Z0-9]+(?:\|[^<>]*)?>)")

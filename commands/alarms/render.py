@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from approvals.rollout import duration
 from commands.alarms.store import PagerDutyLink
 from commands.ids import AlarmActionId
 from commands.render import (
@@ -18,7 +17,7 @@ from commands.render import (
     more,
     pack_lines,
 )
-from core.text import fit
+from core.text import duration, fit
 from integrations.cloudwatch_alarms import AlarmNotification, AlarmState
 
 DIGEST_LINES_PER_BLOCK = 10  # and at most SECTION_TEXT_MAX characters: long names, long URLs

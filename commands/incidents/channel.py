@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from commands.incidents import render
 from commands.incidents.models import Incident, channel_name
 from core.errors import ChatOpsError
+from core.text import user_ids
 from integrations.deploy_history import DeployRecord
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ CARD_GONE = frozenset(
 class IncidentSlack:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._names: dict[str, str] = {}  # user id -> name, for plain_text (card_header)
 
     async def create_channel(self, title: str, started: datetime) -> tuple[str, str]:
         """A new public channel ``inc-YYYYMMDD-<slug>``, suffixed while the name is taken."""
@@ -65,10 +67,40 @@ class IncidentSlack:
             if _error(exc) != "already_in_channel":
                 log.warning("incident.invite_failed", channel=channel, error=_error(exc))
 
+    async def names(self, text: str) -> dict[str, str]:
+        """The names (display name, else real name) of the users ``text`` mentions, from
+        users.info and kept for the process's life; a user whose name cannot be read is left
+        out (the renderers then let Slack show the mention)."""
+        found: dict[str, str] = {}
+        for user in user_ids(text):
+            if user not in self._names:
+                try:
+                    response = await self.client.users_info(user=user)
+                except SlackApiError as exc:
+                    log.info("incident.user_name_unknown", user=user, error=_error(exc))
+                    continue
+                except (OSError, TimeoutError) as exc:  # no name is no reason to fail the card
+                    log.info("incident.user_name_unknown", user=user, error=type(exc).__name__)
+                    continue
+                info = response.get("user") or {}
+                profile = info.get("profile") or {}
+                name = (
+                    profile.get("display_name")
+                    or profile.get("real_name")
+                    or info.get("real_name")
+                    or info.get("name")
+                )
+                if not name:
+                    continue
+                self._names[user] = str(name)
+            found[user] = self._names[user]
+        return found
+
     async def set_topic(self, incident: Incident) -> None:
         try:
             await self.client.conversations_setTopic(
-                channel=incident.channel, topic=render.topic(incident)
+                channel=incident.channel,
+                topic=render.topic(incident, await self.names(incident.title)),
             )
         except SlackApiError as exc:
             log.warning("incident.topic_failed", channel=incident.channel, error=_error(exc))
@@ -79,7 +111,7 @@ class IncidentSlack:
         response = await self.client.chat_postMessage(
             channel=incident.channel,
             text=render.card_text(incident),
-            blocks=render.card_blocks(incident, deploys, now),
+            blocks=render.card_blocks(incident, deploys, now, await self.names(incident.title)),
             unfurl_links=False,
         )
         ts = str(response["ts"])
@@ -107,7 +139,7 @@ class IncidentSlack:
                 channel=incident.channel,
                 ts=incident.card_ts,
                 text=render.card_text(incident),
-                blocks=render.card_blocks(incident, deploys, now),
+                blocks=render.card_blocks(incident, deploys, now, await self.names(incident.title)),
             )
         except SlackApiError as exc:
             if strict and _error(exc) not in CARD_GONE:

@@ -13,6 +13,7 @@ import structlog
 from commands.incidents.models import PD_SEVERITY, Incident, PdState
 from commands.incidents.store import IncidentStore
 from core.clock import Clock
+from core.text import plural
 from integrations.pagerduty import Link, PagerDuty, PagerDutyError
 
 log = structlog.get_logger(__name__)
@@ -117,7 +118,7 @@ class IncidentPager:
             await self._store.unschedule_pd(incident.id)
             log.warning("incident.pagerduty_gave_up", incident=incident.id, error=str(exc))
             await self._store.add_timeline(
-                incident.id, now, "", f"PagerDuty failed after {attempts} attempt(s): {exc}"
+                incident.id, now, "", f"PagerDuty failed after {plural(attempts, 'attempt')}: {exc}"
             )
             return
         await self._store.schedule_pd(incident.id, now + self._backoff(attempts))

@@ -8,6 +8,7 @@ stored already made inert by whoever writes them (``IncidentService._note``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from commands.render import (
     more,
 )
 from commands.requests import IncidentState, Severity
-from core.text import fit, inert
+from core.text import fit, inert, inert_but_mentions, named, user_ids, words
 from integrations.deploy_history import DeployRecord
 from integrations.pagerduty_webhooks import PdEvent
 
@@ -99,7 +100,26 @@ def card_text(incident: Incident) -> str:
     return f"{incident.severity.value.upper()} {inert(incident.title)} — {incident.status.value}"
 
 
-def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) -> list[Block]:
+def card_header(incident: Incident, names: Mapping[str, str]) -> Block:
+    """The card's first block: a header (plain_text, where Slack renders no mention) with the
+    names of the users the title mentions; when one's name is not known, a bold mrkdwn section
+    instead, so Slack shows the mention as the name rather than a raw ``<@U…>``."""
+    if all(user in names for user in user_ids(incident.title)):
+        shown = clip(named(card_title(incident), names), HEADER_TEXT_MAX)
+        return {"type": "header", "text": {"type": "plain_text", "text": shown}}
+    head = (
+        f"{incident.severity.value.upper()} {inert_but_mentions(incident.title)} — "
+        f"{incident.status.value}"
+    )
+    return _section(f"*{head}*")
+
+
+def card_blocks(
+    incident: Incident,
+    deploys: list[DeployRecord],
+    now: datetime,
+    names: Mapping[str, str] | None = None,
+) -> list[Block]:
     status = f"{_STATUS_EMOJI[incident.status]} {incident.status.value}"
     if not incident.open:
         status += f" after {incident.duration(now)}"
@@ -108,10 +128,7 @@ def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) 
         by = f" — {mention(incident.last_update_by)}" if incident.last_update_by else ""
         last = f"{inert(incident.last_update)}{by}, {slack_time(incident.last_update_at)}"
     blocks: list[Block] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": clip(card_title(incident), HEADER_TEXT_MAX)},
-        },
+        card_header(incident, names or {}),
         {
             "type": "section",
             "block_id": IncidentBlockId.CARD_STATUS,
@@ -143,18 +160,19 @@ def card_blocks(incident: Incident, deploys: list[DeployRecord], now: datetime) 
     return blocks
 
 
-def topic(incident: Incident) -> str:
+def topic(incident: Incident, names: Mapping[str, str] | None = None) -> str:
     """The channel topic. Slack documents conversations.setTopic as "does not support formatting
     or linkification", yet topics are stored and shown in the same escaped form as messages
     (a topic set in the client comes back with ``<@U…>`` and ``&lt;``), the IC mention here
     relies on that, and setting it posts a "set the channel topic" message. So the title is made
     inert as in mrkdwn: at worst a client shows ``&lt;`` literally, never a ping or a link.
-    Cut to Slack's 250 characters on the raw title, never inside an entity."""
+    Cut to Slack's 250 characters on the raw title, never inside an entity. Users the title
+    mentions are written ``@name`` where ``names`` knows them."""
     prefix = (
         f"{incident.severity.value.upper()} · {incident.status.value} · "
         f"IC {mention(incident.commander)} · "
     )
-    return fit(prefix, incident.title, TOPIC_MAX)
+    return fit(prefix, named(incident.title, names or {}), TOPIC_MAX)
 
 
 def checklist_blocks(incident: Incident) -> list[Block]:
@@ -242,7 +260,7 @@ def pd_only_text(event: PdEvent) -> str:
     number = f"#{event.number} " if event.number else ""
     label = inert(f"{number}{event.title or event.incident_id}")
     link = f"<{event.html_url}|{label}>" if event.html_url else label
-    state = inert(event.status or event.verb)
+    state = inert(words(event.status) if event.status else event.verb)
     by = (
         f" by {inert(event.agent)}"
         if event.agent and event.event_type != "incident.triggered"

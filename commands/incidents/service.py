@@ -73,7 +73,9 @@ class IncidentService:
                 "not one — run it in the channel `incident declare` created."
             )
         if not incident.open:
-            raise ChatOpsError(f"incident `{incident.id}` is already resolved — nothing changed.")
+            raise ChatOpsError(
+                f"incident `{incident.id}` is already resolved. Nothing was changed."
+            )
         return incident
 
     async def deploys_during(self, incident: Incident) -> list[DeployRecord]:
@@ -170,9 +172,11 @@ class IncidentService:
         incident = await self.in_channel(channel, "status")
         outcome = await self.store.set_status(incident.id, state)
         if outcome == "same":
-            raise ChatOpsError(f"the incident is already {state.value} — nothing changed.")
+            raise ChatOpsError(f"the incident is already {state.value}. Nothing was changed.")
         if outcome != "ok":
-            raise ChatOpsError(f"incident `{incident.id}` is already resolved — nothing changed.")
+            raise ChatOpsError(
+                f"incident `{incident.id}` is already resolved. Nothing was changed."
+            )
         incident = incident.model_copy(update={"status": state})
         await self._note(incident, user, f"status → {state.value}")
         await self.slack.set_topic(incident)
@@ -182,7 +186,7 @@ class IncidentService:
     async def commander(self, channel: str, user: str, new: str) -> Incident:
         incident = await self.in_channel(channel, "commander")
         if new == incident.commander:
-            raise ChatOpsError(f"{mention(new)} is already the commander — nothing changed.")
+            raise ChatOpsError(f"{mention(new)} is already the commander. Nothing was changed.")
         before = incident.commander
         incident = incident.model_copy(update={"commander": new})
         await self.store.save(incident, "commander")
@@ -199,10 +203,16 @@ class IncidentService:
         now = self.clock.now()
         for item in sorted(wanted - set(incident.checks)):
             if await self.store.set_check(incident.id, item, Check(by=user, at=now)):
-                await self._note(incident, user, f"checklist ✓ {CHECKLIST_LABELS[item]}")
+                await self._note(
+                    incident, user, f"checklist :ballot_box_with_check: {CHECKLIST_LABELS[item]}"
+                )
         for item in sorted(set(incident.checks) - wanted):
             if await self.store.set_check(incident.id, item, None):
-                await self._note(incident, user, f"checklist ✗ {CHECKLIST_LABELS[item]} (unticked)")
+                await self._note(
+                    incident,
+                    user,
+                    f"checklist :white_large_square: {CHECKLIST_LABELS[item]} (unticked)",
+                )
         current = await self.store.get(incident.id) or incident
         await self.slack.update_checklist(current)
         return current
@@ -210,7 +220,9 @@ class IncidentService:
     async def resolve(self, channel: str, user: str, summary: str | None) -> Incident:
         incident = await self.in_channel(channel, "resolve")
         if await self.store.set_status(incident.id, IncidentState.RESOLVED) != "ok":
-            raise ChatOpsError(f"incident `{incident.id}` is already resolved — nothing changed.")
+            raise ChatOpsError(
+                f"incident `{incident.id}` is already resolved. Nothing was changed."
+            )
         now = self.clock.now()
         incident = incident.model_copy(
             update={"status": IncidentState.RESOLVED, "resolved_at": now, "summary": summary or ""}

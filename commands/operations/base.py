@@ -25,6 +25,7 @@ from commands.requests import Request
 from core.clock import Clock
 from core.config import Config, EnvironmentConfig, ServiceConfig
 from core.errors import ChatOpsError, StoreUnavailableError
+from core.text import NOTHING_CHANGED, plural, words
 from integrations.aws.images import parse_image
 from integrations.aws.models import ServiceState
 from integrations.deploy_history import DeployRecord
@@ -75,8 +76,9 @@ class ServiceAction(Action):
         except ValidationError as exc:  # a request field the action does not take: a bug
             log.exception("action.build_failed", kind=cls.kind)
             raise ChatOpsError(
-                f"could not prepare the {cls.kind} request ({exc.error_count()} field(s) not "
-                "understood) — this is a bug in the bot; nothing was changed"
+                f"could not prepare the {words(cls.kind)} request "
+                f"({plural(exc.error_count(), 'field')} not understood) — this is a bug in the "
+                f"bot. {NOTHING_CHANGED}"
             ) from exc
 
     async def record_move(

@@ -50,7 +50,7 @@ def _unknown_target(deps: OperationsDeps, service: object, env: object) -> str |
         what = f'environment "{env}"'
     else:
         return None
-    return f"This button names {what}, which is no longer configured — nothing was changed."
+    return f"This button names {what}, which is no longer configured. Nothing was changed."
 
 
 @buttons.button(AlarmActionId.ROLLBACK, read=_rollback_fields)

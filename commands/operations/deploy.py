@@ -34,6 +34,7 @@ from commands.operations.base import (
 )
 from commands.operations.runtime import ActionRuntime
 from core.errors import ChatOpsError
+from core.text import plural, words
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.images import parse_image, short_digest
@@ -194,8 +195,8 @@ class DeployAction(ServiceAction):
             primary = state.primary
             rollout = primary.rollout_state if primary else "unknown"
             warnings.append(
-                f"a rollout is still in progress ({len(state.deployments)} deployment(s), "
-                f"primary {rollout}): this deploy replaces it"
+                f"a rollout is still in progress ({plural(len(state.deployments), 'deployment')}, "
+                f"primary {words(rollout).lower()}): this deploy replaces it"
             )
         return warnings
 

@@ -230,7 +230,7 @@ class DbRestoreAction(Action):
         if not self._made_by_this_request(existing):
             raise ChatOpsError(
                 f"{existing.identifier} already exists (status {existing.status}) and was not "
-                "started by this request — nothing was changed"
+                "started by this request. Nothing was changed."
             )
         log.info("db_restore.adopted", target=existing.identifier, status=existing.status)
         doing = "restored" if existing.status == "available" else "restoring"

@@ -19,6 +19,7 @@ from commands.requests import Request
 from commands.router import CommandRouter, Invocation
 from core.clock import Clock
 from core.config import Config
+from core.text import duration, plural
 
 
 class RiskyAction(Protocol):
@@ -48,8 +49,8 @@ async def submit(invocation: Invocation[OperationsDeps]) -> None:
     else:
         text = (
             f"Approval requested: {request.plan.summary}. The card is in {where}; it needs "
-            f"{request.required} approval(s) and expires in "
-            f"{deps.config.approvals.ttl_seconds // 60} min."
+            f"{plural(request.required, 'approval')} and expires in "
+            f"{duration(deps.config.approvals.ttl_seconds)}."
         )
     await invocation.respond(response_type="ephemeral", text=text)
 

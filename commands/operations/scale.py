@@ -211,8 +211,8 @@ class ScaleAction(ServiceAction):
             target = await scaling.scalable_target(env.region, env.cluster, svc.ecs_service)
             if target is None:
                 raise ChatOpsError(
-                    f"{svc.ecs_service} in {self.env} no longer has an autoscaling target — "
-                    "nothing was changed"
+                    f"{svc.ecs_service} in {self.env} no longer has an autoscaling target. "
+                    "Nothing was changed."
                 )
             old = (target.min_capacity, target.max_capacity)
             new = (int(inputs["new_min"]), int(inputs["new_max"]))

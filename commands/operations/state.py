@@ -10,7 +10,7 @@ from commands.operations.card import slack_time
 from commands.operations.deps import OperationsDeps
 from commands.requests import ApprovalsRequest, AuditRequest, LockRequest, UnlockRequest
 from commands.router import CommandRouter, Invocation
-from core.text import inert
+from core.text import inert, nothing_changed, plural, words
 
 
 def scope(service: str, env: str) -> str:
@@ -46,7 +46,7 @@ async def unlock(inv: Invocation[OperationsDeps]) -> None:
     if released is None:
         await inv.respond(
             response_type="ephemeral",
-            text=f"{request.service} in {request.env} is not locked — nothing was changed.",
+            text=nothing_changed(f"{request.service} in {request.env} is not locked"),
         )
         return
     await _audit(inv, "unlocked", request.service, request.env, released.reason)
@@ -112,7 +112,7 @@ def _pending_line(request: ApprovalRequest, role: str) -> str:
     where = f"<#{request.channel}>" if request.channel else "its channel"
     return (
         f"• *{request.plan.summary}* — asked by {mention(request.requester)}, "
-        f"{len(request.approvals)} of {request.required} approvals, expires "
+        f"{len(request.approvals)} of {plural(request.required, 'approval')}, expires "
         f"{slack_time(request.expires_at)} — card in {where} ({role}) `{request.id}`"
     )
 
@@ -127,7 +127,7 @@ async def audit(inv: Invocation[OperationsDeps]) -> None:
     lines = [_audit_line(e) for e in entries]
     await inv.respond(
         response_type="ephemeral",
-        text=f"*Last {len(lines)} audit events* (newest first)\n" + "\n".join(lines),
+        text=f"*Last {plural(len(lines), 'audit event')}* (newest first)\n" + "\n".join(lines),
     )
 
 
@@ -151,7 +151,7 @@ def _audit_line(entry: dict[str, str]) -> str:
     note = f" — {note}" if note else ""
     said = f" “{inert(entry['reason'])}”" if entry.get("reason") else ""
     title = inert(entry.get("title", ""))
-    return f"• {when} *{inert(event)}* by {who}: {title}{said}{ref}{flag}{note}"
+    return f"• {when} *{inert(words(event))}* by {who}: {title}{said}{ref}{flag}{note}"
 
 
 def register(router: CommandRouter, deps: OperationsDeps) -> None:

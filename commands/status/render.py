@@ -23,7 +23,7 @@ from commands.render import (
     pack_lines,
 )
 from commands.status.health import MARKS, Health, assess
-from core.text import inert
+from core.text import inert, plural, words
 from integrations.aws.images import short_digest
 from integrations.dhanam_api import ApiHealth, Level, level
 
@@ -92,7 +92,8 @@ def _ecs_blocks(status: ServiceStatus) -> list[Block]:
         revision = d.task_definition.rsplit("/", 1)[-1]
         failed = f" · {d.failed_tasks} failed tasks" if d.failed_tasks else ""
         lines.append(
-            f"• {d.status} `{revision}` — {d.rollout_state or 'no rollout state'} · "
+            f"• {d.status.lower()} `{revision}` — "
+            f"{words(d.rollout_state).lower() if d.rollout_state else 'no rollout state'} · "
             f"{d.running}/{d.desired} running{failed}"
         )
     lines.append("*Recent events*")
@@ -121,7 +122,7 @@ def _alarm_lines(status: ServiceStatus) -> str:
         )
         since = f" since {slack_time(alarm.updated)}" if alarm.updated else ""
         reason = f" — {alarm.reason}" if alarm.state == "ALARM" and alarm.reason else ""
-        lines.append(f"• {mark} `{alarm.name}` *{alarm.state}*{since}{reason}")
+        lines.append(f"• {mark} `{alarm.name}` *{words(alarm.state)}*{since}{reason}")
     return "\n".join(lines)
 
 
@@ -231,7 +232,8 @@ def _governance_lines(status: ServiceStatus) -> str:
     for r in status.pending.value or []:
         lines.append(
             f"• :hourglass_flowing_sand: {r.plan.summary} — asked by {mention(r.requester)}, "
-            f"{len(r.approvals)} of {r.required} approvals, expires {slack_time(r.expires_at)} "
+            f"{len(r.approvals)} of {plural(r.required, 'approval')}, expires "
+            f"{slack_time(r.expires_at)} "
             f"`{r.id}`"
         )
     if status.hold.error is not None:
@@ -282,7 +284,7 @@ def row_line(status: ServiceStatus) -> str:
     if status.hold.value is not None:
         facts += " · :lock: locked"
     if status.pending.value:
-        facts += f" · {len(status.pending.value)} pending approval(s)"
+        facts += f" · {plural(len(status.pending.value), 'pending approval')}"
     why = "; ".join(reasons)
     return (
         f"{MARKS[health]} *{status.service}* in *{status.env}* — {health.value}"

@@ -299,7 +299,7 @@ async def test_restore_refuses_an_instance_of_that_name_it_did_not_start(
         await action.execute(plan, runtime)
     assert refused.value.user_message == (
         f"{plan.inputs['target']} already exists (status available) and was not started by "
-        "this request — nothing was changed"
+        "this request. Nothing was changed."
     )
     with pytest.raises(ChatOpsError, match="already exists"):
         await action.plan(runtime)

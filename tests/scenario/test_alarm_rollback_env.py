@@ -215,8 +215,8 @@ async def test_a_button_for_an_environment_no_longer_configured_changes_nothing(
         await world.settle()
         told = world.slack.ephemerals(world.user_id("alice"))[-1].text
         assert told == (
-            'This button names environment "qa", which is no longer configured — '
-            "nothing was changed."
+            'This button names environment "qa", which is no longer configured. '
+            "Nothing was changed."
         )
         assert await world.app[DEPS].store.active_ids() == []  # no request was made
         assert [m.ts for m in top_level(world, "C0DEPLOYS")] == [root.ts]  # and no card posted

@@ -146,7 +146,7 @@ async def test_redis_down_fails_closed_with_a_clear_reply(
         assert reply.status == 200
         await aws_bot.settle()
         text = aws_bot.slack.ephemerals("U0ALICE")[-1].text
-        assert text == "approval store unavailable — nothing was changed"
+        assert text == "approval store unavailable. Nothing was changed."
     finally:
         await asyncio.to_thread(redis_server.restart)
     assert (await aws_bot.flow().store.active_ids()) == []

@@ -30,7 +30,7 @@ async def test_unknown_service_names_the_valid_choices(world: SandboxWorld) -> N
     assert reply.body["response_type"] == "ephemeral"
     assert 'unknown service "apii"' in reply.text
     assert "known: api, web" in reply.text
-    assert "nothing was changed" in reply.text
+    assert reply.text.endswith(". Nothing was changed.")
     # The refusal changed nothing in Slack: no message was posted anywhere.
     assert world.slack.calls_to("chat.postMessage") == []
 

@@ -163,7 +163,7 @@ async def test_db_restore_latest_needs_two_approvers(aws_bot: SandboxWorld) -> N
     before = db_ids(aws_bot)
     told = await ask(aws_bot, "db restore production --to latest --reason bad migration")
     assert "Restore database dhanam-production (production)" in told
-    assert "needs 2 approval(s)" in told
+    assert "needs 2 approvals" in told
     card = newest_card(aws_bot, "C0OPS")
     text = str(card.blocks)
     assert "0 of 2" in text

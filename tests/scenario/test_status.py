@@ -145,7 +145,7 @@ async def test_one_service_shows_every_source(bot: SandboxWorld, api: FakeDhanam
         "`dhanam-api:3`",  # task-definition revision
         "`v1.2.0` `sha256:",  # image tag and short digest (ECR)
         "running 2 · pending 0 · desired 2",
-        "PRIMARY `dhanam-api:3` — COMPLETED · 2/2 running",
+        "primary `dhanam-api:3` — completed · 2/2 running",
         "*Recent events*",
         # the service's alarms, ALARM first
         "`dhanam-api-high-error-rate` *ALARM*",
@@ -160,7 +160,7 @@ async def test_one_service_shows_every_source(bot: SandboxWorld, api: FakeDhanam
         "belvo ok",
         "bitso ok",
         "none recorded by the bot",
-        "Deploy api to production: v1.2.0 → v1.3.0 — asked by <@U0ALICE>, 0 of 1 approvals",
+        "Deploy api to production: v1.2.0 → v1.3.0 — asked by <@U0ALICE>, 0 of 1 approval,",
         "locked by <@U0CAROL>",
         "db migration running",
         "Only you can see this",

@@ -270,7 +270,7 @@ def test_app_home_and_overview_fit_their_surfaces(services: int, envs: int) -> N
     check_blocks(blocks)
     for surface in (view["blocks"], blocks):
         body = section_texts(surface)
-        listed = body.count("pending approval(s)")  # once on every row
+        listed = body.count(" 3 pending approvals")  # once on every row
         match = re.search(r"…and (\d+) more", str(surface))
         assert listed + (int(match.group(1)) if match else 0) == len(rows)
     if services == 12:  # 48 rows: every one listed, in full, on both surfaces

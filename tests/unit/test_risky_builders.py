@@ -70,7 +70,7 @@ def test_a_request_field_the_action_does_not_take_is_a_clear_refusal() -> None:
     class DryRunDeploy(DeployRequest):
         dry_run: bool = True
 
-    with pytest.raises(ChatOpsError, match="nothing was changed") as caught:
+    with pytest.raises(ChatOpsError, match=r"bug in the bot\. Nothing was changed\.$") as caught:
         DeployAction.from_request(
             DryRunDeploy(service="api", env="production", tag="v1.3.0"), CONFIG, CLOCK
         )

@@ -221,7 +221,7 @@ async def test_redis_down_scenarios_log_no_secret(
             assert reply.status == 200
             await bot.settle()
             assert bot.slack.ephemerals("U0ALICE")[-1].text == (
-                "approval store unavailable — nothing was changed"
+                "approval store unavailable. Nothing was changed."
             )
         finally:
             await asyncio.to_thread(redis_server.restart)

@@ -7,6 +7,9 @@ from datetime import timedelta
 import pytest
 
 from approvals.models import State
+from commands.alarms.render import reminder_text
+from commands.incidents.render import card_header, topic
+from commands.render import error_blocks
 from core.text import (
     duration,
     nothing_changed,
@@ -17,6 +20,7 @@ from core.text import (
     without_nothing_changed,
     words,
 )
+from tests.unit.test_incident_pure import incident
 
 
 @pytest.mark.parametrize(
@@ -128,6 +132,43 @@ def test_plain_shows_names_not_tokens() -> None:
     assert plain("<!here> <!subteam^S1|@sre> <https://x.example|the doc>", {}) == (
         "@here @sre the doc"
     )
-    assert plain("a &lt;b&gt; &amp; c", {}) == "a <b> & c"
+    assert plain("a <b & c", {}) == "a <b & c"  # as typed: nothing else is markup
     assert plain("no markup at all", {}) == "no markup at all"
     assert plain("ask <@U9>", names) is None  # no name: the caller uses mrkdwn instead
+
+
+# -- renderers' texts that changed (issue 14) -------------------------------------------------
+
+
+def test_incident_durations_and_header_names() -> None:
+    inc = incident(title="db down, paging <@U0BOB>")
+    start = inc.started_at
+    assert inc.duration(start + timedelta(seconds=42)) == "42 s"  # not "0m"
+    assert inc.duration(start + timedelta(seconds=60)) == "1 min"
+    assert inc.duration(start + timedelta(seconds=7500)) == "2 h 5 min"
+    header = card_header(inc, {"U0BOB": "bob"})
+    assert header["type"] == "header"
+    assert header["text"]["text"].endswith("db down, paging @bob — investigating")
+    unknown = card_header(inc, {})  # no name: mrkdwn, where Slack shows the mention
+    assert unknown["type"] == "section"
+    assert unknown["text"] == {
+        "type": "mrkdwn",
+        "text": "*SEV1 db down, paging <@U0BOB> — investigating*",
+    }
+    assert topic(inc, {"U0BOB": "bob"}).endswith("IC <@U0ALICE> · db down, paging @bob")
+
+
+def test_alarm_reminder_reads_the_duration() -> None:
+    assert reminder_text("api-5xx", timedelta(seconds=3600)) == (
+        ":alarm_clock: *api-5xx* is still in ALARM — firing for 1 h."
+    )
+    assert reminder_text("api-5xx", timedelta(seconds=90)).endswith("firing for 1 min 30 s.")
+
+
+def test_error_blocks_say_nothing_changed_once_at_the_end() -> None:
+    blocks = error_blocks("/dhanam", "x is not locked — nothing was changed.")
+    assert blocks[0]["text"]["text"] == ":warning: x is not locked"
+    assert [e["text"] for e in blocks[1]["elements"]] == [
+        "Nothing was changed.",
+        "See `/dhanam help`.",
+    ]
