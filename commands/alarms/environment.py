@@ -83,19 +83,28 @@ def _by_cluster(
 
 
 def _environment(config: Config, alarm: AlarmNotification) -> tuple[str | None, str]:
-    listed = config.environment_for_alarm(alarm.name)
-    clusters = alarm.dimension_values(CLUSTER_DIMENSION)
+    return environment_of(
+        config, alarm.name, alarm.dimension_values(CLUSTER_DIMENSION), alarm.region
+    )
+
+
+def environment_of(
+    config: Config, name: str, clusters: frozenset[str], region: str | None
+) -> tuple[str | None, str]:
+    """The environment an alarm watches (the rules in this module's doc), and how it was
+    told; None when it cannot be told. Also what `/dhanam status` counts an alarm for."""
+    listed = config.environment_for_alarm(name)
     if clusters:
-        return _by_cluster(config, listed, clusters, alarm.region)
+        return _by_cluster(config, listed, clusters, region)
     if listed is not None:
         return listed, "listed by the environment"
     envs = config.environments
-    candidates = {n for n, e in envs.items() if alarm.region is None or e.region == alarm.region}
+    candidates = {n for n, e in envs.items() if region is None or e.region == region}
     only = _one(candidates)
     if only is not None:
         return only, "the only environment in the alarm's region"
     if not candidates:
-        return None, f"no environment is in the alarm's region ({alarm.region})"
+        return None, f"no environment is in the alarm's region ({region})"
     return None, f"ambiguous: shared by environments {', '.join(sorted(candidates))}"
 
 

@@ -19,6 +19,7 @@ import structlog
 from approvals.locks import Locks
 from approvals.models import ApprovalRequest, State
 from approvals.store import ApprovalStore
+from commands.alarms.environment import CLUSTER_DIMENSION, environment_of
 from commands.status.models import EcsView, Overview, ServiceStatus, Source, Traffic, within
 from core.clock import Clock
 from core.config import Config
@@ -112,18 +113,43 @@ class StatusCollector:
         last = start("history", lambda: self.history.last(service, env)) if detail else None
         mine = await asyncio.shield(pending)
         requests = [r for r in mine.value or [] if r.service == service and r.env == env]
+        own, unscoped, elsewhere = self._scoped(await alarms, env, where.region)
         return ServiceStatus(
             service=service,
             env=env,
             ecs_service=svc.ecs_service,
             ecs=await ecs,
-            alarms=await alarms,
+            alarms=own,
+            unscoped=unscoped,
+            elsewhere=elsewhere,
             hold=await hold,
             api=await asyncio.shield(api),
             pending=Source(requests if mine.error is None else None, mine.error, mine.ms),
             traffic=await traffic if traffic is not None else None,
             last_deploy=await last if last is not None else None,
         )
+
+    def _scoped(
+        self, alarms: Source[list[AlarmDetail]], env: str, region: str
+    ) -> tuple[Source[list[AlarmDetail]], list[AlarmDetail], int]:
+        """The alarms that watch ``env`` (the rules of the Roll back button:
+        commands/alarms/environment.py) and those the config ties to no environment; an
+        alarm of another environment is that environment's, never this one's."""
+        if alarms.value is None:
+            return alarms, [], 0
+        own: list[AlarmDetail] = []
+        unscoped: list[AlarmDetail] = []
+        elsewhere = 0
+        for alarm in alarms.value:
+            clusters = frozenset(v for k, v in alarm.dimensions if k == CLUSTER_DIMENSION)
+            watched, _ = environment_of(self.config, alarm.name, clusters, region)
+            if watched == env:
+                own.append(alarm)
+            elif watched is None:
+                unscoped.append(alarm)
+            else:
+                elsewhere += 1
+        return replace(alarms, value=own), unscoped, elsewhere
 
     async def _api(self, session: aiohttp.ClientSession, env: str) -> ApiHealth | None:
         base = self.config.environments[env].api_base_url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -73,13 +73,17 @@ class ServiceStatus:
     env: str
     ecs_service: str
     ecs: Source[EcsView]
-    alarms: Source[list[AlarmDetail]]
+    alarms: Source[list[AlarmDetail]]  # the service's alarms that watch this environment
     hold: Source[Hold | None]
     api: ApiHealth | None  # None: the environment has no api_base_url
     pending: Source[list[ApprovalRequest]]
     traffic: Source[Traffic] | None = None  # detail view only
     last_deploy: Source[DeployRecord | None] | None = None  # detail view only
     ms: float = 0.0  # how long gathering took (detail view)
+    # The service's alarms the config does not tie to any one environment (shown apart, never
+    # counted as this environment's health).
+    unscoped: list[AlarmDetail] = field(default_factory=list)
+    elsewhere: int = 0  # the service's alarms that watch other environments (not shown here)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from commands.render import (
 from commands.status.health import MARKS, Health, assess
 from core.text import inert, plural, words
 from integrations.aws.images import short_digest
+from integrations.aws.metrics import AlarmDetail
 from integrations.dhanam_api import ApiHealth, Level, level
 
 if TYPE_CHECKING:
@@ -113,17 +114,34 @@ def _ecs_blocks(status: ServiceStatus) -> list[Block]:
 def _alarm_lines(status: ServiceStatus) -> str:
     if status.alarms.value is None:
         return _unavailable("Alarms", status.alarms.error)
-    if not status.alarms.value:
+    if not status.alarms.value and not status.unscoped and not status.elsewhere:
         return f"*Alarms*\nnone configured (services.{status.service}.alarms)"
     lines = ["*Alarms*"]
-    for alarm in sorted(status.alarms.value, key=lambda a: _STATE_ORDER.get(a.state, 1)):
-        mark = {"ALARM": ":red_circle:", "OK": ":large_green_circle:"}.get(
-            alarm.state, ":grey_question:"
+    lines += [_alarm_line(a) for a in sorted(status.alarms.value, key=_alarm_order)]
+    if not status.alarms.value:
+        others = f" ({status.elsewhere} watch other environments)" if status.elsewhere else ""
+        lines.append(f"none that watch {status.env}{others}")
+    if status.unscoped:
+        # Not counted in this environment's health: the config does not say whose they are.
+        lines.append(
+            "*Unscoped alarms* (no environment lists them and their dimensions do not say; "
+            f"set `environments.{status.env}.alarms` to count them here)"
         )
-        since = f" since {slack_time(alarm.updated)}" if alarm.updated else ""
-        reason = f" — {alarm.reason}" if alarm.state == "ALARM" and alarm.reason else ""
-        lines.append(f"• {mark} `{alarm.name}` *{words(alarm.state)}*{since}{reason}")
+        lines += [_alarm_line(a) for a in sorted(status.unscoped, key=_alarm_order)]
     return "\n".join(lines)
+
+
+def _alarm_order(alarm: AlarmDetail) -> int:
+    return _STATE_ORDER.get(alarm.state, 1)
+
+
+def _alarm_line(alarm: AlarmDetail) -> str:
+    mark = {"ALARM": ":red_circle:", "OK": ":large_green_circle:"}.get(
+        alarm.state, ":grey_question:"
+    )
+    since = f" since {slack_time(alarm.updated)}" if alarm.updated else ""
+    reason = f" — {alarm.reason}" if alarm.state == "ALARM" and alarm.reason else ""
+    return f"• {mark} `{alarm.name}` *{words(alarm.state)}*{since}{reason}"
 
 
 def _seconds(value: float) -> str:

@@ -153,6 +153,9 @@ async def test_checklist_ticks_are_recorded_with_who_and_when(world: SandboxWorl
     lines = [(e.by, e.text) for e in timeline]
     assert ("U0BOB", "checklist :ballot_box_with_check: Verify DNS resolution") in lines
     assert ("U0BOB", "checklist :ballot_box_with_check: Review ECS service status") in lines
-    assert ("U0CAROL", "checklist :ballot_box_with_check: Activate the DR region (us-west-2)") in lines
+    assert (
+        "U0CAROL",
+        "checklist :ballot_box_with_check: Activate the DR region (us-west-2)",
+    ) in lines
     assert ("U0CAROL", "checklist :white_large_square: Verify DNS resolution (unticked)") in lines
     assert all(e.at.tzinfo is not None for e in timeline)

@@ -384,3 +384,40 @@ async def test_messages_tab_publishes_nothing(bot: SandboxWorld) -> None:
     assert reply.status == 200
     await bot.settle()
     assert bot.slack.published_view("U0BOB") is None
+
+
+async def test_an_alarm_counts_only_for_the_environment_it_watches(
+    bot: SandboxWorld, api: FakeDhanamApi
+) -> None:
+    """Production's alarm in ALARM (the config lists it under [environments.production]):
+    production is degraded, staging is not — it is not staging's alarm."""
+    set_alarm(bot, "dhanam-api-high-error-rate", "ALARM")
+    text, _ = await status_of(bot, "api production")
+    assert text == "api in production: degraded — 1 alarm in ALARM"
+    text, blocks = await status_of(bot, "api staging")
+    assert text == "api in staging: ok — all clear"
+    assert "dhanam-api-high-error-rate" not in blocks
+    assert "none that watch staging" in blocks
+
+
+async def test_alarms_no_environment_claims_are_shown_apart_and_never_degrade(
+    redis_url: str, aws_world: DhanamWorld, api: FakeDhanamApi, tmp_path: Path
+) -> None:
+    """Without `[environments.production] alarms`, the api alarms (no ClusterName dimension,
+    production and staging both in us-east-1) belong to no one environment: both rows show
+    them under "Unscoped alarms", and neither is degraded by them."""
+    path = write_config(tmp_path, api)
+    text = path.read_text()
+    listed = 'alarms = ["dhanam-api-high-error-rate", "dhanam-api-high-response-time"]\n'
+    first = text.index(listed)
+    path.write_text(text[:first] + text[first + len(listed) :])  # the environment's list only
+    world = await start_bot(redis_url, aws_world, path)
+    try:
+        set_alarm(world, "dhanam-api-high-error-rate", "ALARM")
+        for env in ("production", "staging"):
+            summary, blocks = await status_of(world, f"api {env}")
+            assert summary == f"api in {env}: ok — all clear"
+            assert "*Unscoped alarms*" in blocks
+            assert "`dhanam-api-high-error-rate` *" in blocks
+    finally:
+        await world.stop()
