@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from core.errors import ConfigError
+from core.text import plural
 
 _CHANNEL_PATTERN = r"^[CG][A-Z0-9]{2,}$"
 _PRINCIPAL_PATTERN = r"^(\*|[UWS][A-Z0-9]{2,})$"
@@ -256,16 +257,17 @@ class Config(_Model):
             approvers = ", ".join(env.approvers) or "none"
             lines.append(
                 f"environment {name}: {env.region}/{env.cluster}, "
-                f"{env.approvals_required} approval(s) from [{approvers}], "
-                f"{len(env.freeze)} freeze window(s), {len(env.alarms)} alarm(s)"
+                f"{plural(env.approvals_required, 'approval')} from [{approvers}], "
+                f"{plural(len(env.freeze), 'freeze window')}, {plural(len(env.alarms), 'alarm')}"
             )
         for name, svc in sorted(self.services.items()):
             lines.append(
                 f"service {name}: ECS {svc.ecs_service} (container {svc.container}), "
-                f"{len(svc.alarms)} alarm(s), channel {svc.channel or self.slack.alerts_channel}"
+                f"{plural(len(svc.alarms), 'alarm')}, "
+                f"channel {svc.channel or self.slack.alerts_channel}"
             )
-        lines.append(f"{len(self.sns.topics)} SNS topic(s) allowed")
-        lines.append(f"{len(self.pagerduty.services)} PagerDuty service mapping(s)")
+        lines.append(f"{plural(len(self.sns.topics), 'SNS topic')} allowed")
+        lines.append(plural(len(self.pagerduty.services), "PagerDuty service mapping"))
         responders = ", ".join(self.pagerduty_responders) or "nobody"
         lines.append(f"PagerDuty responders (may acknowledge): {responders}")
         return lines
