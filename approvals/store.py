@@ -116,6 +116,7 @@ def to_hash(request: ApprovalRequest) -> dict[str, str]:
         "decided_by": request.decided_by or "",
         "outcome": request.outcome or "",
         "warnings": json.dumps(request.warnings),
+        "followed": "1" if request.followed else "0",
     }
 
 
@@ -147,6 +148,7 @@ def from_hash(fields: dict[str, str]) -> ApprovalRequest:
         outcome=fields.get("outcome") or fields.get("late_outcome") or None,
         warnings=json.loads(fields.get("warnings") or "[]"),
         rollout=fields.get("rollout") or None,
+        followed=fields.get("followed") == "1",
         approved_at=from_ms(fields["approved_ms"]) if fields.get("approved_ms") else None,
         checked_at=from_ms(fields["checked_ms"]) if fields.get("checked_ms") else None,
     )

@@ -62,6 +62,12 @@ def test_deploy_script_two_person_flow() -> None:
     )
     assert "You're not an approver here. Approvers: @bob, @carol, @sre." in out
     assert "dhanam-api now on dhanam-api:4 (v1.3.0" in out
+    # The card follows the rollout: rolling out until the follower decides, then its verdict;
+    # the thread holds the rollout's progress, never a copy of the card's outcome.
+    rolling, rolled = out.index("🔄 Rolling out…"), out.index("✅ Rolled out")
+    assert rolling < rolled
+    assert "Rollout: completed in" in out[rolled:]
+    assert "    │ dhanam-api now on dhanam-api:4" not in out
     assert "is blocked — locked by @carol" in out.replace("\n│ ", " ")
     assert "*auto_approved*" not in out  # mrkdwn is rendered, not shown raw
     audit = out.replace("\n│ ", " ")
