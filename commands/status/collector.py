@@ -64,7 +64,9 @@ class StatusCollector:
         self.settings = config.status
         self._session_factory = session_factory
         self._task_definitions: dict[str, tuple[str, str | None, str | None]] = {}
-        self._load_balancers: dict[tuple[str, tuple[str, ...]], tuple[datetime, str | None]] = {}
+        self._load_balancers: dict[
+            tuple[str, str, tuple[str, ...]], tuple[datetime, str | None]
+        ] = {}
 
     async def one(self, service: str, env: str) -> ServiceStatus:
         """Everything about one service in one environment."""
@@ -106,7 +108,7 @@ class StatusCollector:
         ecs = start("ecs", lambda: self._ecs(where.region, where.cluster, svc.ecs_service))
         hold = start("hold", lambda: self.locks.get_hold(f"{service}:{env}"))
         traffic = (
-            start("traffic", lambda: self._traffic(where.region, svc.alarms, alarms))
+            start("traffic", lambda: self._traffic(env, where.region, svc.alarms, alarms))
             if detail
             else None
         )
@@ -199,9 +201,15 @@ class StatusCollector:
         return revision, tag, digest
 
     async def _traffic(
-        self, region: str, alarm_names: list[str], alarms: asyncio.Task[Source[list[AlarmDetail]]]
+        self,
+        env: str,
+        region: str,
+        alarm_names: list[str],
+        alarms: asyncio.Task[Source[list[AlarmDetail]]],
     ) -> Traffic:
-        key = (region, tuple(alarm_names))
+        """The load balancer the environment's own alarms watch (never another
+        environment's), and its 5xx count and latency."""
+        key = (env, region, tuple(alarm_names))
         now = self.clock.now()
         cached = self._load_balancers.get(key)
         if cached is not None and now - cached[0] < LB_CACHE_TTL:
@@ -210,8 +218,9 @@ class StatusCollector:
             described = await asyncio.shield(alarms)
             if described.error is not None:
                 raise ChatOpsError(f"no alarm definitions ({described.error})")
+            own, _, _ = self._scoped(described, env, region)
             load_balancer = next(
-                (lb for a in described.value or [] if (lb := a.dimension(LOAD_BALANCER))), None
+                (lb for a in own.value or [] if (lb := a.dimension(LOAD_BALANCER))), None
             )
             self._load_balancers[key] = (now, load_balancer)
         period = self.settings.metrics_period_seconds

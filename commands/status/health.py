@@ -25,7 +25,8 @@ MARKS = {
 
 
 def assess(status: ServiceStatus) -> tuple[Health, list[str]]:
-    """The row's mark and why: DOWN reasons first, then DEGRADED ones."""
+    """The row's mark and why: DOWN reasons first, then DEGRADED ones, then what is worth
+    saying without changing the mark (unscoped alarms in ALARM: no environment claims them)."""
     down: list[str] = []
     degraded: list[str] = []
     ecs = status.ecs.value
@@ -51,7 +52,10 @@ def assess(status: ServiceStatus) -> tuple[Health, list[str]]:
     if status.api is not None:
         _assess_api(status.api, down, degraded)
     health = Health.DOWN if down else Health.DEGRADED if degraded else Health.OK
-    return health, down + degraded
+    # Firing alarms no environment claims: said (never "all clear" above them), not counted.
+    unscoped = sum(1 for a in status.unscoped if a.state == "ALARM")
+    notes = [f"{unscoped} unscoped alarm{'s' if unscoped > 1 else ''} in ALARM"] if unscoped else []
+    return health, down + degraded + notes
 
 
 def _assess_api(api: ApiHealth, down: list[str], degraded: list[str]) -> None:

@@ -398,6 +398,7 @@ async def test_an_alarm_counts_only_for_the_environment_it_watches(
     assert text == "api in staging: ok — all clear"
     assert "dhanam-api-high-error-rate" not in blocks
     assert "none that watch staging" in blocks
+    assert "dhanam-production" not in blocks  # nor production's load balancer
 
 
 async def test_alarms_no_environment_claims_are_shown_apart_and_never_degrade(
@@ -416,7 +417,7 @@ async def test_alarms_no_environment_claims_are_shown_apart_and_never_degrade(
         set_alarm(world, "dhanam-api-high-error-rate", "ALARM")
         for env in ("production", "staging"):
             summary, blocks = await status_of(world, f"api {env}")
-            assert summary == f"api in {env}: ok — all clear"
+            assert summary == f"api in {env}: ok — 1 unscoped alarm in ALARM"  # said, not counted
             assert "*Unscoped alarms*" in blocks
             assert "`dhanam-api-high-error-rate` *" in blocks
     finally:
