@@ -8,7 +8,8 @@ checkboxes and radio buttons (one line per option, ☑/☐ and ◉/◯), selects
 menus, date, time and datetime pickers, text inputs, images (their alt text). Slack's mrkdwn
 entities (mentions, channels, dates, links, escapes) are shown as a person reads them.
 
-Lines are wrapped at WIDTH, never inside a URL or an inline code span. A link shows its label
+Lines are wrapped at WIDTH, never inside a URL, an inline code span or a date. A context block's
+elements sit side by side, `` · `` between them. A link shows its label
 and, once per message, its URL shortened (scheme and ``www.`` dropped, a long path cut to its
 first and last parts).
 """
@@ -25,7 +26,7 @@ from typing import Any
 WIDTH = 78
 URL_MAX = 60  # a shown URL longer than this is shortened
 _BOLD_ON, _BOLD_OFF = "\x1b[1m", "\x1b[0m"
-_KEEP = "\ue000"  # stands for a space that must not break (inside inline code) while wrapping
+_KEEP = "\ue000"  # stands for a space that must not break (inline code, a date) while wrapping
 _ENTITY = re.compile(r"<([@#!]?)([^>|]+)(?:\|([^>]*))?>")
 _CODE = re.compile(r"`[^`\n]+`")
 _BULLET = re.compile(r"^\s*(?:[•◦▪]|\d+\.) ")
@@ -143,7 +144,8 @@ class Renderer:
             if sigil == "#":
                 return "#" + (label or names.get(target, target))
             if sigil == "!" and target.startswith("date^"):
-                return label or target
+                # A date ("21:04 UTC 05 Dec") reads as one thing: never wrapped inside.
+                return (label or target).replace(" ", _KEEP)
             if sigil == "!" and target.startswith("subteam^"):
                 group = target.split("^")[1]
                 return "@" + (label or names.get(group, group))
@@ -321,7 +323,8 @@ class Renderer:
             elif kind == "emoji":
                 piece = _unicode(str(el.get("unicode", ""))) or emoji(str(el.get("name", "")))
             elif kind == "date":
-                piece = str(el.get("fallback") or el.get("format") or el.get("timestamp", ""))
+                shown = str(el.get("fallback") or el.get("format") or el.get("timestamp", ""))
+                piece = shown.replace(" ", _KEEP)  # never wrapped inside, as in mrkdwn
             else:
                 piece = str(el.get("text", ""))
             if style.get("code"):
@@ -358,7 +361,8 @@ class Renderer:
         lines: list[str] = []
         for block in blocks:
             lines.extend(self.block(block))
-        return lines
+        # A kept space that reached a line unwrapped (a button's label, say) is a space again.
+        return [line.replace(_KEEP, " ") for line in lines]
 
     def block(self, block: dict[str, Any]) -> list[str]:
         kind = str(block.get("type"))
@@ -395,7 +399,8 @@ class Renderer:
 
     def _context(self, block: dict[str, Any]) -> list[str]:
         pieces = [p for el in block.get("elements", []) for p in self.element(el)]
-        return wrap("  ".join(p for p in pieces if p), "  ")
+        # Slack shows a context's elements side by side; a middle dot keeps them apart.
+        return wrap(" · ".join(p for p in pieces if p), "  ")
 
     def _image(self, block: dict[str, Any]) -> list[str]:
         title = self.text(block.get("title"))
@@ -439,7 +444,7 @@ def wrap(text: str, indent: str = "", *, hanging: str = "") -> list[str]:
 
 def mrkdwn(text: str, names: Mapping[str, str], *, bold: bool = False) -> str:
     """Slack's mrkdwn entities as a person sees them: `<@U0BOB>` -> `@bob`."""
-    return Renderer(names, bold).mrkdwn(text)
+    return Renderer(names, bold).mrkdwn(text).replace(_KEEP, " ")
 
 
 def render_blocks(

@@ -150,8 +150,74 @@ def test_context_shows_text_and_images_as_their_alt_text() -> None:
         ],
     }
     assert render(block) == [
-        "  [image: PagerDuty logo]  Incident `inc-1` · declared by @alice  us-east-1"
+        "  [image: PagerDuty logo] · Incident `inc-1` · declared by @alice · us-east-1"
     ]
+
+
+def test_a_context_reads_like_slack_without_double_spaces() -> None:
+    # Slack shows context elements side by side; the console puts a middle dot between them.
+    block = {
+        "type": "context",
+        "elements": [md("Nothing was changed."), md("See `/dhanam help deploy`.")],
+    }
+    assert render(block) == ["  Nothing was changed. · See `/dhanam help deploy`."]
+
+
+def test_no_rendered_line_has_a_double_space_inside_its_text() -> None:
+    lines = render(
+        {"type": "header", "text": plain("Deploy api to production")},
+        md_section("*Plan* — <@U0BOB> at <!date^1764968640^{time}|21:04 UTC 05 Dec>"),
+        {"type": "section", "fields": [md("*Service*\napi"), md("*Env*\nproduction")]},
+        {
+            "type": "context",
+            "elements": [
+                {"type": "image", "image_url": "https://x/y.png", "alt_text": "logo"},
+                md("approval store unavailable. Nothing was changed."),
+                md("See `/dhanam help`."),
+                plain("us-east-1"),
+            ],
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": plain("Approve")},
+                {"type": "button", "text": plain("Reject")},
+            ],
+        },
+        CHECKLIST,
+        {"type": "context", "elements": [md("word " * 30)]},
+    )
+    for line in lines:
+        assert "  " not in line.lstrip(" │┃"), line
+
+
+def test_wrapping_never_cuts_a_date() -> None:
+    date = "<!date^1764968640^{time} UTC {date_short}|21:04 UTC 05 Dec>"
+    for pad in range(50, 80):
+        text = "x" * pad + " requested at " + date + " by @alice"
+        lines = render(md_section(text))
+        assert any("21:04 UTC 05 Dec" in line for line in lines), lines
+        rich = render(
+            {
+                "type": "rich_text",
+                "elements": [
+                    {
+                        "type": "rich_text_section",
+                        "elements": [
+                            {"type": "text", "text": "x" * pad + " at "},
+                            {
+                                "type": "date",
+                                "timestamp": 1764968640,
+                                "format": "{time}",
+                                "fallback": "21:04 UTC 05 Dec",
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+        assert any("21:04 UTC 05 Dec" in line for line in rich), rich
+        assert "\ue000" not in "".join(lines + rich)
 
 
 def test_image_blocks_and_accessories_are_their_alt_text() -> None:
