@@ -1,4 +1,5 @@
-"""The TOML config model (PRODUCT.md §2), read once at start-up. Errors name their field path.
+"""The TOML config model (docs/configuration.md), read once at start-up. Errors name their field
+path.
 
 Long: the whole TOML schema, one small model per section, with the checks across sections and
 the error formatting; one file is the config's reference.

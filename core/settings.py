@@ -1,4 +1,4 @@
-"""Process settings from the environment (PRODUCT.md §1), read once at start-up."""
+"""Process settings from the environment (docs/running.md), read once at start-up."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The Dhanam AWS world, served by moto: a local stand-in for tests and ``dhanam-bot sandbox``.
 
 ``MotoServer`` runs moto's HTTP server in a thread of this process; ``seed_dhanam_world`` creates
-the topology of PRODUCT.md §7 through plain boto3 calls, so any moto server (in-process or not)
-can be seeded.
+the topology README.md's "The sandbox" lists through plain boto3 calls, so any moto server
+(in-process or not) can be seeded.
 
 What moto 5.2 does with ECS services (checked against moto 5.2.5, server mode):
 
@@ -256,7 +256,7 @@ def _already_seeded(ecr: Any) -> bool:
 
 
 def seed_dhanam_world(endpoint_url: str, region: str = "us-east-1") -> DhanamWorld:
-    """Create the Dhanam topology (PRODUCT.md §7) on an empty moto server.
+    """Create the Dhanam topology (README.md, "The sandbox") on an empty moto server.
 
     Raises ``RuntimeError`` if the world is already there (reset the server first). When the
     server runs in this process the services are made to look rolled out (see module doc).

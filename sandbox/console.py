@@ -1,4 +1,4 @@
-"""The sandbox console (PRODUCT.md §7): a terminal Slack in front of the real bot.
+"""The sandbox console (README.md, "The sandbox"): a terminal Slack in front of the real bot.
 
 Each console line becomes what Slack would send — a signed slash command or button click to the
 bot's HTTP endpoint, or a signed SNS notification — and everything the bot then does in Slack

@@ -1,9 +1,9 @@
 """A stand-in for the Dhanam API's health endpoints, for the sandbox, the tests and the bench.
 
 An aiohttp server on 127.0.0.1 and a free port serving `/health`, `/health/database` and
-`/health/providers` in the documented shapes (PRODUCT.md §5, integrations/dhanam_api.py), also under
-any one-segment prefix (`/production/health`), so each environment can get a base URL of its
-own (`http://127.0.0.1:PORT/production`) and a mode of its own:
+`/health/providers` in the documented shapes (README.md, "Status"; integrations/dhanam_api.py),
+also under any one-segment prefix (`/production/health`), so each environment can get a base URL
+of its own (`http://127.0.0.1:PORT/production`) and a mode of its own:
 
   healthy   everything healthy, the deployment guide's exact answers:
               /health            {"status": "healthy", "timestamp": "…"}

@@ -47,7 +47,7 @@ from sandbox.sns_signer import SnsSigner
 
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret-0123456789"  # noqa: S105 - public fake
 
-# The sandbox's people (PRODUCT.md §7): alice may request, bob and carol approve in
+# The sandbox's people (README.md, "The sandbox"): alice may request, bob and carol approve in
 # production, dave may not approve.
 USERS: dict[str, str] = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dave": "U0DAVE"}
 

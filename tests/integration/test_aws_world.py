@@ -1,4 +1,4 @@
-"""The Dhanam world seeded into moto has exactly the topology of PRODUCT.md §7."""
+"""The Dhanam world seeded into moto has exactly the topology README.md's "The sandbox" lists."""
 
 from __future__ import annotations
 
