@@ -1,7 +1,9 @@
 """Every relative link in README.md and docs/*.md leads to a file of the repository (issue 14).
 
 A directory counts when the link has no anchor; no link may leave the repository (such as
-../shared/PRODUCT.md, which a reader of the repository alone does not have).
+../shared/PRODUCT.md, which a reader of the repository alone does not have). An anchor into a
+Markdown page must name one of its headings, as GitHub makes them (lower case, punctuation
+dropped, spaces as hyphens): a bold paragraph is no anchor.
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ INLINE = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE = re.compile(r"`[^`\n]*`")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives ``page``'s headings (a repeated one gets ``-1``, ``-2``…)."""
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for title in HEADING.findall(FENCE.sub("", page.read_text())):
+        slug = re.sub(r"[^\w\- ]", "", title.replace("`", "").strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        found.add(f"{slug}-{n}" if n else slug)
+    return found
 
 
 def links(page: Path) -> list[str]:
@@ -26,15 +41,19 @@ def links(page: Path) -> list[str]:
 
 
 def problem(page: Path, target: str) -> str | None:
-    if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-        return None  # a URL (https:, mailto:) or an anchor in the same page
+    if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+        return None  # a URL (https:, mailto:)
     path, _, anchor = target.partition("#")
-    resolved = (page.parent / path).resolve()
+    resolved = (page.parent / path).resolve() if path else page
     if not resolved.is_relative_to(ROOT):
         return "points outside the repository"
     if resolved.is_dir():
         return "a directory with an anchor" if anchor else None
-    return None if resolved.is_file() else "no such file"
+    if not resolved.is_file():
+        return "no such file"
+    if anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+        return "no such heading"
+    return None
 
 
 def test_the_pages_exist() -> None:
@@ -55,6 +74,11 @@ def test_the_checker_catches_what_it_should(tmp_path: Path) -> None:
     assert problem(page, "deploy#x") == "a directory with an anchor"
     assert problem(page, "deploy") is None
     assert problem(page, "docs/runbooks.md#redis-is-down") is None
+    assert problem(page, "docs/runbooks.md#redis-is-gone") == "no such heading"
+    assert problem(page, "#the-sandbox") is None
+    assert problem(page, "#upgrading-to-this-version") is None
+    assert problem(page, "#upgrading-across-the-execution-gate-this-version") == "no such heading"
+    assert problem(ROOT / "docs" / "runbooks.md", "#a-request-is-in-doubt") is None
     assert problem(page, "https://api.slack.com/apps") is None
     sample = tmp_path / "x.md"
     sample.write_text("[a](one.md) `[b](two.md)`\n```\n[c](three.md)\n```\n[d]: four.md\n")
