@@ -14,7 +14,22 @@ from core.errors import ConfigError
 from core.redaction import register_secrets, url_password
 
 # Said when there is no config at all: the example is the Dhanam world with every key documented.
-NO_CONFIG_HINT = "start from the example: cp examples/dhanam.example.toml dhanam.toml"
+_EXAMPLE = Path("examples") / "dhanam.example.toml"
+# The example beside the code: a checkout or an editable install has it, a wheel does not.
+_SHIPPED_EXAMPLE = Path(__file__).resolve().parents[1] / _EXAMPLE
+
+
+def no_config_hint() -> str:
+    """Where to copy the example config from, as a path that works from the working directory:
+    ``examples/…`` in a checkout, the example's own path elsewhere, or the repository's."""
+    if _EXAMPLE.is_file():
+        return f"start from the example: cp {_EXAMPLE} dhanam.toml"
+    if _SHIPPED_EXAMPLE.is_file():
+        return f"start from the example: cp {_SHIPPED_EXAMPLE} dhanam.toml"
+    return (
+        f"start from the example, {_EXAMPLE.as_posix()} in the dhanam-chatops repository "
+        "(every key: docs/configuration.md)"
+    )
 
 
 class LogFormat(StrEnum):
@@ -112,7 +127,7 @@ class Settings(BaseSettings):
         """Where DHANAM_CONFIG's path came from, and what to do when there is no file there."""
         if "dhanam_config" in self.model_fields_set:
             return "from DHANAM_CONFIG", ""
-        return f"the default, in {Path.cwd()}; DHANAM_CONFIG is not set", NO_CONFIG_HINT
+        return f"the default, in {Path.cwd()}; DHANAM_CONFIG is not set", no_config_hint()
 
     def webhook_secrets(self) -> list[str]:
         """The PagerDuty v3 secrets; several during a rotation."""

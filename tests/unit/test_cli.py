@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import core.settings as settings_module
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "dhanam.example.toml"
 
@@ -70,15 +72,39 @@ def test_check_config_names_the_path_it_was_given() -> None:
 
 
 def test_no_config_at_all_points_to_the_example(tmp_path: Path) -> None:
+    # Outside the checkout the example is named by a path that exists from there.
     for args in (("check-config",), ("serve",)):
         env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
         result = run(*args, env=env, cwd=tmp_path)
         assert result.returncode == 1
         assert result.stderr.splitlines() == [
             f"dhanam-bot: config file not found: dhanam.toml (the default, in {tmp_path}; "
-            "DHANAM_CONFIG is not set) — start from the example: "
-            "cp examples/dhanam.example.toml dhanam.toml"
+            f"DHANAM_CONFIG is not set) — start from the example: cp {EXAMPLE} dhanam.toml"
         ], args
+        assert EXAMPLE.is_file()
+
+
+def test_in_the_checkout_the_hint_is_the_short_copy(tmp_path: Path) -> None:
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "dhanam.example.toml").write_text(EXAMPLE.read_text())
+    result = run("check-config", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].endswith(
+        "— start from the example: cp examples/dhanam.example.toml dhanam.toml"
+    )
+
+
+def test_without_the_example_beside_the_code_the_hint_names_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(settings_module, "_SHIPPED_EXAMPLE", tmp_path / "gone.toml")
+    hint = settings_module.no_config_hint()
+    assert hint == (
+        "start from the example, examples/dhanam.example.toml in the dhanam-chatops "
+        "repository (every key: docs/configuration.md)"
+    )
+    assert "\n" not in hint
 
 
 def test_an_unreadable_config_is_one_line_naming_it(tmp_path: Path) -> None:
