@@ -256,9 +256,13 @@ class Config(_Model):
         lines = [f"slash command {self.slack.command}"]
         for name, env in sorted(self.environments.items()):
             approvers = ", ".join(env.approvers) or "none"
+            approval = (
+                f"{plural(env.approvals_required, 'approval')} from [{approvers}]"
+                if env.approvals_required
+                else "runs without approval"
+            )
             lines.append(
-                f"environment {name}: {env.region}/{env.cluster}, "
-                f"{plural(env.approvals_required, 'approval')} from [{approvers}], "
+                f"environment {name}: {env.region}/{env.cluster}, {approval}, "
                 f"{plural(len(env.freeze), 'freeze window')}, {plural(len(env.alarms), 'alarm')}"
             )
         for name, svc in sorted(self.services.items()):

@@ -37,7 +37,16 @@ def test_check_config_prints_a_summary() -> None:
     result = run("check-config", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
-    assert "environment production: us-east-1/dhanam-production" in result.stdout
+    assert (
+        "environment production: us-east-1/dhanam-production, 1 approval from "
+        "[U0BOB, U0CAROL, S0SRE], 1 freeze window, 2 alarms"
+    ) in result.stdout
+    # Staging needs no approval: said so, not "0 approvals from [none]".
+    assert (
+        "environment staging: us-east-1/dhanam-staging, runs without approval, "
+        "0 freeze windows, 0 alarms"
+    ) in result.stdout
+    assert "0 approvals" not in result.stdout
 
 
 def test_check_config_lists_every_error_with_its_path(tmp_path: Path) -> None:
