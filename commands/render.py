@@ -111,11 +111,11 @@ def error_blocks(
     said = without_nothing_changed(message)
     if said != message:  # the message promised it: said once, in the same place as the rest
         message, nothing_changed = said, True
+    # Always in this order: the problem, then what to type instead, then "Nothing was
+    # changed." as the message's last sentence — one context line, whichever the error.
     blocks = [_section(f":warning: {message}")]
-    notes = [NOTHING_CHANGED] if nothing_changed else []
-    if usage:
-        notes.insert(0, f"Usage: `{slash} {usage}`")
-    else:
-        notes.append(f"See `{slash} help`.")
-    blocks.append(_context(*notes))
+    notes = [f"Usage: `{slash} {usage}`" if usage else f"See `{slash} help`."]
+    if nothing_changed:
+        notes.append(NOTHING_CHANGED)
+    blocks.append(_context("\n".join(notes)))
     return blocks

@@ -30,6 +30,7 @@ __all__ = [
     "fit",
     "inert",
     "inert_but_mentions",
+    "mentions_as_names",
     "named",
     "nothing_changed",
     "plain",
@@ -226,6 +227,19 @@ def named(text: str, names: Mapping[str, str]) -> str:
     def name(match: re.Match[str]) -> str:
         shown = plain(match.group(0), names)
         return shown if shown is not None else match.group(0)
+
+    return _USER.sub(name, text)
+
+
+def mentions_as_names(text: str, names: Mapping[str, str] | None = None) -> str:
+    """``text`` with every user mention written as the user's name, for text the bot keeps and
+    shows again (an incident's title, its channel name): ``<@U0BOB|bob>`` → ``@bob``,
+    ``<@U0BOB>`` → ``@bob`` when ``names`` knows U0BOB, else ``@U0BOB``. The result holds no
+    mention token, so made :func:`inert` it shows as typed and pings no one."""
+
+    def name(match: re.Match[str]) -> str:
+        shown = plain(match.group(0), names or {})
+        return shown if shown is not None else f"@{match.group(1)}"
 
     return _USER.sub(name, text)
 

@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.text import duration
+
 _REGION_CODE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 # CloudWatch's "Region" field is the region's display name.
@@ -139,24 +141,46 @@ class AlarmNotification(BaseModel):
 
     @property
     def condition(self) -> str:
-        """`HTTPCode_Target_5XX_Count SUM > 5 for 2 x 300 s`, or the composite rule."""
+        """`HTTPCode_Target_5XX_Count Sum > 5 for 2 TIMES 5 min` (TIMES: the multiplication
+        sign), or the composite rule: the statistic as the CloudWatch console writes it, the
+        period as people say it."""
         if self.kind is AlarmKind.COMPOSITE:
             return self.alarm_rule or "composite alarm"
         if self.kind is AlarmKind.METRIC_MATH:
             shown = next((m for m in self.metrics if m.return_data), None)
             what = (shown.expression or shown.label or shown.id) if shown else "metric math"
         else:
-            what = " ".join(p for p in (self.metric_name, self.statistic) if p)
+            what = " ".join(p for p in (self.metric_name, statistic_name(self.statistic)) if p)
         operator = _OPERATORS.get(self.comparison or "", self.comparison or "?")
         threshold = "" if self.threshold is None else f" {self.threshold:g}"
         periods = ""
         if self.period and self.evaluation_periods:
-            periods = f" for {self.evaluation_periods} x {self.period} s"
+            span = f"{self.evaluation_periods} {TIMES} {duration(self.period)}"
+            periods = f" for {span}"
             if self.datapoints_to_alarm and self.datapoints_to_alarm != self.evaluation_periods:
-                periods = (
-                    f" ({self.datapoints_to_alarm} of {self.evaluation_periods} x {self.period} s)"
-                )
+                periods = f" ({self.datapoints_to_alarm} of {span})"
         return f"{what} {operator}{threshold}{periods}".strip()
+
+
+TIMES = "\N{MULTIPLICATION SIGN}"  # evaluation periods times the period: "2 TIMES 5 min"
+
+# SNS sends the statistic in upper snake case; the console and the API's own enum say these.
+_STATISTICS = {
+    "SUM": "Sum",
+    "AVERAGE": "Average",
+    "SAMPLE_COUNT": "SampleCount",
+    "SAMPLECOUNT": "SampleCount",
+    "MINIMUM": "Minimum",
+    "MAXIMUM": "Maximum",
+}
+
+
+def statistic_name(value: str | None) -> str | None:
+    """``SUM`` → ``Sum``, ``SAMPLE_COUNT`` → ``SampleCount``; an extended statistic (``p99``)
+    or one already in CloudWatch's case is kept as it is."""
+    if not value:
+        return value
+    return _STATISTICS.get(value.upper().replace(" ", "_"), value)
 
 
 def parse_time(value: str) -> datetime:

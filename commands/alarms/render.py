@@ -9,6 +9,7 @@ from typing import Any
 
 from commands.alarms.store import PagerDutyLink
 from commands.ids import AlarmActionId
+from commands.operations.card import slack_time
 from commands.render import (
     BUTTON_TEXT_MAX,
     MESSAGE_MAX_BLOCKS,
@@ -65,7 +66,9 @@ class AlarmView:
 
 
 def _when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+    """As every other card writes a time: Slack's date token, in each reader's timezone, with
+    the UTC fallback (commands.operations.card.slack_time)."""
+    return slack_time(moment)
 
 
 def state_word(state: AlarmState) -> str:

@@ -67,12 +67,12 @@ class IncidentSlack:
             if _error(exc) != "already_in_channel":
                 log.warning("incident.invite_failed", channel=channel, error=_error(exc))
 
-    async def names(self, text: str) -> dict[str, str]:
-        """The names (display name, else real name) of the users ``text`` mentions, from
-        users.info and kept for the process's life; a user whose name cannot be read is left
-        out (the renderers then let Slack show the mention)."""
+    async def names(self, text: str, *users: str) -> dict[str, str]:
+        """The names (display name, else real name) of the users ``text`` mentions and of
+        ``users``, from users.info and kept for the process's life; a user whose name cannot be
+        read is left out (the renderers then let Slack show the mention)."""
         found: dict[str, str] = {}
-        for user in user_ids(text):
+        for user in dict.fromkeys([*user_ids(text), *(u for u in users if u)]):
             if user not in self._names:
                 try:
                     response = await self.client.users_info(user=user)
@@ -100,7 +100,7 @@ class IncidentSlack:
         try:
             await self.client.conversations_setTopic(
                 channel=incident.channel,
-                topic=render.topic(incident, await self.names(incident.title)),
+                topic=render.topic(incident, await self.names(incident.title, incident.commander)),
             )
         except SlackApiError as exc:
             log.warning("incident.topic_failed", channel=incident.channel, error=_error(exc))

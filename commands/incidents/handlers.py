@@ -26,11 +26,13 @@ buttons: Buttons[IncidentsDeps] = Buttons()
 async def declare(inv: Invocation[IncidentsDeps]) -> None:
     request = inv.request
     assert isinstance(request, IncidentDeclareRequest)
-    incident = await inv.deps.incidents.declare(request.severity, request.title, inv.user_id)
+    incidents = inv.deps.incidents
+    incident = await incidents.declare(request.severity, request.title, inv.user_id)
+    slash = incidents.config.slack.command
     await inv.respond(
         response_type="ephemeral",
         text=f"Incident `{incident.id}` declared: <#{incident.channel}>. You are the commander "
-        "(hand over with `incident commander @user`).",
+        f"(hand over with `{slash} incident commander @user`).",
     )
 
 

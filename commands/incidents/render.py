@@ -162,17 +162,19 @@ def card_blocks(
 
 def topic(incident: Incident, names: Mapping[str, str] | None = None) -> str:
     """The channel topic. Slack documents conversations.setTopic as "does not support formatting
-    or linkification", yet topics are stored and shown in the same escaped form as messages
-    (a topic set in the client comes back with ``<@U…>`` and ``&lt;``), the IC mention here
-    relies on that, and setting it posts a "set the channel topic" message. So the title is made
-    inert as in mrkdwn: at worst a client shows ``&lt;`` literally, never a ping or a link.
-    Cut to Slack's 250 characters on the raw title, never inside an entity. Users the title
+    or linkification": a ``<@U…>`` there is shown as the raw token, so the commander is written
+    by name (``names``, from users.info), else ``@`` and their user id. Topics are stored in the
+    same escaped form as messages (one set in the client comes back with ``&lt;``), so the title
+    is made inert as in mrkdwn: at worst a client shows ``&lt;`` literally, never a ping or a
+    link. Cut to Slack's 250 characters on the raw title, never inside an entity. Users the title
     mentions are written ``@name`` where ``names`` knows them."""
+    known = names or {}
+    commander = known.get(incident.commander) or incident.commander
+    commander = commander if commander.startswith("@") else f"@{commander}"
     prefix = (
-        f"{incident.severity.value.upper()} · {incident.status.value} · "
-        f"IC {mention(incident.commander)} · "
+        f"{incident.severity.value.upper()} · {incident.status.value} · IC {inert(commander)} · "
     )
-    return fit(prefix, named(incident.title, names or {}), TOPIC_MAX)
+    return fit(prefix, named(incident.title, known), TOPIC_MAX)
 
 
 def checklist_blocks(incident: Incident) -> list[Block]:
@@ -206,14 +208,17 @@ def checklist_text(incident: Incident) -> str:
 
 
 def announcement(incident: Incident, now: datetime) -> str:
-    head = f"{sev_label(incident)} *{inert(incident.title)}*"
+    title = f"*{inert(incident.title)}*"
     if incident.open:
         return (
-            f":rotating_light: {head} declared by {mention(incident.declared_by)} — "
-            f"join <#{incident.channel}> · commander {mention(incident.commander)}"
+            f":rotating_light: {sev_label(incident)} {title} declared by "
+            f"{mention(incident.declared_by)} — join <#{incident.channel}> · "
+            f"commander {mention(incident.commander)}"
         )
+    # One status emoji: the check mark says resolved; the severity is named, not coloured.
     return (
-        f":white_check_mark: {head} resolved after {incident.duration(now)} — "
+        f":white_check_mark: {incident.severity.value.upper()} {title} resolved after "
+        f"{incident.duration(now)} — "
         f"<#{incident.channel}> · {inert(incident.summary or 'no summary given')}"
     )
 
@@ -224,7 +229,7 @@ def timeline_summary(incident: Incident, entries: list[TimelineEntry], now: date
     Each entry is cut to a line of at most SECTION_TEXT_MAX characters."""
     head = (
         f"*Timeline of {incident.id}* — {inert(incident.title)} "
-        f"({incident.severity.value}, {incident.duration(now)})"
+        f"({incident.severity.value.upper()}, {incident.duration(now)})"
     )
     lines = [clip(_timeline_line(entry), SECTION_TEXT_MAX) for entry in entries]
     head = clip(head, SECTION_TEXT_MAX)

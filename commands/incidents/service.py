@@ -25,7 +25,7 @@ from commands.requests import IncidentState, Severity
 from core.clock import Clock
 from core.config import Config
 from core.errors import ChatOpsError
-from core.text import inert
+from core.text import inert, mentions_as_names
 from integrations.deploy_history import DeployHistory, DeployRecord
 
 log = structlog.get_logger(__name__)
@@ -109,6 +109,9 @@ class IncidentService:
     ) -> Incident:
         now = self.clock.now()
         await self.store.active_ids()  # fail closed before creating anything if Redis is down
+        # A user the title mentions is kept as their name: the announcement, the channel's name,
+        # the card and the timeline read "@bob", never a raw <@U0BOB|bob> nor a ping.
+        title = mentions_as_names(title, await self.slack.names(title))
         channel, name = await self.slack.create_channel(title, now)
         incident = Incident(
             id=new_incident_id(now),

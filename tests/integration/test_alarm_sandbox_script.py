@@ -14,7 +14,7 @@ def test_alarms_script_posts_edits_and_replies_in_thread() -> None:
     )
     # the ALARM posts one message in #deploys (services.api lists the alarm) with its buttons
     assert "dhanam in #deploys\n│ 🔴 ALARM · dhanam-api-high-error-rate · api" in out
-    assert "Condition: HTTPCode_Target_5XX_Count SUM > 5 for 2 x 300 s" in out
+    assert "Condition: HTTPCode_Target_5XX_Count Sum > 5 for 2 × 5 min" in out  # noqa: RUF001
     assert "[1 Declare incident]" in out
     # OK edits that message and replies in its thread, saying how long it fired
     assert "dhanam in #deploys (edited)\n│ 🟢 OK · dhanam-api-high-error-rate · api" in out

@@ -36,8 +36,9 @@ async def test_first_alarm_posts_one_root_then_ok_edits_it_and_replies(redis_url
         text = text_of(root)
         assert API_ALARM in text
         assert "ALARM" in text
-        assert "HTTPCode_Target_5XX_Count SUM > 5 for 2 x 300 s" in text
-        assert "Since:* 2026-11-26 10:00:00 UTC" in text
+        assert "HTTPCode_Target_5XX_Count Sum > 5 for 2 × 5 min" in text  # noqa: RUF001
+        # Slack's date token, as on every other card, with the UTC fallback.
+        assert "Since:* <!date^1795687200^{time} {date_short}|10:00 UTC 26 Nov>" in text
         console = (
             "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
             f"#alarmsV2:alarm/{API_ALARM}"
@@ -122,9 +123,7 @@ async def test_two_replicas_post_one_root(redis_url: str) -> None:
         # stale and dropped, and the alarm has been in ALARM since 10:00 as far as the bot saw.
         shown = text_of(roots[0])
         assert "*ALARM*" in shown
-        assert (
-            "Since:* 2026-11-26 10:02:00 UTC" in shown or "Since:* 2026-11-26 10:00:00 UTC" in shown
-        )
+        assert "Since:* <!date^1795687320^" in shown or "Since:* <!date^1795687200^" in shown
 
 
 async def test_alarm_soon_after_a_deploy_offers_roll_back(redis_url: str) -> None:

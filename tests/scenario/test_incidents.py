@@ -59,6 +59,20 @@ async def test_declare_sev1_opens_channel_card_checklist_page_and_announcement(
     assert "API returning 5xx" in announced[0].text
     told = world.slack.ephemerals("U0ALICE")[-1].text
     assert f"<#{channel.id}>" in told
+    assert "(hand over with `/dhanam incident commander @user`)" in told
+
+
+async def test_a_user_mentioned_in_the_title_is_kept_as_their_name(world: SandboxWorld) -> None:
+    await world.slash("incident declare sev2 <@U0BOB|bob> pager storm <@U0CAROL>", user="alice")
+    await world.settle()
+    channel = only_channel(world)
+    assert channel.name == f"inc-{datetime.now(UTC):%Y%m%d}-bob-pager-storm-carol"
+    incident = await incident_of(world, channel.id)
+    assert incident.title == "@bob pager storm @carol"
+    announced = world.slack.messages("C0INCIDENTS")[0].text
+    assert "SEV2 *@bob pager storm @carol* declared by <@U0ALICE>" in announced
+    assert "&lt;@" not in announced  # no raw token shown, and no one pinged by the title
+    assert channel.topic.startswith("SEV2 · investigating · IC @alice · @bob pager storm")
 
 
 async def test_sev2_has_no_checklist_and_pages_as_error(world: SandboxWorld) -> None:
@@ -124,6 +138,10 @@ async def test_update_status_commander_resolve(world: SandboxWorld) -> None:
         assert step in summary, step
     announcement = world.slack.messages("C0INCIDENTS")[0].text
     assert "resolved after" in announcement
+    # One status emoji: the check mark, then the severity named.
+    assert announcement.startswith(":white_check_mark: SEV2 *")
+    assert summary.startswith(f"*Timeline of {incident.id}* — ")
+    assert "(SEV2, " in summary.split("\n")[0]
 
     await world.slash("incident update again", user="alice", channel=channel)
     await world.settle()

@@ -156,7 +156,9 @@ async def test_incident_title_update_and_summary_are_inert_everywhere(
     channel = only_channel(world)
     incident = await incident_of(world, channel.id)
     assert channel.topic.endswith("&lt;!here&gt; db slow")
-    assert "<@U0ALICE>" in channel.topic  # the commander, mentioned by the bot
+    # setTopic does not format: the commander by name, never a raw <@U…> token.
+    assert "IC @alice · " in channel.topic
+    assert "<@" not in channel.topic
     card = world.slack.messages(channel.id)[0]
     header = (card.blocks or [])[0]["text"]
     assert header == {"type": "plain_text", "text": "SEV2 <!here> db slow — investigating"}

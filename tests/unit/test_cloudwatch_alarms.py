@@ -21,6 +21,7 @@ from commands.alarms.render import (
 from commands.operations.rollout import rollback_blocks
 from integrations.cloudwatch_alarms import (
     AlarmKind,
+    AlarmNotification,
     AlarmParseError,
     AlarmState,
     parse_alarm,
@@ -54,7 +55,7 @@ def test_metric_alarm_with_null_description_and_lowercase_dimensions() -> None:
         ("RouteID", "metric_emitting_node"),
     ]
     assert alarm.changed_at == datetime(2021, 11, 10, 2, 45, 55, 640000, tzinfo=UTC)
-    assert alarm.condition == "IExecutionFailureHook SUM >= 1 for 1 x 300 s"
+    assert alarm.condition == "IExecutionFailureHook Sum >= 1 for 1 × 5 min"  # noqa: RUF001
     assert alarm.console_url == (
         "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
         "#alarmsV2:alarm/if-sim-app_427809481713_us-east-1-metric_emitting_node_failure"
@@ -82,7 +83,7 @@ def test_ok_alarm_with_null_unit_and_datapoints() -> None:
     assert alarm.old_state is AlarmState.ALARM
     assert alarm.unit is None
     assert alarm.datapoints_to_alarm == 2
-    assert alarm.condition == "HealthCheckStatus SAMPLE_COUNT < 1 for 2 x 60 s"
+    assert alarm.condition == "HealthCheckStatus SampleCount < 1 for 2 × 1 min"  # noqa: RUF001
     assert "api-jideola%20domain%20alarm" in (alarm.console_url or "")
     decoded = parse_alarm(message("cloudwatch-alarm-OK-message-decoded.json"))
     assert decoded == alarm
@@ -94,7 +95,7 @@ def test_metric_math_alarm_uses_trigger_metrics() -> None:
     assert [m.id for m in alarm.metrics] == ["e1", "m1"]
     assert alarm.metrics[1].metric_name == "NetworkOut"
     assert alarm.metrics[1].dimensions[0].name == "InstanceId"
-    assert alarm.condition == "m1*1 > 0 for 1 x 60 s"
+    assert alarm.condition == "m1*1 > 0 for 1 × 1 min"  # noqa: RUF001
     assert alarm.region is None  # "EXAMPLE" / "REGION": no code, so no console link
     assert alarm.console_url is None
 
@@ -208,3 +209,45 @@ def test_a_job_stored_before_subject_existed_still_loads() -> None:
     assert job.subject["ecs_service"] == "dhanam-api"
     assert "previous" not in job.subject
     assert job.alarms == ["a1"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"statistic": "SUM", "period": 300, "evaluation_periods": 2},
+            "HTTPCode_Target_5XX_Count Sum > 5 for 2 × 5 min",  # noqa: RUF001
+        ),
+        (
+            {
+                "statistic": "AVERAGE",
+                "period": 60,
+                "evaluation_periods": 5,
+                "datapoints_to_alarm": 3,
+            },
+            "HTTPCode_Target_5XX_Count Average > 5 (3 of 5 × 1 min)",  # noqa: RUF001
+        ),
+        (
+            {"statistic": "p99", "period": 10, "evaluation_periods": 3},
+            "HTTPCode_Target_5XX_Count p99 > 5 for 3 × 10 s",  # noqa: RUF001
+        ),
+        (
+            {"statistic": "Maximum", "period": 3600, "evaluation_periods": 1},
+            "HTTPCode_Target_5XX_Count Maximum > 5 for 1 × 1 h",  # noqa: RUF001
+        ),
+    ],
+)
+def test_condition_reads_statistic_and_period_as_people_do(
+    fields: dict[str, Any], expected: str
+) -> None:
+    alarm = AlarmNotification(
+        name="api-5xx",
+        new_state=AlarmState.ALARM,
+        changed_at=datetime(2026, 12, 5, tzinfo=UTC),
+        kind=AlarmKind.METRIC,
+        metric_name="HTTPCode_Target_5XX_Count",
+        comparison="GreaterThanThreshold",
+        threshold=5,
+        **fields,
+    )
+    assert alarm.condition == expected

@@ -155,7 +155,9 @@ def test_incident_durations_and_header_names() -> None:
         "type": "mrkdwn",
         "text": "*SEV1 db down, paging <@U0BOB> — investigating*",
     }
-    assert topic(inc, {"U0BOB": "bob"}).endswith("IC <@U0ALICE> · db down, paging @bob")
+    assert topic(inc, {"U0BOB": "bob"}).endswith("IC @U0ALICE · db down, paging @bob")
+    named_ic = topic(inc, {"U0BOB": "bob", "U0ALICE": "alice"})
+    assert named_ic.endswith("IC @alice · db down, paging @bob")  # setTopic does not format
 
 
 def test_alarm_reminder_reads_the_duration() -> None:
@@ -169,6 +171,18 @@ def test_error_blocks_say_nothing_changed_once_at_the_end() -> None:
     blocks = error_blocks("/dhanam", "x is not locked — nothing was changed.")
     assert blocks[0]["text"]["text"] == ":warning: x is not locked"
     assert [e["text"] for e in blocks[1]["elements"]] == [
-        "Nothing was changed.",
-        "See `/dhanam help`.",
+        "See `/dhanam help`.\nNothing was changed."
     ]
+
+
+def test_error_blocks_put_nothing_changed_last_with_or_without_usage() -> None:
+    with_usage = error_blocks("/dhanam", "unknown env `prdo`", "deploy SERVICE ENV")
+    assert [e["text"] for e in with_usage[1]["elements"]] == [
+        "Usage: `/dhanam deploy SERVICE ENV`\nNothing was changed."
+    ]
+    without = error_blocks("/dhanam", "`lock` is not enabled in this version of the bot")
+    assert [e["text"] for e in without[1]["elements"]] == [
+        "See `/dhanam help`.\nNothing was changed."
+    ]
+    no_promise = error_blocks("/dhanam", "the rollout may be half done", nothing_changed=False)
+    assert [e["text"] for e in no_promise[1]["elements"]] == ["See `/dhanam help`."]
