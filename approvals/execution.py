@@ -240,9 +240,10 @@ class Execution:
             who = clicker or final.decided_by or final.requester
             await flow.tell(final, who, f"*{final.plan.summary}*\n{outcome}")
             return
-        if not (final.followed and final.state is State.SUCCEEDED):
-            # A followed change's thread gets the rollout's own progress message instead of
-            # a copy of what the card says.
+        if final.state is not State.SUCCEEDED:
+            # A failure is news for those following the thread. A success is on the card
+            # already: its thread gets no copy (a followed change's thread gets the rollout's
+            # own progress message instead).
             await flow.thread_reply(final, outcome)
         if result is not None and result.ok and finished.status is Status.SUCCEEDED:
             hooks = list(flow.on_success)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +87,8 @@ def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> st
         # Only those who can still approve: not who already did, never the requester.
         done = {a.user for a in request.approvals} | {request.requester}
         who = ", ".join(mention(p) for p in approvers if p not in done) or "an approver"
-        minutes = max(0, int((request.expires_at - now).total_seconds() // 60))
+        # Rounded up, as the requester's reply counts it: 14 min 55 s left is "in 15 min".
+        minutes = max(0, math.ceil((request.expires_at - now).total_seconds() / 60))
         return (
             f":hourglass_flowing_sand: Waiting for {_more(remaining)} from {who} · "
             f"expires {slack_time(request.expires_at)} (in {minutes} min)"

@@ -61,7 +61,11 @@ async def test_alice_requests_bob_approves_ecs_rolls(aws_bot: SandboxWorld) -> N
     assert "@sha256:" in image
     final = next(m for m in aws_bot.slack.messages("C0DEPLOYS") if m.ts == card.ts)
     assert buttons_of(final.blocks or []) == []
-    assert "Done" in str(final.blocks)
+    shown = str(final.blocks)
+    # A deploy is followed: the card says its rollout's state (never a bare "Done").
+    assert "Rolling out" in shown or "*Rollout:*" in shown
+    assert "Done" not in shown
+    assert "dhanam-api now on dhanam-api:4" in shown
     history = await aws_bot.app[
         __import__("bot.app", fromlist=["DEPS"]).DEPS
     ].flow.runtime.history.recent("api", "production", 5)
