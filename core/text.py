@@ -122,7 +122,7 @@ def duration(delta: timedelta | float) -> str:
 
 
 _WORDS = {
-    "auto_approved": "approved automatically",
+    "auto_approved": "ran without approval",
     "in_doubt": "in doubt",
     "not_approver": "not an approver",
     "not_requester": "not the requester",
@@ -131,9 +131,9 @@ _WORDS = {
 
 def words(value: object) -> str:
     """An enum value (or a raw identifier such as an audit event) as words people read:
-    ``auto_approved`` → ``approved automatically``, ``in_doubt`` → ``in doubt``, ``IN_PROGRESS``
-    → ``IN PROGRESS`` (the case is kept: CloudWatch's ``ALARM`` stays as the console shows it).
-    Accepts a StrEnum member or a plain string."""
+    ``auto_approved`` → ``ran without approval`` (as the card says it), ``in_doubt`` → ``in
+    doubt``, ``IN_PROGRESS`` → ``IN PROGRESS`` (the case is kept: CloudWatch's ``ALARM`` stays
+    as the console shows it). Accepts a StrEnum member or a plain string."""
     raw = str(getattr(value, "value", value))
     return _WORDS.get(raw, raw.replace("_", " "))
 

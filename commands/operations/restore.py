@@ -153,11 +153,11 @@ class DbRestoreAction(Action):
         if existing is not None:
             if not self._made_by_this_request(existing):
                 raise ChatOpsError(
-                    f"{target} already exists (status {existing.status}) — restore to another "
-                    "minute, or delete it first"
+                    f"{target} already exists ({_aws_status(existing.status)}) — restore to "
+                    "another minute, or delete it first"
                 )
             facts.append(
-                f"{target} already exists (status {existing.status}): an earlier attempt of "
+                f"{target} already exists ({_aws_status(existing.status)}): an earlier attempt of "
                 "this request started it, so it is adopted and nothing is restored again"
             )
         return Plan.build(
@@ -221,7 +221,7 @@ class DbRestoreAction(Action):
         log.info("db_restore.started", source=name, target=target, restore_time=raw_time)
         return Result(
             ok=True,
-            summary=f"restoring into {created.identifier} (status {created.status or 'unknown'})",
+            summary=_restore_said(created.identifier, created.status),
             details={**details, "target": created.identifier, "status": created.status},
         )
 
@@ -229,19 +229,41 @@ class DbRestoreAction(Action):
         """The target exists: this request's own restore (adopted), or refuse."""
         if not self._made_by_this_request(existing):
             raise ChatOpsError(
-                f"{existing.identifier} already exists (status {existing.status}) and was not "
-                "started by this request. Nothing was changed."
+                f"{existing.identifier} already exists ({_aws_status(existing.status)}) and was "
+                "not started by this request. Nothing was changed."
             )
         log.info("db_restore.adopted", target=existing.identifier, status=existing.status)
-        doing = "restored" if existing.status == "available" else "restoring"
         return Result(
             ok=True,
-            summary=(
-                f"already {doing} into {existing.identifier} (status {existing.status or 'unknown'}"
-                ", started by an earlier attempt of this request) — nothing to change"
-            ),
+            summary=_adopted_said(existing.identifier, existing.status),
             details={**details, "status": existing.status, "adopted": True},
         )
+
+
+def _aws_status(status: str | None) -> str:
+    """The instance's RDS status as AWS last reported it, said as such."""
+    return f"AWS status: {status}" if status else "AWS reported no status yet"
+
+
+def _restore_said(identifier: str, status: str | None) -> str:
+    """What the restore's outcome means, from the status RDS returned for the new instance:
+    ``available`` is a database that can be used now; anything else (``creating``, then
+    ``backing-up``…) is a restore still running."""
+    if status == "available":
+        return f"restored into {identifier} — AWS reports it available"
+    return f"restoring into {identifier} ({_aws_status(status)}; usable once it is available)"
+
+
+def _adopted_said(identifier: str, status: str | None) -> str:
+    if status == "available":
+        return (
+            f"already restored into {identifier} by an earlier attempt of this request — AWS "
+            "reports it available; nothing to change"
+        )
+    return (
+        f"already restoring into {identifier}, started by an earlier attempt of this request "
+        f"({_aws_status(status)}; usable once it is available) — nothing to change"
+    )
 
 
 def _changes(source: DbInstance, target: str, point: str) -> list[Change]:

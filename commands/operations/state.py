@@ -151,6 +151,12 @@ def _audit_line(entry: dict[str, str]) -> str:
     note = f" — {note}" if note else ""
     said = f" “{inert(entry['reason'])}”" if entry.get("reason") else ""
     title = inert(entry.get("title", ""))
+    if event == "auto_approved":
+        # As the card says it: no one approved it; the environment needs no approval. The
+        # stored note ("no approval required") says the same and is not repeated.
+        env = entry.get("env")
+        why = f" ({inert(env)} needs none)" if env else ""
+        return f"• {when} *{words(event)}*{why}: {title}{said}, requested by {who}{ref}{flag}"
     return f"• {when} *{inert(words(event))}* by {who}: {title}{said}{ref}{flag}{note}"
 
 

@@ -171,16 +171,17 @@ def _traffic_lines(status: ServiceStatus) -> str:
         return f"*Load balancer, last {minutes} min*\nno alarm of {status.service} names one"
     lines = [f"*Load balancer, last {minutes} min* (`{traffic.load_balancer}`)"]
     for label, series, fill, fmt in (
-        ("5xx     ", traffic.errors, 0.0, lambda v: f"{v:g}"),
-        ("latency ", traffic.latency, None, _seconds),
+        ("5xx", traffic.errors, 0.0, lambda v: f"{v:g}"),
+        ("latency", traffic.latency, None, _seconds),
     ):
         points = _series(traffic, series, fill)
         present = [p for p in points if p is not None]
         if series is None or not series.values:
-            lines.append(f"`{label}` no datapoints")
+            lines.append(f"{label} no datapoints")
             continue
+        # The label outside the code span: only the sparkline is monospace, nothing padded.
         lines.append(
-            f"`{label}{sparkline(points)}` min {fmt(min(present))} · max {fmt(max(present))}"
+            f"{label} `{sparkline(points)}` min {fmt(min(present))} · max {fmt(max(present))}"
         )
     return "\n".join(lines)
 

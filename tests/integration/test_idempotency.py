@@ -254,14 +254,15 @@ async def test_restore_executed_twice_creates_one_instance(
 
     assert db_ids(aws_world) == sorted([*before, target])
     assert calls == {"RestoreDBInstanceToPointInTime": 1}
-    assert first.summary.startswith(f"restoring into {target} (status ")
     assert second.ok
     assert second.details["adopted"] is True
     status = first.details["status"]  # moto makes a restored instance available at once
     assert status == "available"
+    # The sentence says what the status means: available is restored, not "restoring".
+    assert first.summary == f"restored into {target} — AWS reports it available"
     assert second.summary == (
-        f"already restored into {target} (status available, started by an earlier attempt of "
-        "this request) — nothing to change"
+        f"already restored into {target} by an earlier attempt of this request — AWS reports "
+        "it available; nothing to change"
     )
     tags = client(aws_world, "rds").describe_db_instances(DBInstanceIdentifier=target)[
         "DBInstances"
@@ -298,7 +299,7 @@ async def test_restore_refuses_an_instance_of_that_name_it_did_not_start(
     with pytest.raises(ChatOpsError) as refused:
         await action.execute(plan, runtime)
     assert refused.value.user_message == (
-        f"{plan.inputs['target']} already exists (status available) and was not started by "
+        f"{plan.inputs['target']} already exists (AWS status: available) and was not started by "
         "this request. Nothing was changed."
     )
     with pytest.raises(ChatOpsError, match="already exists"):

@@ -88,7 +88,7 @@ async def test_rollback_after_a_deploy_goes_back_through_history(aws_bot: Sandbo
     await approve(aws_bot, card, "bob")
     assert running_revision(aws_bot) == "dhanam-api:3"
     final = card_now(aws_bot, card)
-    assert "Done" in final
+    assert "Rolling out" in final or "*Rollout:*" in final  # followed, like a deploy
     assert "dhanam-api:3" in final
     revisions = aws(aws_bot, "ecs").list_task_definitions(familyPrefix="dhanam-api")
     assert len(revisions["taskDefinitionArns"]) == 4  # the rollback registered nothing
@@ -184,7 +184,7 @@ async def test_db_restore_latest_needs_two_approvers(aws_bot: SandboxWorld) -> N
     assert created[0].startswith("dhanam-production-restore-")
     final = card_now(aws_bot, card, "C0OPS")
     assert "Done" in final
-    assert f"restoring into {created[0]}" in final
+    assert f"restored into {created[0]} — AWS reports it available" in final
     described = aws(aws_bot, "rds").describe_db_instances(DBInstanceIdentifier=created[0])
     instance = described["DBInstances"][0]
     assert instance["DBInstanceClass"] == "db.t3.medium"

@@ -180,7 +180,7 @@ def test_incident_card_text_topic_and_announcement_are_inert() -> None:
     assert "<@U0ALICE>" in json.dumps(blocks)  # commander and declarer stay live mentions
     assert_inert(render.card_text(open_))
     assert_inert(render.topic(open_))
-    assert render.topic(open_).startswith("SEV2 · investigating · IC <@U0ALICE> · ")
+    assert render.topic(open_).startswith("SEV2 · investigating · IC @U0ALICE · ")  # no token
     assert_inert(render.announcement(open_, NOW))
     assert "<#C0NEW00001>" in render.announcement(open_, NOW)
     resolved = incident(

@@ -140,8 +140,9 @@ def test_detail_shows_unavailable_sources_in_their_place() -> None:
     assert "*ECS* unavailable (timed out after 3 s)" in body
     assert "*Last deploy* unavailable (timed out after 3 s)" in body
     assert body.index("`a1` *ALARM*") < body.index("`a0` *OK*")
-    assert "`5xx     ▂█▁` min 0 · max 9" in body
-    assert "`latency ` no datapoints" in body
+    assert "5xx `▂█▁` min 0 · max 9" in body  # no padding inside the code span
+    assert "latency no datapoints" in body
+    assert "`5xx" not in body
     assert len(blocks) <= 50
 
 

@@ -9,6 +9,7 @@ import pytest
 from approvals.models import State
 from commands.alarms.render import reminder_text
 from commands.incidents.render import card_header, topic
+from commands.operations.state import _audit_line
 from commands.render import error_blocks
 from core.text import (
     duration,
@@ -80,7 +81,7 @@ def test_duration_never_negative_never_0m() -> None:
 
 
 def test_words_turn_enum_values_into_words() -> None:
-    assert words("auto_approved") == "approved automatically"
+    assert words("auto_approved") == "ran without approval"
     assert words("in_doubt") == "in doubt"
     assert words("not_approver") == "not an approver"
     assert words("INSUFFICIENT_DATA") == "INSUFFICIENT DATA"
@@ -186,3 +187,23 @@ def test_error_blocks_put_nothing_changed_last_with_or_without_usage() -> None:
     ]
     no_promise = error_blocks("/dhanam", "the rollout may be half done", nothing_changed=False)
     assert [e["text"] for e in no_promise[1]["elements"]] == ["See `/dhanam help`."]
+
+
+def test_audit_says_a_staging_run_ran_without_approval() -> None:
+    line = _audit_line(
+        {
+            "event": "auto_approved",
+            "title": "Deploy api to staging",
+            "env": "staging",
+            "user": "U0ALICE",
+            "request_id": "0a1b2c",
+            "note": "no approval required",
+            "at": "2026-11-26T10:00:00+00:00",
+        }
+    )
+    assert line.endswith(
+        "*ran without approval* (staging needs none): Deploy api to staging, requested by "
+        "<@U0ALICE> `0a1b2c`"
+    )
+    assert "approved automatically" not in line
+    assert "no approval required" not in line
