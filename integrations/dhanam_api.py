@@ -1,6 +1,6 @@
 """The Dhanam API's health endpoints, probed concurrently, each with its own time budget.
 
-The documented shapes (PRODUCT.md §5, from the deployment guide; served by default by
+The documented shapes (README "Status", from the deployment guide; served by default by
 sandbox/fake_dhanam_api.py):
 
   GET /health            {"status": "healthy", "timestamp": "2024-01-01T12:00:00Z"}

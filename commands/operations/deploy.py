@@ -91,7 +91,7 @@ def _breaker_fact(state: ServiceState) -> str:
 
 
 class DeployAction(ServiceAction):
-    """Deploy TAG of SERVICE's image to ENV (PRODUCT.md §3).
+    """Deploy TAG of SERVICE's image to ENV (docs/commands.md).
 
     Fingerprint: the running task definition's ARN (`task_definition`) and the images of all
     its containers (`images`), the container that changes (`container`), the target image pinned

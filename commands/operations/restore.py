@@ -1,5 +1,5 @@
 """`db restore ENV --to TIME|latest`: RDS point-in-time restore of the environment's
-`db_instance` into a new instance. Critical: at least two approvers (PRODUCT.md §2).
+`db_instance` into a new instance. Critical: at least two approvers (README: "The two-person rule").
 
 The current database is never touched; pointing the services at the restored one is a separate
 step. The new instance is named `<db_instance>-restore-<yyyymmddhhmm>-<request>` (UTC): the

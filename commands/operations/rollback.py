@@ -1,7 +1,7 @@
 """`rollback SERVICE ENV [--to REVISION]`: `update-service` back to an earlier ACTIVE revision.
 
 No revision is registered: the service goes back to the task definition that ran before
-(PRODUCT.md §3). The target, in order of preference:
+(docs/commands.md). The target, in order of preference:
 
 1. `--to REVISION`, which must be an ACTIVE revision of the service's family other than the
    running one;
@@ -87,7 +87,7 @@ class _Target:
 
 
 class RollbackAction(ServiceAction):
-    """Roll SERVICE in ENV back to the previous (or a given) revision (PRODUCT.md §3).
+    """Roll SERVICE in ENV back to the previous (or a given) revision (docs/commands.md).
 
     Fingerprint: the running task definition's ARN (`task_definition`) and its containers'
     images (`images`), the target revision's ARN (`target_task_definition`) and its containers'

@@ -32,7 +32,7 @@ def _arrow(label: str, before: int, after: int) -> str:
 
 
 class ScaleAction(ServiceAction):
-    """Set SERVICE's autoscaling min/max and/or desired count in ENV (PRODUCT.md §3).
+    """Set SERVICE's autoscaling min/max and/or desired count in ENV (docs/commands.md).
 
     Fingerprint: the current values of exactly what it sets, and the values it sets. With
     --min/--max: the scalable target (`resource_id`) and its current `min` and `max` (both are
