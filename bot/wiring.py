@@ -244,7 +244,7 @@ def _incidents(
     )
     return IncidentService(
         store=store,
-        slack=IncidentSlack(client),
+        slack=IncidentSlack(client, config.slack.command),
         pager=pager,
         config=config,
         clock=overrides.clock,

@@ -34,8 +34,9 @@ CARD_GONE = frozenset(
 
 
 class IncidentSlack:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, slash: str = "/dhanam") -> None:
         self.client = client
+        self._slash = slash  # the configured slash command, for the hints on the card
         self._names: dict[str, str] = {}  # user id -> name, for plain_text (card_header)
 
     async def create_channel(self, title: str, started: datetime) -> tuple[str, str]:
@@ -111,7 +112,9 @@ class IncidentSlack:
         response = await self.client.chat_postMessage(
             channel=incident.channel,
             text=render.card_text(incident),
-            blocks=render.card_blocks(incident, deploys, now, await self.names(incident.title)),
+            blocks=render.card_blocks(
+                incident, deploys, now, await self.names(incident.title), self._slash
+            ),
             unfurl_links=False,
         )
         ts = str(response["ts"])
@@ -139,7 +142,9 @@ class IncidentSlack:
                 channel=incident.channel,
                 ts=incident.card_ts,
                 text=render.card_text(incident),
-                blocks=render.card_blocks(incident, deploys, now, await self.names(incident.title)),
+                blocks=render.card_blocks(
+                    incident, deploys, now, await self.names(incident.title), self._slash
+                ),
             )
         except SlackApiError as exc:
             if strict and _error(exc) not in CARD_GONE:

@@ -119,6 +119,7 @@ def card_blocks(
     deploys: list[DeployRecord],
     now: datetime,
     names: Mapping[str, str] | None = None,
+    slash: str = "/dhanam",
 ) -> list[Block]:
     status = f"{_STATUS_EMOJI[incident.status]} {incident.status.value}"
     if not incident.open:
@@ -154,7 +155,7 @@ def card_blocks(
     blocks.append(
         _context(
             f"Incident `{incident.id}` · declared by {mention(incident.declared_by)}{origin} · "
-            "`/dhanam incident update|status|commander|resolve` in this channel"
+            f"`{slash} incident update|status|commander|resolve` in this channel"
         )
     )
     return blocks
@@ -252,10 +253,10 @@ def _timeline_line(entry: TimelineEntry) -> str:
     return f"• {slack_time(entry.at)} {who}{entry.text}"
 
 
-def nudge(incident: Incident, quiet_minutes: int) -> str:
+def nudge(incident: Incident, quiet_minutes: int, slash: str = "/dhanam") -> str:
     return (
         f":alarm_clock: {mention(incident.commander)} no update for {quiet_minutes} min on this "
-        f"{incident.severity.value.upper()} — post one with `/dhanam incident update TEXT` "
+        f"{incident.severity.value.upper()} — post one with `{slash} incident update TEXT` "
         "(stakeholders are watching the card)."
     )
 

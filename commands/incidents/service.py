@@ -263,7 +263,9 @@ class IncidentService:
             await self.store.save(incident, "last_nudge_at")
             minutes = int(quiet.total_seconds() // 60)
             try:
-                await self.slack.say(incident.channel, render.nudge(incident, minutes))
+                await self.slack.say(
+                    incident.channel, render.nudge(incident, minutes, self.config.slack.command)
+                )
             except SlackApiError as exc:
                 # One incident's refusal does not cost the others their nudge this tick.
                 error = exc.response.get("error") if exc.response else None

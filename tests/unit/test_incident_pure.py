@@ -142,3 +142,12 @@ def test_checklist_marks_ticked_items() -> None:
     assert [o["value"] for o in element["initial_options"]] == ["ecs"]
     assert "1 of 7 done" in blocks[0]["text"]["text"]
     assert "initial_options" not in checklist_blocks(incident())[1]["elements"][0]
+
+
+def test_the_card_and_the_nudge_name_the_configured_slash_command() -> None:
+    from commands.incidents.render import nudge  # noqa: PLC0415
+
+    card = str(card_blocks(incident(), [], START, None, "/ops"))
+    assert "`/ops incident update|status|commander|resolve` in this channel" in card
+    assert "/dhanam" not in card
+    assert "`/ops incident update TEXT`" in nudge(incident(), 35, "/ops")
