@@ -4,6 +4,9 @@ Pure: no I/O. Handles metric alarms (`Trigger.MetricName`), metric-math alarms
 (`Trigger.Metrics[]`) and composite alarms (no `Trigger`; `AlarmRule`). Traps seen in real
 deliveries: `Region` is a display name ("US East (N. Virginia)"), not a code; dimension keys are
 lowercase (`name`/`value`); `AlarmDescription` can be null; `Unit` can be null.
+
+Long: the three alarm shapes, their parsing traps and the one-line condition people read are
+one model of a CloudWatch notification; split, each shape would lose its tests' single home.
 """
 
 from __future__ import annotations

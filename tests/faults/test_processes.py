@@ -258,6 +258,6 @@ async def test_redis_killed_mid_approval_loses_nothing_and_runs_once(
         )
     )
     assert all(s == 200 for s in statuses)
-    await _until(lambda: "Done" in _card_text(slack, card.ts))
+    await _until(lambda: "Rolling out" in (t := _card_text(slack, card.ts)) or "Rollout" in t)
     await asyncio.sleep(1.0)
     assert _revisions(aws_world) == 4

@@ -76,7 +76,7 @@ async def test_desired_count_moved_by_autoscaling_does_not_void_the_deploy(
     assert running_revision(aws_bot) == "dhanam-api:4"
     assert api_service(aws_bot)["desiredCount"] == 3  # the deploy left the count alone
     final = card_now(aws_bot, card)
-    assert "Done" in final
+    assert "Rolling out" in final or "*Rollout:*" in final  # ran; its rollout is followed
     assert "plan changed" not in final
 
 
@@ -91,7 +91,7 @@ async def test_desired_count_moved_by_autoscaling_does_not_void_the_rollback(
     assert running_revision(aws_bot) == "dhanam-api:2"
     assert api_service(aws_bot)["desiredCount"] == 3
     final = card_now(aws_bot, card)
-    assert "Done" in final
+    assert "Rolling out" in final or "*Rollout:*" in final  # ran; its rollout is followed
     assert "plan changed" not in final
 
 
