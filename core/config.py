@@ -24,11 +24,12 @@ from pydantic import (
 )
 
 from core.errors import ConfigError
-from core.text import plural
+from core.text import duration, plural
 
 _CHANNEL_PATTERN = r"^[CG][A-Z0-9]{2,}$"
 _PRINCIPAL_PATTERN = r"^(\*|[UWS][A-Z0-9]{2,})$"
 _NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+_TASK_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"  # a task name: migrate, migrate-status
 
 ChannelId = Annotated[str, Field(pattern=_CHANNEL_PATTERN)]
 Principal = Annotated[str, Field(pattern=_PRINCIPAL_PATTERN)]
@@ -117,11 +118,39 @@ class EnvironmentConfig(_Model):
         return next((w for w in self.freeze if w.covers(moment)), None)
 
 
+class TaskConfig(_Model):
+    """A named one-off task of a service (`/dhanam run SERVICE ENV TASK`): its command runs as
+    an ECS task with the service's current task definition. Never free text from chat."""
+
+    command: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        min_length=1, max_length=64
+    )
+    # As the environment requires (the default), or 0 for a read-only task.
+    approvals: Literal["environment", 0] = "environment"
+    timeout_seconds: int = Field(default=900, ge=10, le=24 * 3600)
+
+
 class ServiceConfig(_Model):
     ecs_service: str = Field(min_length=1, max_length=255)
     container: str = Field(min_length=1, max_length=255)
     alarms: list[str] = Field(default_factory=list)
     channel: ChannelId | None = None
+    # Named one-off tasks (`[services.api.tasks.migrate]`), and the one a deploy runs with the
+    # new image before update-service (`before_deploy = "migrate"`).
+    tasks: dict[Annotated[str, Field(pattern=_TASK_PATTERN)], TaskConfig] = Field(
+        default_factory=dict
+    )
+    before_deploy: str | None = None
+
+    @model_validator(mode="after")
+    def _before_deploy_is_a_task(self) -> Self:
+        if self.before_deploy is not None and self.before_deploy not in self.tasks:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise ValueError(
+                f'before_deploy names "{self.before_deploy}", which is not one of its tasks '
+                f"(known: {known})"
+            )
+        return self
 
 
 class RolloutsConfig(_Model):
@@ -132,6 +161,32 @@ class RolloutsConfig(_Model):
     bake_seconds: int = Field(default=900, ge=0, le=24 * 3600)
     # How long a dead follower's rollout waits before another replica takes it over.
     lease_seconds: float = Field(default=30.0, ge=1.0, le=600)
+
+
+class DrConfig(_Model):
+    """Disaster recovery (`/dhanam dr status|activate`): the DR region, its ECS cluster (the
+    same service names), the database to promote — a cross-region read replica
+    (`db_instance`) or replicated automated backups (`automated_backup_arn`) — the targets the
+    readiness is judged against, and optionally the failover DNS record."""
+
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    cluster: str = Field(min_length=1, max_length=255)
+    db_instance: str | None = Field(default=None, min_length=1, max_length=63)
+    automated_backup_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:rds:.+$")
+    rpo_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    rto_seconds: int = Field(default=14400, ge=60, le=7 * 24 * 3600)
+    route53_zone_id: str | None = Field(default=None, min_length=1, max_length=64)
+    record_name: str | None = Field(default=None, min_length=1, max_length=255)
+    target: str | None = Field(default=None, min_length=1, max_length=255)  # what it points to
+
+    @model_validator(mode="after")
+    def _one_database_and_a_whole_record(self) -> Self:
+        if (self.db_instance is None) == (self.automated_backup_arn is None):
+            raise ValueError("give exactly one of db_instance (a replica) or automated_backup_arn")
+        record = (self.route53_zone_id, self.record_name, self.target)
+        if any(v is not None for v in record) and not all(v is not None for v in record):
+            raise ValueError("the failover record needs route53_zone_id, record_name and target")
+        return self
 
 
 class ScaleConfig(_Model):
@@ -213,6 +268,7 @@ class Config(_Model):
     status: StatusConfig = Field(default_factory=StatusConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    dr: DrConfig | None = None
 
     @property
     def service_names(self) -> list[str]:
@@ -270,6 +326,16 @@ class Config(_Model):
                 f"service {name}: ECS {svc.ecs_service} (container {svc.container}), "
                 f"{plural(len(svc.alarms), 'alarm')}, "
                 f"channel {svc.channel or self.slack.alerts_channel}"
+            )
+            if svc.tasks:
+                before = f", before_deploy {svc.before_deploy}" if svc.before_deploy else ""
+                lines.append(f"service {name}: tasks {', '.join(sorted(svc.tasks))}{before}")
+        if self.dr is not None:
+            source = self.dr.db_instance or self.dr.automated_backup_arn
+            lines.append(
+                f"disaster recovery: {self.dr.region}/{self.dr.cluster}, database {source}, "
+                f"RPO {duration(timedelta(seconds=self.dr.rpo_seconds))}, "
+                f"RTO {duration(timedelta(seconds=self.dr.rto_seconds))}"
             )
         lines.append(f"{plural(len(self.sns.topics), 'SNS topic')} allowed")
         lines.append(plural(len(self.pagerduty.services), "PagerDuty service mapping"))

@@ -149,3 +149,97 @@ def test_approval_ttl_under_60_seconds_is_refused(ttl: int) -> None:
         line.startswith("approvals.ttl_seconds: Input should be greater than or equal to 60")
         for line in info.value.errors
     ), info.value.errors
+
+
+# The contract's own example of the keys added for one-off tasks and disaster recovery
+# (../shared/PRODUCT.md §2): accepted as written, before the commands that use them exist.
+TASKS_AND_DR = """
+[services.api]
+ecs_service = "dhanam-api"
+container = "api"
+before_deploy = "migrate"
+[services.api.tasks.migrate]
+command = ["pnpm", "db:migrate"]
+approvals = "environment"
+timeout_seconds = 900
+[services.api.tasks.migrate-status]
+command = ["pnpm", "db:status"]
+approvals = 0
+
+[dr]
+region = "us-west-2"
+cluster = "dhanam-dr"
+db_instance = "dhanam-production-dr"
+rpo_seconds = 3600
+rto_seconds = 14400
+"""
+
+
+def _with_tasks_and_dr() -> dict[str, object]:
+    data = example_data()
+    extra = tomllib.loads(TASKS_AND_DR)
+    services = data["services"]
+    assert isinstance(services, dict)
+    services["api"] = extra["services"]["api"]
+    data["dr"] = extra["dr"]
+    return data
+
+
+def test_tasks_before_deploy_and_dr_are_accepted_as_the_contract_writes_them() -> None:
+    config = parse_config(_with_tasks_and_dr())
+    api = config.services["api"]
+    assert api.before_deploy == "migrate"
+    assert api.tasks["migrate"].command == ["pnpm", "db:migrate"]
+    assert api.tasks["migrate"].approvals == "environment"
+    assert api.tasks["migrate-status"].approvals == 0
+    assert api.tasks["migrate-status"].timeout_seconds == 900
+    assert config.dr is not None
+    assert (config.dr.region, config.dr.cluster, config.dr.rpo_seconds) == (
+        "us-west-2", "dhanam-dr", 3600,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["services"]["api"].update(before_deploy="seed"),
+            'services.api: before_deploy names "seed", which is not one of its '
+            "tasks (known: migrate, migrate-status)",
+        ),
+        (
+            lambda d: d["services"]["api"]["tasks"]["migrate"].update(approvals=2),
+            "services.api.tasks.migrate.approvals",
+        ),
+        (
+            lambda d: d["services"]["api"]["tasks"]["migrate"].update(command=[]),
+            "services.api.tasks.migrate.command",
+        ),
+        (
+            lambda d: d["services"]["api"]["tasks"].update({"Migrate!": {"command": ["x"]}}),
+            "services.api.tasks.Migrate!.[key]",
+        ),
+        (
+            lambda d: d["dr"].update(automated_backup_arn="arn:aws:rds:us-west-2:1:auto-backup:x"),
+            "dr: give exactly one of db_instance",
+        ),
+        (
+            lambda d: d["dr"].update(record_name="api.dhanam.io"),
+            "dr: the failover record needs",
+        ),
+    ],
+)
+def test_bad_tasks_and_dr_name_the_field(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+    data = _with_tasks_and_dr()
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert any(line.startswith(expected) for line in info.value.errors), info.value.errors
+
+
+def test_the_summary_names_the_tasks_and_the_dr_targets() -> None:
+    lines = parse_config(_with_tasks_and_dr()).summary()
+    assert "service api: tasks migrate, migrate-status, before_deploy migrate" in lines
+    assert (
+        "disaster recovery: us-west-2/dhanam-dr, database dhanam-production-dr, RPO 1 h, RTO 4 h"
+    ) in lines
