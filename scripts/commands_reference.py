@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from commands.catalog import COMMANDS  # noqa: E402
 from core.config import SlackConfig  # noqa: E402
+from scripts.generated import write_or_check  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "commands.md"
 SLASH = SlackConfig.model_fields["command"].default
@@ -59,16 +60,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: run scripts/commands_reference.py")
-            return 1
-        return 0
-    OUTPUT.parent.mkdir(exist_ok=True)
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
-    return 0
+    return write_or_check(OUTPUT, render(), argv, "scripts/commands_reference.py")
 
 
 if __name__ == "__main__":
