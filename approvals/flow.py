@@ -343,9 +343,13 @@ class ApprovalFlow:
         env = self.config.environments.get(request.env)
         hold = await self.locks.get_hold(action.lock_scope)
         approvers: frozenset[str] = frozenset()
+        requesters: frozenset[str] | None = None
         unreadable: dict[str, str] = {}
         if env is not None:
             approvers, unreadable = await self.members.resolve(env.approvers, fresh=True)
+            if "*" not in env.requesters:
+                listed = [p for p in env.requesters if p != "*"]
+                requesters = await self.members.expand(listed, fresh=True)
         latest = claim.request or request
         return GateContext(
             request=latest,
@@ -354,6 +358,7 @@ class ApprovalFlow:
             env=env,
             hold=hold,
             approvers_now=approvers,
+            requesters_now=requesters,
             unreadable_groups=unreadable,
             critical=action.critical,
             approved_plan=request.plan,

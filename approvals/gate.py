@@ -46,6 +46,8 @@ class GateContext:
     approved_plan: Plan
     current_plan: Plan
     unreadable_groups: dict[str, str] = field(default_factory=dict)  # group -> Slack's reason
+    # The environment's requesters expanded now; None: anyone may request ("*").
+    requesters_now: frozenset[str] | None = None
 
 
 Rule = Callable[[GateContext], str | None]
@@ -78,6 +80,20 @@ def no_lock_or_freeze(ctx: GateContext) -> str | None:
     if not blocked:
         return None
     return "; ".join(blocked) + " (a break-glass request would pass)"
+
+
+def requester_still_permitted(ctx: GateContext) -> str | None:
+    """Who asked may still ask in this environment (a requester removed from `requesters`, or
+    from its group, since asking does not keep the request)."""
+    request = ctx.request
+    if ctx.env is None:
+        return f"{request.env} is no longer in the configuration"
+    if ctx.requesters_now is None or request.requester in ctx.requesters_now:
+        return None
+    return (
+        f"<@{request.requester}> is not among {request.env}'s requesters now (removed, or "
+        "their group could not be read)"
+    )
 
 
 def approvers_still_eligible(ctx: GateContext) -> str | None:
@@ -128,6 +144,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("claim_held", claim_held),
     ("not_expired", not_expired),
     ("no_lock_or_freeze", no_lock_or_freeze),
+    ("requester_still_permitted", requester_still_permitted),
     ("approvers_still_eligible", approvers_still_eligible),
     ("plan_unchanged", plan_unchanged),
 )

@@ -19,6 +19,7 @@ from approvals.gate import (
     no_lock_or_freeze,
     not_expired,
     plan_unchanged,
+    requester_still_permitted,
 )
 from approvals.models import Approval, ApprovalRequest, Plan, State
 from approvals.policy import Hold
@@ -171,3 +172,15 @@ def test_check_names_the_first_rule_that_fails(extra: dict[str, Any], rule: str)
     refusal = check(context(**extra))
     assert refusal is not None
     assert refusal.rule == rule
+
+
+def test_a_requester_removed_since_asking_stops_the_request() -> None:
+    """Asking does not keep the right to ask: the gate checks `requesters` again, now."""
+    assert requester_still_permitted(context()) is None  # "*" (the example's production)
+    still = context(requesters_now=frozenset({"U0ALICE", "U0ERIN"}))
+    assert requester_still_permitted(still) is None
+    removed = context(requesters_now=frozenset({"U0ERIN"}))
+    refusal = requester_still_permitted(removed)
+    assert refusal is not None
+    assert "<@U0ALICE> is not among production's requesters now" in refusal
+    assert "requester_still_permitted" in [name for name, rule in RULES if rule(removed)]
