@@ -31,7 +31,7 @@ from core.clock import Clock
 from core.errors import ChatOpsError, StoreUnavailableError
 from core.loops import run_every
 from core.redis import PREFIX, RedisClient, call
-from core.text import duration as text_duration
+from core.text import duration
 
 log = structlog.get_logger(__name__)
 
@@ -125,11 +125,6 @@ class RolloutSettings:
     timeout: timedelta
     bake: timedelta
     lease: timedelta = timedelta(seconds=30)
-
-
-def duration(delta: timedelta) -> str:
-    """How long, as people read it (core.text.duration): "45 s", "1 min 5 s", "2 h 5 min"."""
-    return text_duration(delta)
 
 
 class RolloutFollower:

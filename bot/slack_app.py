@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,11 +35,10 @@ def create_bolt_app(
     signing_secret: str | None,
 ) -> AsyncApp:
     """A Bolt app with every command module registered. No module-level app anywhere."""
-    # Bolt reads SLACK_BOT_TOKEN from the environment by itself when no token is passed, then
-    # warns "As you gave `client` as well, `token` will be unused": the client (built from the
-    # settings) is the one token source, so Bolt is built without seeing the variable.
-    with _without_environment("SLACK_BOT_TOKEN"):
-        app = _bolt_app(client, signing_secret)
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")  # Bolt's framework logger
+    if _TOKEN_SKIPPED not in bolt_logger.filters:
+        bolt_logger.addFilter(_TOKEN_SKIPPED)
+    app = _bolt_app(client, signing_secret)
 
     async def bind_logs(
         context: AsyncBoltContext,
@@ -249,19 +248,17 @@ def shape_problem(body: str, content_type: str) -> str | None:
     return _top_level_problem(document) or _nested_problem(document)
 
 
-@contextmanager
-def _without_environment(name: str) -> Iterator[None]:
-    """``name`` is unset in the environment inside the block, and restored after it.
+class _TokenSkippedFilter(logging.Filter):
+    """Drops exactly Bolt's "As you gave `client` as well, `token` will be unused": Bolt reads
+    SLACK_BOT_TOKEN from the environment itself (`token or os.environ[...]`), so no argument
+    avoids the warning, and our client — built from the settings — is the one token source.
+    Every other Bolt record passes."""
 
-    Used only around the synchronous construction of the Bolt app; the process reads its
-    settings once, before, so nothing else looks at the variable meanwhile.
-    """
-    saved = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_TOKEN_SKIPPED = _TokenSkippedFilter()
 
 
 def _bolt_app(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:

@@ -33,19 +33,15 @@ from commands.operations.base import (
 from commands.operations.runtime import ActionRuntime
 from core.errors import ChatOpsError
 from integrations.aws.images import parse_image, short_digest
+from integrations.aws.models import short
 
 log = structlog.get_logger(__name__)
 
 IMAGE_TAG_KEY = "image-tag"
 
 
-def revision_label(task_definition: str) -> str:
-    """`family:revision` of an ARN (or of a `family:revision` string, unchanged)."""
-    return task_definition.rpartition("/")[2]
-
-
 def _family_revision(task_definition: str) -> tuple[str, int | None]:
-    family, _, revision = revision_label(task_definition).rpartition(":")
+    family, _, revision = short(task_definition).rpartition(":")
     return family, int(revision) if revision.isdigit() else None
 
 
@@ -264,7 +260,7 @@ class RollbackAction(ServiceAction):
             tag=tag,
             details=details,
         )
-        shown = f"{revision_label(target_arn)} ({_short_image(target_image, tag)})"
+        shown = f"{short(target_arn)} ({_short_image(target_image, tag)})"
         summary = (
             f"{svc.ecs_service} rolled back to {shown}"
             if updated

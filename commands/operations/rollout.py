@@ -14,11 +14,11 @@ from approvals.rollout import (
     RolloutFollower,
     RolloutJob,
     Snapshot,
-    duration,
 )
 from commands.alarms.render import rollback_button
 from core.clock import Clock
 from core.config import Config
+from core.text import duration
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.models import ServiceState, short
 
