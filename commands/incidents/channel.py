@@ -6,6 +6,8 @@ service's. Slack errors other than the expected ones surface as ChatOpsError.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from datetime import datetime
 
 import structlog
@@ -33,11 +35,19 @@ CARD_GONE = frozenset(
 )
 
 
+NAMES_KEPT = 1024  # user names remembered (a workspace's active people fit)
+UNKNOWN_SECONDS = 300.0  # a name Slack would not give is asked again after this
+
+
 class IncidentSlack:
     def __init__(self, client: AsyncWebClient, slash: str = "/dhanam") -> None:
         self.client = client
         self._slash = slash  # the configured slash command, for the hints on the card
-        self._names: dict[str, str] = {}  # user id -> name, for plain_text (card_header)
+        # user id -> name, for plain_text (card_header); at most NAMES_KEPT, oldest out first.
+        self._names: OrderedDict[str, str] = OrderedDict()
+        # user id -> when a failed lookup may be tried again (a made-up mention in a title
+        # must not cost a users.info call on every card refresh).
+        self._unknown: OrderedDict[str, float] = OrderedDict()
 
     async def create_channel(self, title: str, started: datetime) -> tuple[str, str]:
         """A new public channel ``inc-YYYYMMDD-<slug>``, suffixed while the name is taken."""
@@ -75,13 +85,17 @@ class IncidentSlack:
         found: dict[str, str] = {}
         for user in dict.fromkeys([*user_ids(text), *(u for u in users if u)]):
             if user not in self._names:
+                if self._unknown.get(user, 0.0) > time.monotonic():
+                    continue
                 try:
                     response = await self.client.users_info(user=user)
                 except SlackApiError as exc:
                     log.info("incident.user_name_unknown", user=user, error=_error(exc))
+                    self._forget(user)
                     continue
                 except (OSError, TimeoutError) as exc:  # no name is no reason to fail the card
                     log.info("incident.user_name_unknown", user=user, error=type(exc).__name__)
+                    self._forget(user)
                     continue
                 info = response.get("user") or {}
                 profile = info.get("profile") or {}
@@ -92,10 +106,20 @@ class IncidentSlack:
                     or info.get("name")
                 )
                 if not name:
+                    self._forget(user)
                     continue
                 self._names[user] = str(name)
+                while len(self._names) > NAMES_KEPT:
+                    self._names.popitem(last=False)
             found[user] = self._names[user]
         return found
+
+    def _forget(self, user: str) -> None:
+        """A lookup that failed: not tried again for UNKNOWN_SECONDS (bounded too)."""
+        self._unknown[user] = time.monotonic() + UNKNOWN_SECONDS
+        self._unknown.move_to_end(user)
+        while len(self._unknown) > NAMES_KEPT:
+            self._unknown.popitem(last=False)
 
     async def set_topic(self, incident: Incident) -> None:
         try:
