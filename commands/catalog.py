@@ -81,6 +81,43 @@ COMMANDS: dict[str, CommandSpec] = {
             notes="Critical: needs at least 2 approvers. The current database is left untouched.",
         ),
         CommandSpec(
+            "run",
+            "run SERVICE ENV TASK [--reason TEXT] [--break-glass]",
+            "Run one of SERVICE's named one-off tasks (e.g. a migration) in ENV as an ECS task.",
+            (
+                "run api production migrate --reason schema for v1.4",
+                "run api staging migrate-status",
+            ),
+            flags=dict(_RISKY_FLAGS),
+            risky=True,
+            notes=(
+                "TASK is one of the service's [services.X.tasks.NAME] in the config; it runs with "
+                "the service's current task definition and network configuration and is followed "
+                "in the card's thread with its log tail. A task with `approvals = 0` runs at once."
+            ),
+        ),
+        CommandSpec(
+            "logs",
+            "logs SERVICE ENV [--since 15m|2h|TIME] [--grep TEXT] [--limit N]",
+            "The service's CloudWatch log lines, newest first, secrets masked.",
+            ("logs api production", "logs api production --since 2h --grep timeout --limit 200"),
+            flags={"--since": FlagKind.TEXT, "--grep": FlagKind.TEXT, "--limit": FlagKind.INT},
+            notes=(
+                "--since is a window back from now (30s, 15m, 2h, 1d; at most 14 days) or an "
+                "ISO 8601 time with a timezone; the default is 15m. --limit is 1 to 500 "
+                "(default 50); more than fits in a message goes up as a file."
+            ),
+        ),
+        CommandSpec(
+            "dr",
+            "dr status | dr activate [--reason TEXT] [--break-glass]",
+            "Disaster recovery: the DR region's readiness, or fail over to it.",
+            ("dr status", "dr activate --reason us-east-1 outage"),
+            flags=dict(_RISKY_FLAGS),
+            risky=True,
+            notes="dr activate is critical: it needs at least 2 approvers besides the requester.",
+        ),
+        CommandSpec(
             "status",
             "status [SERVICE] [ENV]",
             "ECS state, alarms, deploys, health endpoints, approvals and locks.",
@@ -119,3 +156,4 @@ COMMANDS: dict[str, CommandSpec] = {
 
 INCIDENT_SUBCOMMANDS = ("declare", "update", "status", "commander", "resolve")
 DB_SUBCOMMANDS = ("restore",)
+DR_SUBCOMMANDS = ("status", "activate")

@@ -15,17 +15,25 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import ValidationError
 
-from commands.catalog import COMMANDS, DB_SUBCOMMANDS, INCIDENT_SUBCOMMANDS, FlagKind
+from commands.catalog import (
+    COMMANDS,
+    DB_SUBCOMMANDS,
+    DR_SUBCOMMANDS,
+    INCIDENT_SUBCOMMANDS,
+    FlagKind,
+)
 from commands.requests import (
     ApprovalsRequest,
     AuditRequest,
     DbRestoreRequest,
     DeployRequest,
+    DrActivateRequest,
+    DrStatusRequest,
     HelpRequest,
     IncidentCommanderRequest,
     IncidentDeclareRequest,
@@ -34,8 +42,10 @@ from commands.requests import (
     IncidentStatusRequest,
     IncidentUpdateRequest,
     LockRequest,
+    LogsRequest,
     Request,
     RollbackRequest,
+    RunRequest,
     ScaleRequest,
     Severity,
     StatusRequest,
@@ -50,6 +60,9 @@ _OPEN_QUOTES = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201d", "\u201d": "\u2
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_WINDOW = re.compile(r"^(\d{1,6})([smhd])$")
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_LOGS_WINDOW = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -202,12 +215,16 @@ class Parser:
     def __init__(self, config: Config) -> None:
         self.services = config.service_names
         self.environments = config.environment_names
+        self.tasks = {name: sorted(svc.tasks) for name, svc in config.services.items()}
         self._handlers: dict[str, Callable[[_Line], Request]] = {
             "help": self._help,
             "deploy": self._deploy,
             "rollback": self._rollback,
             "scale": self._scale,
             "db": self._db,
+            "run": self._run,
+            "logs": self._logs,
+            "dr": self._dr,
             "status": self._status,
             "lock": self._lock,
             "unlock": self._unlock,
@@ -337,6 +354,62 @@ class Parser:
             break_glass=bool(line.flags.get("--break-glass", False)),
         )
 
+    def _run(self, line: _Line) -> Request:
+        line.expect(3, 3)
+        service = self._service(line.positional[0])
+        env = self._env(line.positional[1])
+        task = line.positional[2].value
+        known = self.tasks.get(service, [])
+        if task not in known:
+            if not known:
+                raise ParseError(
+                    f"{service} has no one-off tasks — add [services.{service}.tasks.NAME] "
+                    "to the config",
+                    usage=line.spec.usage,
+                )
+            raise _choices(f"task of {service}", task, known)
+        return RunRequest(
+            service=service,
+            env=env,
+            task=task,
+            reason=line.text_flag("--reason"),
+            break_glass=bool(line.flags.get("--break-glass", False)),
+        )
+
+    def _logs(self, line: _Line) -> Request:
+        line.expect(2, 2)
+        service = self._service(line.positional[0])
+        env = self._env(line.positional[1])
+        limit = line.int_flag("--limit")
+        if limit is not None and not 1 <= limit <= 500:
+            raise ParseError(f"--limit must be from 1 to 500, not {limit}", usage=line.spec.usage)
+        raw_since = line.flags.get("--since")
+        grep = line.text_flag("--grep")
+        fields: dict[str, object] = {"service": service, "env": env, "grep": grep}
+        if limit is not None:
+            fields["limit"] = limit
+        if raw_since is not None:
+            fields["since"] = _logs_since(str(raw_since).strip())
+        return LogsRequest.model_validate(fields)
+
+    def _dr(self, line: _Line) -> Request:
+        sub = line.positional[0].value.lower() if line.positional else ""
+        if sub not in DR_SUBCOMMANDS:
+            raise ParseError(
+                f'unknown dr command "{_clip(sub)}" — known: {", ".join(DR_SUBCOMMANDS)}',
+                usage=line.spec.usage,
+            )
+        line.expect(1, 1)
+        if sub == "status":
+            if line.flags:
+                given = ", ".join(line.flags)
+                raise ParseError(f"dr status takes no options (given: {given})")
+            return DrStatusRequest()
+        return DrActivateRequest(
+            reason=line.text_flag("--reason"),
+            break_glass=bool(line.flags.get("--break-glass", False)),
+        )
+
     def _status(self, line: _Line) -> Request:
         line.expect(0, 2)
         service: str | None = None
@@ -428,6 +501,26 @@ def _user(value: str) -> str:
         f'"{_clip(value)}" is not a user — mention them, e.g. `incident commander @carol` '
         "picked from Slack's list"
     )
+
+
+def _logs_since(value: str) -> timedelta | datetime:
+    """`--since`: a window back from now (30s, 15m, 2h, 1d) or an ISO 8601 moment with a zone."""
+    match = _WINDOW.fullmatch(value.lower())
+    if match:
+        window = timedelta(seconds=int(match.group(1)) * _WINDOW_UNITS[match.group(2)])
+        if not timedelta(0) < window <= MAX_LOGS_WINDOW:
+            raise ParseError(f'--since "{_clip(value)}" must be more than 0 and at most 14d')
+        return window
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ParseError(
+            f"--since must be a window such as 15m, 2h or 1d, or an ISO 8601 time such as "
+            f'2026-11-26T09:30:00Z, not "{_clip(value)}"'
+        ) from None
+    if moment.tzinfo is None:
+        raise ParseError(f'--since "{_clip(value)}" needs a timezone, e.g. 2026-11-26T09:30:00Z')
+    return moment.astimezone(UTC)
 
 
 def _restore_time(value: str) -> datetime | Literal["latest"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -68,6 +68,34 @@ class DbRestoreRequest(_Request):
     break_glass: bool = False
 
 
+class RunRequest(_Request):
+    kind: Literal["run"] = "run"
+    service: str
+    env: str
+    task: str
+    reason: str | None = None
+    break_glass: bool = False
+
+
+class LogsRequest(_Request):
+    kind: Literal["logs"] = "logs"
+    service: str
+    env: str
+    since: timedelta | datetime = timedelta(minutes=15)  # a window back from now, or a moment
+    grep: str | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class DrStatusRequest(_Request):
+    kind: Literal["dr_status"] = "dr_status"
+
+
+class DrActivateRequest(_Request):
+    kind: Literal["dr_activate"] = "dr_activate"
+    reason: str | None = None
+    break_glass: bool = False
+
+
 class StatusRequest(_Request):
     kind: Literal["status"] = "status"
     service: str | None = None
@@ -128,6 +156,10 @@ Request = (
     | RollbackRequest
     | ScaleRequest
     | DbRestoreRequest
+    | RunRequest
+    | LogsRequest
+    | DrStatusRequest
+    | DrActivateRequest
     | StatusRequest
     | LockRequest
     | UnlockRequest
