@@ -25,10 +25,14 @@ from integrations.aws.executors import AwsExecutors
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ecr import ECRClient
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_health import HealthClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_rds import RDSClient
+    from mypy_boto3_route53 import Route53Client
 
 # Standard mode: retries throttles and transient errors with jittered exponential backoff.
 # A throttle that outlives the five attempts surfaces as an AwsError (see errors.py).
@@ -39,7 +43,7 @@ BOTO_CONFIG = Config(
 )
 
 # What the bot calls, per region an environment lives in (built at start-up).
-SERVICES = ("ecs", "ecr", "cloudwatch", "application-autoscaling", "rds")
+SERVICES = ("ecs", "ecr", "cloudwatch", "application-autoscaling", "rds", "logs")
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +105,16 @@ class AwsClients:
     ) -> ApplicationAutoScalingClient: ...
     @overload
     def client(self, name: Literal["rds"], region: str | None = None) -> RDSClient: ...
+    @overload
+    def client(self, name: Literal["logs"], region: str | None = None) -> CloudWatchLogsClient: ...
+    @overload
+    def client(self, name: Literal["route53"], region: str | None = None) -> Route53Client: ...
+    @overload
+    def client(
+        self, name: Literal["cloudfront"], region: str | None = None
+    ) -> CloudFrontClient: ...
+    @overload
+    def client(self, name: Literal["health"], region: str | None = None) -> HealthClient: ...
     @overload
     def client(self, name: str, region: str | None = None) -> Any: ...
 
