@@ -20,6 +20,8 @@ from commands.alarms.deps import AlarmsDeps
 from commands.alarms.feature import alarms_feature
 from commands.alarms.service import AlarmService
 from commands.alarms.store import AlarmSettings, AlarmStore
+from commands.dr.deps import DrDeps
+from commands.dr.feature import dr_feature
 from commands.incidents.channel import IncidentSlack
 from commands.incidents.deps import IncidentsDeps
 from commands.incidents.feature import incidents_feature
@@ -43,6 +45,7 @@ from core.inflight import InFlight
 from core.metrics import Metrics
 from core.settings import Settings
 from integrations.aws.clients import AwsClients
+from integrations.aws.dr import DrReader
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
 from integrations.deploy_history import DeployHistory
@@ -87,7 +90,7 @@ def build_components(
     for action in [*risky.ACTIONS, *overrides.extra_actions]:
         registry.add(action)
     aws = AwsGateway(AwsClients(settings.aws_endpoint_url, settings.aws_region))
-    regions = sorted({env.region for env in config.environments.values()})
+    regions = sorted({env.region for env in config.environments.values()} | _dr_region(config))
 
     async def aws_start() -> None:  # thread pools on, clients built off the event loop
         await aws.clients.start(regions)
@@ -181,6 +184,14 @@ def build_components(
     process.add_feature(alarms_feature(features.alarms))
     process.add_feature(incidents_feature(features.incidents, leases=store))
     process.add_feature(status_feature(features.status))
+    dr = DrReader(
+        config=config,
+        clients=aws.clients,
+        aws=aws,
+        cloudwatch=CloudWatchReader(aws.clients),
+        clock=clock,
+    )
+    process.add_feature(dr_feature(DrDeps(config, dr)))
     process.add_feature(operations_feature(features.operations, flow=flow, follower=follower))
     inflight = InFlight()
     process.add("requests in flight", stop=inflight.idle)  # first to stop: no new work
@@ -208,6 +219,10 @@ def build_components(
         alarms=alarms,
         features=features,
     )
+
+
+def _dr_region(config: Config) -> set[str]:
+    return {config.dr.region} if config.dr is not None else set()
 
 
 def _pagerduty(settings: Settings, process: Process) -> PagerDuty:

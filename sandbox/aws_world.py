@@ -44,6 +44,8 @@ from urllib.parse import urlsplit
 import boto3
 from moto.server import ThreadedMotoServer
 
+from sandbox.dr_world import seed_dr_world
+
 SERVICES = ("dhanam-api", "dhanam-web")
 CLUSTERS = ("dhanam-production", "dhanam-staging")
 IMAGE_TAGS = ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0")
@@ -412,6 +414,8 @@ def seed_dhanam_world(endpoint_url: str, region: str = "us-east-1") -> DhanamWor
         StorageEncrypted=True,
         Tags=[{"Key": "app", "Value": "dhanam"}],
     )
+    images = {family: f"{uris[family]}:{REVISION_TAGS[3]}" for family in SERVICES}
+    seed_dr_world(endpoint_url, account_id, region, DB_INSTANCE, images, credentials=_CREDENTIALS)
     return DhanamWorld(
         region=region,
         account_id=account_id,
