@@ -29,6 +29,8 @@ from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.pagerduty import PagerDutySync
 from commands.incidents.service import IncidentService
 from commands.incidents.store import IncidentStore
+from commands.logs.deps import LogsDeps
+from commands.logs.feature import logs_feature
 from commands.operations import risky
 from commands.operations.deps import OperationsDeps
 from commands.operations.feature import operations_feature
@@ -45,6 +47,7 @@ from core.inflight import InFlight
 from core.metrics import Metrics
 from core.settings import Settings
 from integrations.aws.clients import AwsClients
+from integrations.aws.cloudwatch_logs import LogReader
 from integrations.aws.dr import DrReader
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
@@ -184,6 +187,7 @@ def build_components(
     process.add_feature(alarms_feature(features.alarms))
     process.add_feature(incidents_feature(features.incidents, leases=store))
     process.add_feature(status_feature(features.status))
+    process.add_feature(logs_feature(LogsDeps(config, clock, aws, LogReader(aws.clients))))
     dr = DrReader(
         config=config,
         clients=aws.clients,

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 import boto3
 from moto.server import ThreadedMotoServer
 
+from sandbox.aws_logs import seed_logs
 from sandbox.dr_world import seed_dr_world
 
 SERVICES = ("dhanam-api", "dhanam-web")
@@ -416,6 +417,7 @@ def seed_dhanam_world(endpoint_url: str, region: str = "us-east-1") -> DhanamWor
     )
     images = {family: f"{uris[family]}:{REVISION_TAGS[3]}" for family in SERVICES}
     seed_dr_world(endpoint_url, account_id, region, DB_INSTANCE, images, credentials=_CREDENTIALS)
+    seed_logs(endpoint_url, region, credentials=_CREDENTIALS)  # sandbox/aws_logs.py
     return DhanamWorld(
         region=region,
         account_id=account_id,

@@ -48,6 +48,7 @@ __all__ = [
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"  # noqa: S105 - the sandbox's public fake token
 RESPONSE_URL_METHOD = "response_url"
+UPLOAD_METHOD = "upload"  # the POST of a file's bytes to its upload URL, as recorded
 WRITE_METHODS = frozenset({"chat.postMessage", "chat.update"})
 
 
@@ -106,6 +107,7 @@ class SlackEmulator:
         app.router.add_route("POST", "/api/{method}", self._handle_api)
         app.router.add_route("GET", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{token}", self._handle_response_url)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_get("/socket", self.sockets.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -113,6 +115,7 @@ class SlackEmulator:
         await site.start()
         self._host = host
         self._port = int(self._runner.addresses[0][1])
+        self.world.uploads.upload_base = f"{self.base_url}/upload"
 
     async def stop(self) -> None:
         await self.sockets.close()
@@ -265,6 +268,19 @@ class SlackEmulator:
             answer = self.world.call(method, params)
         self._record(method, params, now, 200, answer)
         return web.json_response(answer)
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal hands out: the file's bytes, POSTed."""
+        data = await request.read()
+        status, body = self.world.uploads.receive(request.match_info["file_id"], data)
+        self._record(
+            UPLOAD_METHOD,
+            {"file_id": request.match_info["file_id"]},
+            time.monotonic(),
+            status,
+            None,
+        )
+        return web.Response(status=status, text=body)
 
     # ---- response_url --------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.block_kit import MESSAGE_TEXT_MAX, Surface, block_errors, view_errors
+from sandbox.slack_emulator_files import FileStore
 from sandbox.slack_emulator_models import (
     APP_ID,
     BOT_ID,
@@ -59,6 +60,7 @@ class SlackWorld(WorkspaceState):
             usergroups=usergroups,
             publish=publish,
         )
+        self.uploads = FileStore(self.add_message)
         self.handlers: dict[str, Handler] = {
             "auth.test": self.auth_test,
             "chat.postMessage": self.chat_post_message,
@@ -77,7 +79,12 @@ class SlackWorld(WorkspaceState):
             "views.open": self.views_open,
             "views.publish": self.views_publish,
             "reactions.add": self.reactions_add,
+            "files.getUploadURLExternal": self.uploads.get_upload_url,
+            "files.completeUploadExternal": self.complete_upload,
         }
+
+    def complete_upload(self, params: Params) -> Answer:
+        return self.uploads.complete(params, self.resolve_channel, self.next_ts, self.find_message)
 
     def call(self, method: str, params: Params) -> Answer:
         handler = self.handlers.get(method)

@@ -118,6 +118,7 @@ class EmuMessage:
     deleted: bool = False
     reactions: dict[str, list[str]] = field(default_factory=dict)
     via: str = "chat.postMessage"
+    files: list[dict[str, Any]] = field(default_factory=list)  # files.completeUploadExternal
 
     @property
     def is_reply(self) -> bool:
@@ -135,6 +136,9 @@ class EmuMessage:
             out["blocks"] = copy.deepcopy(self.blocks)
         if self.thread_ts is not None:
             out["thread_ts"] = self.thread_ts
+        if self.files:
+            out["files"] = copy.deepcopy(self.files)
+            out["upload"] = True
         if self.edited:
             out["edited"] = {"user": self.user, "ts": self.ts}
         if self.reactions:

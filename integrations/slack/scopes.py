@@ -18,6 +18,9 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat.update": "chat:write",  # edit cards as requests and rollouts move on
     "chat.postEphemeral": "chat:write",  # refusals and errors only the caller sees
     "chat.delete": "chat:write",  # remove a superseded message the bot posted
+    # `/dhanam logs` output past Slack's message limits, through files_upload_v2 (both steps)
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
     "conversations.create": "channels:manage",  # incident channels (public)
     "conversations.invite": "channels:manage",  # invite the declarer and commander
     "conversations.setTopic": "channels:manage",  # incident severity and status in the topic

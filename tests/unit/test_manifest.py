@@ -219,6 +219,15 @@ def sdk_methods() -> dict[str, frozenset[str]]:
         called = re.findall(r"api_call\(\s*\"([\w.]+)\"", inspect.getsource(member))
         if called:
             mapping[name] = frozenset(called)
+    # Helpers made of other methods (files_upload_v2: files.getUploadURLExternal, then
+    # files.completeUploadExternal) need what those need.
+    for name, member in vars(AsyncWebClient).items():
+        if name.startswith("_") or not inspect.isfunction(member) or name in mapping:
+            continue
+        used = re.findall(r"self\.([a-z]\w*)\(", inspect.getsource(member))
+        called_through = frozenset().union(*(mapping.get(u, frozenset()) for u in used))
+        if called_through:
+            mapping[name] = called_through
     return mapping
 
 
@@ -285,6 +294,10 @@ async def handler(ack, say, client, body):
     assert called_methods("x = 1\nprint('users.info is documented')\n") == set()
     assert called_methods("def say(self, text):\n    self.say(text)\n") == set()
     assert {"chat.postMessage", "views.publish", "usergroups.users.list"} <= all_api_methods()
+    assert called_methods("await client.files_upload_v2(channel='C1', content='x')") == {
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    }
 
 
 def test_the_scanner_reads_the_source_tree() -> None:

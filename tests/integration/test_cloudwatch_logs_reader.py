@@ -1,0 +1,112 @@
+"""LogReader against moto in server mode: newest first, the window, the literal grep, the
+bounds (pages, time) and the errors."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from integrations.aws.clients import AwsClients
+from integrations.aws.cloudwatch_logs import AwsLogs, LogReader
+from integrations.aws.errors import AwsError
+from sandbox.aws_world import MotoServer
+
+REGION = "us-east-1"
+GROUP = "/ecs/reader-test"
+LOGS = AwsLogs(group=GROUP, region=None, stream_prefix="api")
+
+
+@pytest.fixture
+def clients(moto_server: MotoServer) -> AwsClients:
+    moto_server.reset()
+    logs: Any = boto3.client("logs", endpoint_url=moto_server.endpoint_url, region_name=REGION)
+    logs.create_log_group(logGroupName=GROUP)
+    now = datetime.now(UTC)
+    for stream in ("api/api/t1", "api/api/t2"):
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
+    # 40 events, one every 3 minutes back from now: event i is i*3 minutes old.
+    for stream, parity in (("api/api/t1", 0), ("api/api/t2", 1)):
+        events = [
+            {
+                "timestamp": int((now - timedelta(minutes=3 * i)).timestamp() * 1000),
+                "message": f"line {i} {'timeout' if i % 4 == 0 else 'ok'}",
+            }
+            for i in range(40)
+            if i % 2 == parity
+        ]
+        events.sort(key=lambda e: e["timestamp"])
+        logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=events)
+    return AwsClients(moto_server.endpoint_url, REGION)
+
+
+async def newest(reader: LogReader, **kwargs: Any) -> Any:
+    now = datetime.now(UTC)
+    args: dict[str, Any] = {
+        "start": now - timedelta(hours=3),
+        "end": now + timedelta(seconds=1),
+        "grep": None,
+        "limit": 10,
+        "budget": 10.0,
+    }
+    return await reader.newest(LOGS, REGION, **(args | kwargs))
+
+
+async def test_newest_first_across_streams_up_to_the_limit(clients: AwsClients) -> None:
+    found = await newest(LogReader(clients))
+    assert [e.message.split()[1] for e in found.events] == [str(i) for i in range(10)]
+    assert {e.stream for e in found.events} == {"api/api/t1", "api/api/t2"}
+    assert found.complete
+
+
+async def test_window_and_literal_grep(clients: AwsClients) -> None:
+    now = datetime.now(UTC)
+    found = await newest(
+        LogReader(clients), start=now - timedelta(minutes=31), grep="timeout", limit=50
+    )
+    assert [e.message for e in found.events] == [
+        f"line {i} timeout" for i in (0, 4, 8)
+    ]  # 0..30 min old, every 4th
+    assert found.complete
+    assert found.searched_from == now - timedelta(minutes=31)
+
+
+async def test_the_page_cap_stops_early_and_says_so(clients: AwsClients) -> None:
+    found = await newest(LogReader(clients, max_pages=2, page_size=1), limit=40)
+    assert found.pages == 2
+    assert not found.complete
+    assert len(found.events) == 2
+
+
+async def test_a_missing_group_is_an_aws_error(clients: AwsClients) -> None:
+    reader = LogReader(clients)
+    with pytest.raises(AwsError) as caught:
+        await reader.newest(
+            AwsLogs(group="/ecs/nope", region=None, stream_prefix=None),
+            REGION,
+            start=datetime.now(UTC) - timedelta(minutes=5),
+            end=datetime.now(UTC),
+            grep=None,
+            limit=5,
+            budget=5.0,
+        )
+    assert caught.value.code == "ResourceNotFoundException"
+
+
+async def test_no_answer_within_the_budget_is_a_timeout(clients: AwsClients) -> None:
+    client = clients.client("logs", REGION)
+
+    def slow(**_kwargs: object) -> None:
+        time.sleep(0.5)
+
+    client.meta.events.register("before-call.logs.FilterLogEvents", slow)
+    try:
+        with pytest.raises(AwsError) as caught:
+            await newest(LogReader(clients), budget=0.2)
+    finally:
+        client.meta.events.unregister("before-call.logs.FilterLogEvents", slow)
+    assert caught.value.code == "Timeout"
+    assert "did not answer within 0.2 s" in caught.value.user_message
