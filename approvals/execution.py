@@ -162,7 +162,7 @@ class Execution:
                     promise=False,
                 )
             else:
-                where = action.lock_scope.replace(":", " in ")
+                where = action.lock_label
                 self.refuse(
                     "exclusive",
                     f"another change to {where} is running; ask again when it has finished",
@@ -274,6 +274,7 @@ class Execution:
             hold=hold,
             approvers_now=frozenset(),
             critical=False,
+            waived=self.action.approval_waived(self.flow.config) if self.action else False,
             approved_plan=plan,
             current_plan=plan,
         )
@@ -292,7 +293,7 @@ class Execution:
         flow = self.flow
         try:
             claim = await self._claim()
-            hold = await flow.locks.get_hold(self.action.lock_scope) if self.action else None
+            hold = await flow.locks.get_hold(self.action.hold_scope) if self.action else None
             holder = await flow.store.holder(self.scope) if self.scope else None
         except StoreUnavailableError as exc:
             raise GateClosedError(
@@ -306,7 +307,7 @@ class Execution:
             if reason is not None:
                 raise GateClosedError(reason, rule=name)
         if holder != self.lock_token:
-            where = (self.action.lock_scope if self.action else "").replace(":", " in ")
+            where = self.action.lock_label if self.action else "this scope"
             raise GateClosedError(
                 f"the bot lost the one-at-a-time lock on {where}; another change may be running",
                 rule="exclusive",

@@ -131,8 +131,9 @@ class ApprovalFlow:
                 f"You may not request changes in {action.env}. Ask one of its approvers: "
                 f"{approver_list(env)}."
             )
-        hold = await self.locks.get_hold(action.lock_scope)
-        blocked = blockers(env, self.clock.now(), hold)
+        waived = action.approval_waived(self.config)
+        hold = await self.locks.get_hold(action.hold_scope)
+        blocked = [] if waived else blockers(env, self.clock.now(), hold)
         if blocked and not action.break_glass:
             raise NotPermittedError(
                 f"{action.title()} is blocked — "
@@ -140,7 +141,9 @@ class ApprovalFlow:
                 + ". If it cannot wait, add --break-glass "
                 "(it needs one more approver and is flagged in the audit)."
             )
-        required = required_approvals(env, critical=action.critical, break_glass=action.break_glass)
+        required = required_approvals(
+            env, critical=action.critical, break_glass=action.break_glass, waived=waived
+        )
         if required > 0 and not env.approvers:
             raise NotPermittedError(
                 f"{action.title()} needs {plural(required, 'approval')} but {action.env} has no "
@@ -341,7 +344,7 @@ class ApprovalFlow:
     ) -> GateContext:
         """The facts the gate's rules read, gathered now (groups read afresh)."""
         env = self.config.environments.get(request.env)
-        hold = await self.locks.get_hold(action.lock_scope)
+        hold = await self.locks.get_hold(action.hold_scope)
         approvers: frozenset[str] = frozenset()
         requesters: frozenset[str] | None = None
         unreadable: dict[str, str] = {}
@@ -361,6 +364,7 @@ class ApprovalFlow:
             requesters_now=requesters,
             unreadable_groups=unreadable,
             critical=action.critical,
+            waived=action.approval_waived(self.config),
             approved_plan=request.plan,
             current_plan=current,
         )

@@ -48,6 +48,9 @@ class GateContext:
     unreadable_groups: dict[str, str] = field(default_factory=dict)  # group -> Slack's reason
     # The environment's requesters expanded now; None: anyone may request ("*").
     requesters_now: frozenset[str] | None = None
+    # The configuration lets it run on the requester's word (a read-only one-off task): no
+    # approvals needed, no lock or freeze holds it.
+    waived: bool = False
 
 
 Rule = Callable[[GateContext], str | None]
@@ -74,7 +77,7 @@ def not_expired(ctx: GateContext) -> str | None:
 
 
 def no_lock_or_freeze(ctx: GateContext) -> str | None:
-    if ctx.env is None or ctx.request.break_glass:
+    if ctx.env is None or ctx.request.break_glass or ctx.waived:
         return None
     blocked = blockers(ctx.env, ctx.now, ctx.hold)
     if not blocked:
@@ -102,7 +105,9 @@ def approvers_still_eligible(ctx: GateContext) -> str | None:
         return f"{request.env} is no longer in the configuration"
     needed = max(
         request.required,
-        required_approvals(ctx.env, critical=ctx.critical, break_glass=request.break_glass),
+        required_approvals(
+            ctx.env, critical=ctx.critical, break_glass=request.break_glass, waived=ctx.waived
+        ),
     )
     if needed == 0:
         return None

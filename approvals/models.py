@@ -163,6 +163,23 @@ class Action(BaseModel, ABC):
         """What one-at-a-time means for this action: service/env, or the env's database."""
         return f"{self.service or 'env'}:{self.env}"
 
+    @property
+    def lock_label(self) -> str:
+        """The one-at-a-time scope as people read it (`api in production`)."""
+        return self.lock_scope.replace(":", " in ")
+
+    @property
+    def hold_scope(self) -> str:
+        """Which `/dhanam lock` holds this action: its service in its environment."""
+        return f"{self.service or 'env'}:{self.env}"
+
+    def approval_waived(self, config: Any) -> bool:
+        """The configuration lets this action run on the requester's word alone (a read-only
+        one-off task, `approvals = 0`): it needs no approval, and no lock or freeze holds it.
+        ``config`` is the process's configuration, read when asked (never the stored one)."""
+        del config
+        return False
+
     @abstractmethod
     def title(self) -> str:
         """One line: `Deploy api to production: v1.3.0`."""

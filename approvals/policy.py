@@ -27,9 +27,12 @@ def may_request(env: EnvironmentConfig, user: str, expanded_requesters: frozense
     return ANYONE in env.requesters or user in expanded_requesters
 
 
-def required_approvals(env: EnvironmentConfig, *, critical: bool, break_glass: bool) -> int:
-    """Distinct approvers needed besides the requester."""
-    required = env.approvals_required
+def required_approvals(
+    env: EnvironmentConfig, *, critical: bool, break_glass: bool, waived: bool = False
+) -> int:
+    """Distinct approvers needed besides the requester. `waived`: the configuration lets the
+    action run on the requester's word (a read-only one-off task); never for a critical one."""
+    required = 0 if waived and not critical else env.approvals_required
     if critical:
         required = max(required, 2)
     if break_glass:

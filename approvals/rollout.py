@@ -76,6 +76,8 @@ class RolloutJob(BaseModel):
     progress_ts: str | None = None
     completed: datetime | None = None
     alarms_reported: list[str] = Field(default_factory=list)
+    # Its own time limit (a one-off task's timeout and a grace to stop it), else the settings'.
+    timeout_seconds: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -103,6 +105,9 @@ class Snapshot:
     reason: str = ""
     events: list[str] = field(default_factory=list)
     current: str = ""  # what runs now, as the source names it
+    # The source's own outcome line once it is over (a task's exit code); None: the
+    # follower's verdict from the state and counts.
+    verdict: str | None = None
 
 
 class RolloutSource(Protocol):
@@ -247,6 +252,7 @@ class RolloutFollower:
         if job.phase is Phase.BAKING:
             return await self._bake(job, now)
         elapsed = now - job.started
+        timeout = self._timeout(job)
         try:
             snapshot = await self._source.snapshot(job)
         except StoreUnavailableError:
@@ -254,7 +260,7 @@ class RolloutFollower:
         except Exception as exc:  # noqa: BLE001 - AWS refusing, throttling or gone: looked at again
             error = exc.user_message if isinstance(exc, ChatOpsError) else type(exc).__name__
             log.warning("rollout.snapshot_failed", request_id=job.request_id, error=error)
-            if elapsed < self.settings.timeout:
+            if elapsed < timeout:
                 return job
             # The verdict is reached regardless: the follow never outlives its timeout.
             await self._outcome(
@@ -307,14 +313,21 @@ class RolloutFollower:
                 error=f"{type(exc).__name__}: {exc}"[:300],
             )
 
+    def _timeout(self, job: RolloutJob) -> timedelta:
+        if job.timeout_seconds is not None:
+            return timedelta(seconds=job.timeout_seconds)
+        return self.settings.timeout
+
     def _verdict(self, job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> str | None:
         """The outcome line for the card once the rollout is over; None while it runs."""
+        if snapshot.verdict is not None:
+            return snapshot.verdict
         tasks = f"{snapshot.running}/{snapshot.desired}"
         if snapshot.state == "COMPLETED":
             return f"completed in {duration(elapsed)} — {tasks} tasks on {job.label}"
         if snapshot.state in ("FAILED", "SUPERSEDED"):
             return f"failed after {duration(elapsed)} — {snapshot.reason}"
-        if elapsed >= self.settings.timeout:
+        if elapsed >= self._timeout(job):
             return f"timed out after {duration(elapsed)} — {tasks} running; check status"
         return None
 

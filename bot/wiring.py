@@ -37,6 +37,7 @@ from commands.operations.feature import operations_feature
 from commands.operations.notifier import SlackNotifier
 from commands.operations.rollout import EcsRolloutSource, FollowRollouts, SlackRolloutReporter
 from commands.operations.runtime import ActionRuntime
+from commands.operations.task_follow import FollowedSource, TaskSource
 from commands.parser import Parser
 from commands.status.collector import StatusCollector
 from commands.status.deps import StatusDeps
@@ -49,6 +50,7 @@ from core.settings import Settings
 from integrations.aws.clients import AwsClients
 from integrations.aws.cloudwatch_logs import LogReader
 from integrations.aws.dr import DrReader
+from integrations.aws.ecs_tasks import EcsTasks
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
 from integrations.deploy_history import DeployHistory
@@ -116,7 +118,7 @@ def build_components(
     follower = RolloutFollower(
         redis=redis,
         store=store,
-        source=EcsRolloutSource(aws),
+        source=FollowedSource(EcsRolloutSource(aws), TaskSource(EcsTasks(aws.clients)), clock.now),
         reporter=SlackRolloutReporter(client),
         annotate=cards.annotate,
         clock=clock,

@@ -223,7 +223,7 @@ def _manifest(repository: str, tag: str) -> str:
 
 
 def _container(family: str, image: str, region: str) -> dict[str, Any]:
-    name, port, _, _ = _CONTAINERS[family]
+    name, port, cpu, memory = _CONTAINERS[family]
     env = [{"name": "PORT", "value": str(port)}, {"name": "LOG_LEVEL", "value": "info"}]
     if family == "dhanam-api":
         env.append({"name": "NODE_ENV", "value": "production"})
@@ -233,6 +233,9 @@ def _container(family: str, image: str, region: str) -> dict[str, Any]:
         "name": name,
         "image": image,
         "essential": True,
+        # The container's share (all of the task's): moto's RunTask needs container-level sizes.
+        "cpu": int(cpu),
+        "memory": int(memory),
         "portMappings": [{"containerPort": port, "hostPort": port, "protocol": "tcp"}],
         "environment": env,
         "logConfiguration": {
@@ -314,6 +317,9 @@ def seed_dhanam_world(endpoint_url: str, region: str = "us-east-1") -> DhanamWor
             task_defs[(family, revision)] = registered["taskDefinitionArn"]
 
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    # As AWS's default VPCs: tasks' network interfaces get private DNS names (moto's RunTask
+    # with awsvpc reads one and fails without it).
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
     subnet_ids = tuple(
         ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=f"{region}{zone}")[
             "Subnet"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from approvals.flow import ApprovalFlow
@@ -37,6 +38,7 @@ from sandbox.aws_world import (
     seed_dhanam_world,
     set_alarm_state,
 )
+from sandbox.ecs_tasks import TaskRunner
 from sandbox.fake_dhanam_api import FakeDhanamApi, pointed_at
 from sandbox.fake_pagerduty import SANDBOX_PD_TOKEN, FakePagerDuty
 from sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
@@ -54,6 +56,8 @@ USERS: dict[str, str] = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL",
 # The fake PagerDuty's integration key (32 characters, as PagerDuty's are) and webhook secret.
 SANDBOX_PD_ROUTING_KEY = "R0SANDBOXDHANAMROUTINGKEY0000001"
 SANDBOX_PD_WEBHOOK_SECRET = "sandbox-pagerduty-webhook-secret"  # noqa: S105 - public fake
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,9 @@ class SandboxWorld:
     log_format: LogFormat = LogFormat.CONSOLE
     replicas: int = 1  # bot processes' worth of apps sharing Redis and the Slack emulator
     advance_rollouts_after: float | None = None  # seconds: moto never completes a rollout
+    # seconds a one-off task runs (PENDING → RUNNING → STOPPED, writing its log): moto runs no
+    # containers, so `tasks` (sandbox.ecs_tasks.TaskRunner) does what ECS would. None: not run.
+    task_seconds: float | None = None
     overrides: Overrides | None = None
     slack_factory: Callable[[], SlackEmulator] = SlackEmulator.dhanam_defaults
     # Start the fake Dhanam API (health endpoints) and point every environment's api_base_url
@@ -135,12 +142,14 @@ class SandboxWorld:
     api: FakeDhanamApi | None = field(init=False, default=None)  # when dhanam_api
     pagerduty: FakePagerDuty = field(init=False)
     redis_kind: str = field(init=False, default="external")
+    tasks: TaskRunner | None = field(init=False, default=None)  # when task_seconds
 
     def __post_init__(self) -> None:
         self._redis: RedisServer | FakeRedisServer | None = None
         self._moto: MotoServer | None = None
         self._runners: list[web.AppRunner] = []
         self._driver: asyncio.Task[None] | None = None
+        self._task_driver: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="dhanam-sandbox-"))
         self.sns = SnsSigner(self._tmp / "sns-certs")
@@ -206,6 +215,21 @@ class SandboxWorld:
         self._session = aiohttp.ClientSession()
         if self.advance_rollouts_after is not None and self._moto is not None:
             self._driver = asyncio.create_task(self._advance_rollouts(self.advance_rollouts_after))
+        if self.task_seconds is not None and self.aws_endpoint_url is not None:
+            # moto of this process only (the runner edits its backend), in the bot's region.
+            self.tasks = TaskRunner(
+                self.aws_endpoint_url, "us-east-1", run_seconds=self.task_seconds
+            )
+            self._task_driver = asyncio.create_task(self._run_tasks(self.tasks))
+
+    async def _run_tasks(self, runner: TaskRunner) -> None:
+        """What ECS would do with the bot's one-off tasks (sandbox.ecs_tasks)."""
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                await asyncio.to_thread(runner.step)
+            except Exception:  # a moto hiccup; the next step tries again
+                log.warning("sandbox.task_runner_failed", exc_info=True)
 
     async def _advance_rollouts(self, after: float) -> None:
         """What ECS would do: a rollout in progress completes ``after`` seconds later. moto
@@ -233,10 +257,11 @@ class SandboxWorld:
                         seen.pop(key, None)
 
     async def stop(self) -> None:
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
+        for driver in (self._driver, self._task_driver):
+            if driver is not None:
+                driver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await driver
         if self._session is not None:
             await self._session.close()
         for runner in self._runners:

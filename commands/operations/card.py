@@ -70,15 +70,33 @@ _ROLLOUT_MARKS = (
 )
 
 
+# A one-off task's verdict (commands/operations/tasks.py `verdict`).
+_TASK_MARKS = (
+    ("succeeded", ":white_check_mark: Task succeeded"),
+    ("failed", ":x: Task failed"),
+    ("timed out", ":stopwatch: Task timed out"),
+)
+
+
 def _followed(request: ApprovalRequest) -> str:
-    """A change whose rollout is followed: its state is the rollout's, not update-service's."""
+    """A change whose rollout (or one-off task) is followed: its state is the rollout's or the
+    task's, not that of the call that started it."""
+    task = request.kind == "run"
     if request.rollout is None:
-        return f":arrows_counterclockwise: Rolling out…\n{request.outcome or ''}".rstrip()
+        running = (
+            ":arrows_counterclockwise: Running…"
+            if task
+            else (":arrows_counterclockwise: Rolling out…")
+        )
+        return f"{running}\n{request.outcome or ''}".rstrip()
+    marks = _TASK_MARKS if task else _ROLLOUT_MARKS
+    unknown = "Task" if task else "Rollout"
     mark = next(
-        (m for prefix, m in _ROLLOUT_MARKS if request.rollout.startswith(prefix)),
-        ":grey_question: Rollout not followed to the end",
+        (m for prefix, m in marks if request.rollout.startswith(prefix)),
+        f":grey_question: {unknown} not followed to the end",
     )
-    return f"{mark}\n{request.outcome or ''}".rstrip() + f"\n*Rollout:* {request.rollout}"
+    label = "*Task:*" if task else "*Rollout:*"
+    return f"{mark}\n{request.outcome or ''}".rstrip() + f"\n{label} {request.rollout}"
 
 
 def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> str:

@@ -14,6 +14,7 @@ from commands.operations.deploy import DeployAction
 from commands.operations.deps import OperationsDeps
 from commands.operations.restore import DbRestoreAction
 from commands.operations.rollback import RollbackAction
+from commands.operations.run_task import RunTaskAction
 from commands.operations.scale import ScaleAction
 from commands.requests import Request
 from commands.router import CommandRouter, Invocation
@@ -29,7 +30,13 @@ class RiskyAction(Protocol):
     def from_request(cls, request: Request, config: Config, clock: Clock) -> Action: ...
 
 
-ACTIONS: list[type[Action]] = [DeployAction, RollbackAction, ScaleAction, DbRestoreAction]
+ACTIONS: list[type[Action]] = [
+    DeployAction,
+    RollbackAction,
+    ScaleAction,
+    DbRestoreAction,
+    RunTaskAction,
+]
 _BY_KIND: dict[str, type[RiskyAction]] = {a.kind: a for a in ACTIONS}  # type: ignore[misc]
 
 
@@ -42,10 +49,9 @@ async def submit(invocation: Invocation[OperationsDeps]) -> None:
     request = submitted.request
     where = f"<#{request.channel}>"
     if submitted.runs_now:
-        text = (
-            f"{request.plan.summary}: running now — {request.env} needs no approval. "
-            f"Follow it on the card in {where}."
-        )
+        waived = built.approval_waived(deps.config)
+        why = "the task needs no approval" if waived else f"{request.env} needs no approval"
+        text = f"{request.plan.summary}: running now — {why}. Follow it on the card in {where}."
     else:
         text = (
             f"Approval requested: {request.plan.summary}. The card is in {where}; it needs "

@@ -16,6 +16,7 @@ from approvals.rollout import (
     Snapshot,
 )
 from commands.alarms.render import rollback_button
+from commands.operations.task_follow import is_task_job, task_job, task_progress_text
 from core.clock import Clock
 from core.config import Config
 from core.text import duration
@@ -87,6 +88,8 @@ _MARKS = {
 
 
 def progress_text(job: RolloutJob, snapshot: Snapshot, elapsed: timedelta) -> str:
+    if is_task_job(job):
+        return task_progress_text(job, snapshot, elapsed)
     mark = _MARKS.get(snapshot.state, ":arrows_counterclockwise:")
     state = snapshot.state.replace("_", " ").lower()
     line = (
@@ -206,7 +209,8 @@ def rollout_job(
 
 
 class FollowRollouts:
-    """The flow's `follow` hook for followed Actions (deploy, rollback): start the follower."""
+    """The flow's `follow` hook for followed Actions (deploy, rollback, run): start the
+    follower on the rollout, or on the one-off task the run started."""
 
     def __init__(self, follower: RolloutFollower, config: Config, clock: Clock) -> None:
         self._follower = follower
@@ -216,6 +220,9 @@ class FollowRollouts:
     async def __call__(self, request: ApprovalRequest, result: Result) -> None:
         service = self._config.services.get(request.service or "")
         alarms = list(service.alarms) if service else []
-        job = rollout_job(request, result, alarms=alarms, now=self._clock.now())
+        if result.details.get("task_arn"):
+            job = task_job(request, result, now=self._clock.now())
+        else:
+            job = rollout_job(request, result, alarms=alarms, now=self._clock.now())
         if job is not None:
             await self._follower.start(job)

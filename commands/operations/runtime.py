@@ -1,13 +1,24 @@
-"""What Actions get at plan and execute time: the process's collaborators, never Slack."""
+"""What Actions get at plan and execute time: the process's collaborators, never Slack itself
+(a step that reports progress while it runs writes through `progress`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
 
 from core.clock import Clock
 from core.config import Config
+from integrations.aws.ecs_tasks import EcsTasks
 from integrations.aws.gateway import AwsGateway
 from integrations.deploy_history import DeployHistory
+
+
+class Progress(Protocol):
+    async def __call__(self, request_id: str, text: str, ts: str | None) -> str | None:
+        """Post (``ts`` None) or edit one message in the request's card thread; its ts, or
+        None when it could not be written (progress is never worth failing a change for)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -16,3 +27,8 @@ class ActionRuntime:
     clock: Clock
     aws: AwsGateway
     history: DeployHistory
+    progress: Progress | None = None
+
+    @cached_property
+    def tasks(self) -> EcsTasks:
+        return EcsTasks(self.aws.clients)

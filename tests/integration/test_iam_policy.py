@@ -43,6 +43,8 @@ async def test_every_command_stays_inside_the_policy(
         await approve_newest(aws_bot, "bob")
         await aws_bot.slash("db restore production --to latest", user="alice")
         await approve_newest(aws_bot, "bob", "carol")
+        await aws_bot.slash("run api production migrate", user="alice")  # a one-off task
+        await approve_newest(aws_bot, "bob")
         await aws_bot.slash("status api production", user="bob")  # CloudWatch GetMetricData
         await aws_bot.settle()
         recorded = set(record_aws_operations)
@@ -60,13 +62,19 @@ async def test_every_command_stays_inside_the_policy(
         "application-autoscaling:RegisterScalableTarget",
         "rds:DescribeDBInstances",
         "rds:RestoreDBInstanceToPointInTime",
+        "ecs:ListTasks",
+        "ecs:RunTask",
+        "ecs:DescribeTasks",
+        "logs:GetLogEvents",
     }
     assert expected_calls <= recorded, expected_calls - recorded
     granted = load_policy(POLICY)
     assert missing(recorded, granted) == set()
     # Exactly: nothing granted that the bot neither calls nor needs implicitly.
     unused = {g for g in granted if g not in recorded and g not in IMPLIED}
-    assert unused <= {"ecs:ListTaskDefinitions"}, unused  # called by rollback's fallback path
+    # ListTaskDefinitions: rollback's fallback path; StopTask: only at a one-off task's timeout
+    # (tests/scenario/test_run_task.py records it).
+    assert unused <= {"ecs:ListTaskDefinitions", "ecs:StopTask"}, unused
 
 
 def test_the_check_fails_when_an_action_is_removed() -> None:

@@ -81,6 +81,10 @@ def sandbox_requests() -> list[tuple[str, str, dict[str, str]]]:
                 ("ecs:DescribeServices", service_arn, {}),
                 ("ecs:UpdateService", service_arn, {}),
             ]
+        task = arn("ecs", f"task/{cluster}/0dc040b1e04e43738e51f86d322b5ec2")
+        requests += [("ecs:DescribeTasks", task, {}), ("ecs:StopTask", task, {})]
+        instance = arn("ecs", f"container-instance/{cluster}/5a0f7c1e")
+        requests.append(("ecs:ListTasks", instance, {}))
     next_revision = max(REVISION_TAGS) + 1  # what deploy registers
     for family in SERVICES:
         for revision in [*REVISION_TAGS, next_revision]:
@@ -90,6 +94,10 @@ def sandbox_requests() -> list[tuple[str, str, dict[str, str]]]:
                 ("ecs:TagResource", task_definition, {}),
             ]
         requests.append(("ecr:DescribeImages", arn("ecr", f"repository/{family}"), {}))
+        requests.append(("ecs:RunTask", arn("ecs", f"task-definition/{family}:3"), {}))
+        group = f"/ecs/{family}"  # the awslogs group of the seeded task definitions
+        stream = f"{group}:log-stream:api/api/0dc040b1e04e4373"
+        requests.append(("logs:GetLogEvents", arn("logs", f"log-group:{stream}"), {}))
     requests += [
         ("cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{a}"), {}) for a in ALARM_NAMES
     ]

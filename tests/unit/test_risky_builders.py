@@ -13,8 +13,15 @@ from commands.operations.deploy import DeployAction
 from commands.operations.restore import DbRestoreAction
 from commands.operations.risky import ACTIONS
 from commands.operations.rollback import RollbackAction
+from commands.operations.run_task import RunTaskAction
 from commands.operations.scale import ScaleAction
-from commands.requests import DeployRequest, Request, RollbackRequest, ScaleRequest
+from commands.requests import (
+    DeployRequest,
+    Request,
+    RollbackRequest,
+    RunRequest,
+    ScaleRequest,
+)
 from core.clock import ManualClock
 from core.config import load_config
 from core.errors import ChatOpsError
@@ -26,6 +33,7 @@ BUILT_FROM_FIELDS: dict[type[Action], type[Request]] = {
     DeployAction: DeployRequest,
     RollbackAction: RollbackRequest,
     ScaleAction: ScaleRequest,
+    RunTaskAction: RunRequest,
 }
 
 
@@ -35,7 +43,7 @@ def _accepted(action: type[Action]) -> set[str]:
 
 def test_every_risky_action_is_listed_once() -> None:
     kinds = [a.kind for a in ACTIONS]
-    assert sorted(kinds) == ["db_restore", "deploy", "rollback", "scale"]
+    assert sorted(kinds) == ["db_restore", "deploy", "rollback", "run", "scale"]
     assert set(BUILT_FROM_FIELDS) | {DbRestoreAction} == set(ACTIONS)
 
 
