@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,3 +190,52 @@ async def test_not_configured(redis_url: str, aws_world: DhanamWorld, tmp_path: 
     assert text.startswith("Disaster recovery is not configured. Add a `[dr]` table")
     assert "`automated_backup_arn`" in text
     assert len(lines) == 1
+
+
+async def test_a_refusing_source_says_so_on_its_line(bot: SandboxWorld) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    rds = bot.flow().runtime.aws.clients.client("rds", DR_REGION)
+
+    def deny(**_kwargs: object) -> None:
+        error = {"Code": "AccessDenied", "Message": "not authorized to perform: <rds:Describe*>"}
+        raise ClientError({"Error": error}, "DescribeDBInstances")
+
+    rds.meta.events.register("before-call.rds.DescribeDBInstances", deny)
+    try:
+        text, lines = await dr_status(bot)
+    finally:
+        rds.meta.events.unregister("before-call.rds.DescribeDBInstances", deny)
+    assert line(lines, "*Replica*") == (
+        "? *Replica* `dhanam-production-dr` (us-west-2): unavailable (AWS refused "
+        "DescribeDBInstances: AccessDenied — not authorized to perform: &lt;rds:Describe*&gt;)"
+    )
+    assert line(lines, "*RPO*").startswith("? *RPO* unknown — database unreadable (AWS refused")
+    assert line(lines, "*api*").startswith("✓ *api*")
+    assert line(lines, "*Failover record*").startswith("✓ *Failover record*")
+    assert text.startswith("? DR in us-west-2: readiness unknown")
+
+
+async def test_a_slow_source_times_out_without_holding_the_reply(
+    redis_url: str, aws_world: DhanamWorld, tmp_path: Path
+) -> None:
+    world = await start(redis_url, aws_world, write_config(tmp_path, budget=1.5))
+    route53 = world.flow().runtime.aws.clients.client("route53")
+
+    def slow(**_kwargs: object) -> None:
+        time.sleep(3.0)  # in the worker thread the call runs in
+
+    route53.meta.events.register("before-call.route53.ListResourceRecordSets", slow)
+    try:
+        started = time.perf_counter()
+        _, lines = await dr_status(world)
+        elapsed = time.perf_counter() - started
+    finally:
+        route53.meta.events.unregister("before-call.route53.ListResourceRecordSets", slow)
+        await world.stop()
+    assert line(lines, "*Failover record*") == (
+        "? *Failover record* `api.dhanam.io`: unavailable (timed out after 1.5 s)"
+    )
+    assert elapsed < 2.9  # the budget, not the slow call
+    assert line(lines, "*Replica*")  # the other sources still have their lines
+    assert line(lines, "*api*")
