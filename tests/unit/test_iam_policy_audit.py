@@ -98,6 +98,7 @@ def sandbox_requests() -> list[tuple[str, str, dict[str, str]]]:
         group = f"/ecs/{family}"  # the awslogs group of the seeded task definitions
         stream = f"{group}:log-stream:api/api/0dc040b1e04e4373"
         requests.append(("logs:GetLogEvents", arn("logs", f"log-group:{stream}"), {}))
+        requests.append(("logs:FilterLogEvents", arn("logs", f"log-group:{group}"), {}))
     requests += [
         ("cloudwatch:DescribeAlarms", arn("cloudwatch", f"alarm:{a}"), {}) for a in ALARM_NAMES
     ]
@@ -116,6 +117,9 @@ def sandbox_requests() -> list[tuple[str, str, dict[str, str]]]:
     for action in ("rds:RestoreDBInstanceToPointInTime", "rds:AddTagsToResource"):
         requests += [(action, arn("rds", f"db:{name}"), {}) for name in (DB_INSTANCE, restored)]
     requests.append(("rds:DescribeDBInstances", arn("rds", f"db:{DB_INSTANCE}"), {}))
+    replica = arn("rds", f"db:{DB_INSTANCE}-dr", region="us-west-2")
+    requests.append(("rds:DescribeDBInstanceAutomatedBackups", replica, {}))
+    requests.append(("route53:ListResourceRecordSets", "arn:aws:route53:::hostedzone/Z0DHANAM", {}))
     return requests
 
 
