@@ -24,12 +24,17 @@ CREDENTIALS = {
 DR_BLOCK_START = "[dr]"
 
 
-def write_config(tmp: Path, *, dr: bool = True, budget: float = 15.0) -> Path:
+def write_config(
+    tmp: Path, *, dr: bool = True, budget: float = 15.0, backups: str | None = None
+) -> Path:
     """The example config; its [dr] table dropped when ``dr`` is False. The sources get 15 s
     (not the example's 3 s) unless a test is about the budget: a loaded CI machine must not
     turn moto's answers into timeouts."""
     text = EXAMPLE_CONFIG.read_text()
     text = text.replace("source_timeout_seconds = 3.0", f"source_timeout_seconds = {budget}")
+    if backups is not None:
+        replica = 'db_instance = "dhanam-production-dr"'
+        text = text.replace(replica, f'automated_backup_arn = "{backups}"')
     if not dr:
         start = text.index(DR_BLOCK_START)
         end = text.find("\n[", start + 1)
@@ -239,3 +244,21 @@ async def test_a_slow_source_times_out_without_holding_the_reply(
     assert elapsed < 2.9  # the budget, not the slow call
     assert line(lines, "*Replica*")  # the other sources still have their lines
     assert line(lines, "*api*")
+
+
+async def test_replicated_backups_none_found(
+    redis_url: str, aws_world: DhanamWorld, tmp_path: Path
+) -> None:
+    arn = "arn:aws:rds:us-west-2:123456789012:auto-backup:ab-dhanam"
+    world = await start(redis_url, aws_world, write_config(tmp_path, backups=arn))
+    try:
+        text, lines = await dr_status(world)
+    finally:
+        await world.stop()
+    # moto lists no automated backups for any ARN
+    assert line(lines, "*Replicated backups*") == (
+        f"✗ *Replicated backups* `{arn}`: no replicated backups found"
+    )
+    assert line(lines, "*RPO*") == "✗ *RPO* unknown — no replicated backups found; target 1 h"
+    assert "restore the newest replicated backup into a new instance" in "\n".join(lines)
+    assert text.startswith("✗ DR in us-west-2: not ready")
