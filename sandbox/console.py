@@ -325,6 +325,7 @@ class Console:
             kind=label,
             in_thread=message.is_reply,
             bold=self.bold,
+            files=message.files,
         )
 
 

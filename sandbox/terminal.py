@@ -463,11 +463,36 @@ def render_message(
     kind: str = "",
     in_thread: bool = False,
     bold: bool = False,
+    files: list[dict[str, Any]] | None = None,
 ) -> str:
     """One message as a block of lines, with a one-line heading saying who, where and what."""
     renderer = Renderer(names, bold)
     body = renderer.blocks(blocks) if blocks else wrap(renderer.mrkdwn(text))
+    for file in files or []:
+        body.extend(file_lines(file))
     heading = f"{author} in {where}" + (f" ({kind})" if kind else "")
     indent = "    │ " if in_thread else "│ "
     prefix = "    ↳ " if in_thread else ""
     return "\n".join([prefix + heading, *(indent + line for line in body)])
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+def file_lines(file: dict[str, Any], width: int = 100) -> list[str]:
+    """A shared file as Slack shows it in the channel: its name, size and first lines."""
+    name, title = str(file.get("name", "file")), str(file.get("title") or "")
+    size = int(file.get("size") or 0)
+    count = file.get("lines")
+    facts = _size(size) + (f", {count} lines" if isinstance(count, int) else "")
+    lines = [f"📎 {name} ({facts})" + (f" — {title}" if title and title != name else "")]
+    preview = str(file.get("preview") or "")
+    lines.extend(
+        "  ┆ " + (row if len(row) <= width else row[: width - 1] + "…")
+        for row in preview.split("\n")
+        if row
+    )
+    return lines

@@ -123,7 +123,7 @@ async def _upload(inv: Invocation[LogsDeps], reply: LogsReply) -> str:
     """Post the file in the command's channel; what the person is told about it."""
     assert reply.file is not None
     lines = reply.file.content.count("\n")
-    comment = f"<@{inv.user_id}> asked for the logs of {reply.text}."
+    comment = f"<@{inv.user_id}> asked for these logs: {reply.text}."
     try:
         await inv.client.files_upload_v2(
             channel=inv.channel_id,

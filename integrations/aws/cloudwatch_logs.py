@@ -162,8 +162,8 @@ class LogReader:
                     raise AwsError(
                         operation="FilterLogEvents",
                         code="Timeout",
-                        message=f"no answer within {budget:g} s",
-                        user_message=f"CloudWatch Logs did not answer within {budget:g} s",
+                        message=f"no answer within {budget:.1f} s",
+                        user_message=f"CloudWatch Logs did not answer within {budget:.1f} s",
                     ) from None
                 pages += 1
                 in_slice.extend(_event(raw) for raw in response.get("events", []))

@@ -16,7 +16,7 @@ import pytest
 from bot.wiring import Overrides
 from sandbox.aws_logs import SANDBOX_LOG_SECRETS
 from sandbox.aws_world import DhanamWorld
-from sandbox.slack_emulator_models import EmuMessage
+from sandbox.slack_emulator_models import EmuChannel, EmuMessage
 from sandbox.world import EXAMPLE_CONFIG, SandboxWorld
 from tests.fixtures.bot import aws_sandbox
 
@@ -106,7 +106,7 @@ async def test_limit_500_goes_up_as_a_file_in_the_channel(bot: SandboxWorld) -> 
     assert file.channel == "C0OPS"
     assert file.title == "api · production · last 2 h · 500 lines (newest first)"
     assert file.filename.startswith("api-production-logs-")
-    assert "<@U0ALICE> asked for the logs of api · production" in (file.initial_comment or "")
+    assert "<@U0ALICE> asked for these logs: api · production" in (file.initial_comment or "")
     text = file.text.splitlines()
     assert len(text) == 500
     assert "api/api/" in text[0]
@@ -192,3 +192,39 @@ def _logs_client(bot: SandboxWorld) -> Any:
 async def test_help_logs(bot: SandboxWorld) -> None:
     reply = await bot.slash("help logs")
     assert "logs SERVICE ENV" in json.dumps(reply.body)
+
+
+async def test_no_awslogs_configuration_is_said(bot: SandboxWorld) -> None:
+    ecs: Any = boto3.client("ecs", endpoint_url=bot.aws_endpoint_url, region_name=REGION)
+    current = ecs.describe_services(cluster="dhanam-staging", services=["dhanam-web"])
+    arn = current["services"][0]["taskDefinition"]
+    definition = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    container = {
+        k: v for k, v in definition["containerDefinitions"][0].items() if k != "logConfiguration"
+    }
+    registered = ecs.register_task_definition(
+        family="dhanam-web", containerDefinitions=[container]
+    )["taskDefinition"]
+    ecs.update_service(
+        cluster="dhanam-staging",
+        service="dhanam-web",
+        taskDefinition=registered["taskDefinitionArn"],
+    )
+    message = await logs(bot, "web staging")
+    assert message.text.startswith("Could not read web's logs in staging: no CloudWatch log group")
+    assert "container `web` of `dhanam-web:4` does not log with the awslogs driver" in message.text
+
+
+async def test_a_channel_the_bot_is_not_in_keeps_the_inline_part(bot: SandboxWorld) -> None:
+    bot.slack.world.channels["C0QUIET"] = EmuChannel(
+        "C0QUIET", "quiet", members=["U0ALICE", "U0BOB"]
+    )
+    reply = await bot.slash("logs api production --since 2h --limit 500", channel="C0QUIET")
+    assert reply.status == 200
+    await bot.settle()
+    message = bot.slack.ephemerals("U0ALICE")[-1]
+    assert message.text == "api · production · last 2 h · 500 lines (newest first)"
+    assert len(code_lines(message)) > 50
+    assert "I could not post the full text (500 lines) as a file in this channel" in shown(message)
+    assert "`not_in_channel`" in shown(message)
+    assert bot.slack.messages("C0QUIET") == []
