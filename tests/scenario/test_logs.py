@@ -153,6 +153,27 @@ async def test_access_denied_is_named_with_the_action_needed(bot: SandboxWorld) 
     assert "logs:FilterLogEvents on `/ecs/dhanam-api`" in message.text
     assert bot.slack.calls_to("files.getUploadURLExternal") == []
 
+    def throttle(**_kwargs: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+            "FilterLogEvents",
+        )
+
+    client.meta.events.register("before-call.logs.FilterLogEvents", throttle)
+    try:
+        message = await logs(bot, "web production")
+    finally:
+        client.meta.events.unregister("before-call.logs.FilterLogEvents", throttle)
+    assert message.text == (
+        "Could not read web's logs in production: CloudWatch Logs is throttling the bot "
+        "(ThrottlingException); try again in a minute"
+    )
+
+
+async def test_a_moment_not_in_the_past_is_refused(bot: SandboxWorld) -> None:
+    message = await logs(bot, "api production --since 2099-01-01T00:00:00Z")
+    assert message.text == "--since 2099-01-01 00:00 UTC is not in the past"
+
 
 @pytest.fixture
 async def hasty_bot(
