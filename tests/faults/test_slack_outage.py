@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import timedelta
 
 from tests.scenario.alarm_support import (
@@ -26,9 +27,10 @@ async def test_thirty_seconds_of_429_and_500_lose_nothing(redis_url: str) -> Non
     async with alarm_world(redis_url, FAST) as world:
         world.slack.inject(429, seconds=OUTAGE, retry_after=1)
 
-        async def then_500() -> None:
+        async def then_500() -> float:
             await asyncio.sleep(OUTAGE)
             world.slack.inject(500, seconds=OUTAGE)
+            return time.monotonic() + OUTAGE  # the emulator's clock: when the 500s end
 
         second_half = asyncio.create_task(then_500())
         states = ["ALARM", "OK", "ALARM", "OK", "ALARM"]
@@ -39,8 +41,11 @@ async def test_thirty_seconds_of_429_and_500_lose_nothing(redis_url: str) -> Non
                 reply = await deliver(world, body)
                 assert reply.status == 200, reply
             await asyncio.sleep(OUTAGE * 2 / len(states))
-        await second_half
-        await asyncio.sleep(OUTAGE + 1)  # the 500s end
+        outage_end = await second_half
+        # The alarms above took the whole outage (5 x 6 s): the 500s end now or have ended.
+        # Wait for that end (not a fixed 16 s), then for every outbox drain to finish: a drain
+        # keeps a refused item and retries it (backoff up to 8 s) until Slack takes it.
+        await asyncio.sleep(max(0.0, outage_end - time.monotonic()) + 0.1)
         await world.settle_alarms()
 
         failed = [c for c in world.slack.calls if c.status in (429, 500)]

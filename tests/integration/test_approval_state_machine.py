@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Coroutine
@@ -587,14 +588,18 @@ class ApprovalMachine(RuleBasedStateMachine):
             )
 
 
+# CI runs a bounded profile (100 examples of up to 50 steps, for each approvals_required);
+# `make fuzz` (DHANAM_FUZZ=1) the deep one: 500 examples of up to 60 steps.
+FUZZ = os.environ.get("DHANAM_FUZZ") == "1"
 SETTINGS = settings(
-    max_examples=200,
-    stateful_step_count=50,
+    max_examples=500 if FUZZ else 100,
+    stateful_step_count=60 if FUZZ else 50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
 
+@pytest.mark.timeout(3600 if FUZZ else 120)
 @pytest.mark.parametrize("required", [1, 2])
 def test_approval_state_machine(redis_server: RedisServer, tmp_path: Path, required: int) -> None:
     if not redis_server.is_running:
