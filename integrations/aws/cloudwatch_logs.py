@@ -149,7 +149,10 @@ class LogReader:
                 left = deadline - time.monotonic()
                 if pages >= self.max_pages or left <= 0:
                     return self._partial(found, in_slice, pages, slice_end, limit)
-                kwargs = {**base, "startTime": _ms(slice_start), "endTime": _ms(slice_end)}
+                # Both bounds are inclusive: a later slice ends 1 ms before the one after it
+                # began, so an event on the boundary is returned once.
+                last_ms = _ms(slice_end) - (0 if slice_end == end else 1)
+                kwargs = {**base, "startTime": _ms(slice_start), "endTime": last_ms}
                 if token:
                     kwargs["nextToken"] = token
                 try:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from integrations.aws.clients import AwsClients
-from integrations.aws.cloudwatch_logs import AwsLogs, LogReader
+from integrations.aws.cloudwatch_logs import FIRST_SLICE, AwsLogs, LogReader
 from integrations.aws.errors import AwsError
 from sandbox.aws_world import MotoServer
 
@@ -110,3 +110,28 @@ async def test_no_answer_within_the_budget_is_a_timeout(clients: AwsClients) -> 
         client.meta.events.unregister("before-call.logs.FilterLogEvents", slow)
     assert caught.value.code == "Timeout"
     assert "did not answer within 0.2 s" in caught.value.user_message
+
+
+async def test_an_event_on_a_slice_boundary_is_returned_once(
+    clients: AwsClients, moto_server: MotoServer
+) -> None:
+    logs: Any = boto3.client("logs", endpoint_url=moto_server.endpoint_url, region_name=REGION)
+    end = datetime.now(UTC).replace(microsecond=0)
+    logs.create_log_group(logGroupName="/ecs/boundary")
+    logs.create_log_stream(logGroupName="/ecs/boundary", logStreamName="s")
+    at = int((end - FIRST_SLICE).timestamp() * 1000)  # where the first and second slices meet
+    logs.put_log_events(
+        logGroupName="/ecs/boundary",
+        logStreamName="s",
+        logEvents=[{"timestamp": at, "message": "on the boundary"}],
+    )
+    found = await LogReader(clients).newest(
+        AwsLogs(group="/ecs/boundary", region=None, stream_prefix=None),
+        REGION,
+        start=end - timedelta(hours=1),
+        end=end,
+        grep=None,
+        limit=10,
+        budget=10.0,
+    )
+    assert [e.message for e in found.events] == ["on the boundary"]
