@@ -24,6 +24,7 @@ from integrations.aws.dr_models import (
     record_mark,
     service_mark,
 )
+from integrations.aws.dr_steps import activation_steps
 
 Block = dict[str, Any]
 MARKS = {Mark.OK: "✓", Mark.BAD: "✗", Mark.UNKNOWN: "?"}
@@ -127,7 +128,7 @@ def record_line(reading: Reading[DrRecord] | None, dr: DrConfig) -> str:
 
 
 def steps_text(readiness: DrReadiness, slash: str) -> str:
-    steps = readiness.steps
+    steps = activation_steps(readiness)
     rto = duration(readiness.rto)
     if not steps:
         return f"*Activation*: nothing left to do (RTO {rto})"
@@ -136,6 +137,17 @@ def steps_text(readiness: DrReadiness, slash: str) -> str:
         f"*Activation* (`{inert(slash)} dr activate`) has {plural(len(steps), 'step')} left, "
         f"against an RTO of {rto}:\n{numbered}"
     )
+
+
+def summary_line(readiness: DrReadiness) -> str:
+    """The readiness in one line (for the sev1 checklist's DR step): the verdict, what is not
+    OK, and the steps left against the RTO."""
+    mark = readiness.mark
+    head = f"{MARKS[mark]} DR in {readiness.region}: {VERDICTS[mark]}"
+    problems = [f"{MARKS[m]} {name}" for name, m in readiness.problems]
+    steps = plural(len(activation_steps(readiness)), "step")
+    tail = f"{steps} left, RTO {duration(readiness.rto)}"
+    return inert(f"{head} ({', '.join(problems)}) · {tail}" if problems else f"{head} · {tail}")
 
 
 def readiness_blocks(readiness: DrReadiness, dr: DrConfig, slash: str) -> tuple[str, list[Block]]:

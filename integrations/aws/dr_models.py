@@ -233,55 +233,28 @@ class DrReadiness:
     rto: timedelta
 
     @property
-    def mark(self) -> Mark:
-        marks = [self.rpo.mark, database_mark(self.database)]
-        marks += [service_mark(s) for s in self.services.values()]
+    def facts(self) -> list[tuple[str, Mark]]:
+        """Each fact's mark, by name: the database, "RPO", each service, "failover record"."""
+        db = self.database.value
+        kind = (
+            "database"
+            if db is None
+            else "replicated backups"
+            if db.kind == "backups"
+            else "replica"
+        )
+        facts = [(kind, database_mark(self.database)), ("RPO", self.rpo.mark)]
+        facts += [(name, service_mark(s)) for name, s in self.services.items()]
         if self.record is not None:
-            marks.append(record_mark(self.record))
-        return worst(marks)
+            facts.append(("failover record", record_mark(self.record)))
+        return facts
 
     @property
-    def steps(self) -> list[str]:
-        """What activation would still have to do, in order (`dr activate`'s plan)."""
-        return activation_steps(self)
+    def mark(self) -> Mark:
+        """The verdict: the worst fact."""
+        return worst([mark for _, mark in self.facts])
 
-
-def activation_steps(ready: DrReadiness) -> list[str]:
-    steps: list[str] = []
-    db = ready.database.value
-    if db is None or db.kind == "replica":
-        name = db.name if db is not None else "the DR replica"
-        if db is None or not db.found or db.source is not None:
-            steps.append(f"promote {name} to a standalone database")
-    else:
-        steps.append("restore the newest replicated backup into a new instance")
-    deploy = [
-        name
-        for name, reading in ready.services.items()
-        if reading.value is None or reading.value.image_matches is not True
-    ]
-    if deploy:
-        steps.append(f"deploy production's images to {_names(deploy)}")
-    scale: list[str] = []
-    for name, reading in ready.services.items():
-        service = reading.value
-        prod = service.production.value if service is not None else None
-        if (
-            service is None
-            or service.dr is None
-            or prod is None
-            or service.dr.desired < prod.desired
-        ):
-            scale.append(name)
-    if scale:
-        steps.append(f"scale {_names(scale)} to production's counts")
-    record = ready.record
-    if record is not None and (record.value is None or not record.value.points_at_dr):
-        name = record.value.name if record.value is not None else "the failover record"
-        target = record.value.target if record.value is not None else "the DR target"
-        steps.append(f"switch {name} to {target}")
-    return steps
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(names)
+    @property
+    def problems(self) -> list[tuple[str, Mark]]:
+        """The facts that are not OK (BAD or UNKNOWN), in order."""
+        return [(name, mark) for name, mark in self.facts if mark is not Mark.OK]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands.dr.render import not_configured_blocks, readiness_blocks
+from commands.dr.render import not_configured_blocks, readiness_blocks, summary_line
 from core.config import DrConfig
 from integrations.aws.dr_models import (
     DrDatabase,
@@ -20,6 +20,7 @@ from integrations.aws.dr_models import (
     rpo,
     same_image,
 )
+from integrations.aws.dr_steps import activation_steps
 from integrations.aws.images import parse_image
 from sandbox.block_kit import block_errors
 
@@ -167,7 +168,7 @@ def test_steps_left() -> None:
         DrRecord("api.dhanam.io", "Z1", "dr.example.com", ("primary.example.com.",), "CNAME")
     )
     stale = {"api": ok(DrService("api", "dhanam-api", side(0, "v1"), ok(side(2, "v2"))))}
-    steps = readiness(services=stale, record=record).steps  # type: ignore[arg-type]
+    steps = activation_steps(readiness(services=stale, record=record))  # type: ignore[arg-type]
     assert steps == [
         "promote dhanam-production-dr to a standalone database",
         "deploy production's images to api",
@@ -177,7 +178,7 @@ def test_steps_left() -> None:
     switched = ok(DrRecord("api.dhanam.io", "Z1", "DR.example.com.", ("dr.example.com",), "CNAME"))
     promoted = ok(DrDatabase("replica", "dhanam-production-dr", "available", None, None))
     scaled = {"api": ok(DrService("api", "dhanam-api", side(2, "v1"), ok(side(2, "v1"))))}
-    assert readiness(services=scaled, record=switched, database=promoted).steps == []  # type: ignore[arg-type]
+    assert activation_steps(readiness(services=scaled, record=switched, database=promoted)) == []  # type: ignore[arg-type]
 
 
 def texts(blocks: list[dict[str, object]]) -> str:
@@ -224,3 +225,11 @@ def test_not_configured_says_how() -> None:
     assert 0 < len(text) <= 3000
     assert "[dr]" in text
     assert "`db_instance`" in text
+
+
+def test_summary_line_names_what_is_not_ok() -> None:
+    assert summary_line(readiness()) == "✓ DR in us-west-2: ready · 2 steps left, RTO 4 h"
+    missing = {"api": ok(DrService("api", "dhanam-api", None, ok(side(2, "v1"))))}
+    assert summary_line(readiness(lag=None, services=missing)) == (  # type: ignore[arg-type]
+        "✗ DR in us-west-2: not ready (? RPO, ✗ api) · 3 steps left, RTO 4 h"
+    )
