@@ -131,7 +131,9 @@ class DrRecord:
 
     @property
     def points_at_dr(self) -> bool:
-        return _host(self.target) in {_host(v) for v in self.values}
+        """Every record set of the name points at the target (with failover or weighted sets,
+        one of them pointing there is not a failover)."""
+        return bool(self.values) and all(_host(v) == _host(self.target) for v in self.values)
 
 
 def _host(name: str) -> str:

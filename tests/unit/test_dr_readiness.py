@@ -233,3 +233,14 @@ def test_summary_line_names_what_is_not_ok() -> None:
     assert summary_line(readiness(lag=None, services=missing)) == (  # type: ignore[arg-type]
         "✗ DR in us-west-2: not ready (? RPO, ✗ api) · 3 steps left, RTO 4 h"
     )
+
+
+def test_the_record_points_at_dr_only_when_every_record_set_does() -> None:
+    def record(*values: str) -> DrRecord:
+        return DrRecord("api.dhanam.io", "Z1", "dr.example.com", values, "CNAME")
+
+    assert record("DR.example.com.").points_at_dr
+    assert not record("primary.example.com").points_at_dr
+    assert not record().points_at_dr
+    # failover routing: PRIMARY at the primary, SECONDARY at DR — not failed over
+    assert not record("primary.example.com", "dr.example.com").points_at_dr
