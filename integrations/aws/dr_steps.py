@@ -12,9 +12,11 @@ def activation_steps(ready: DrReadiness) -> list[str]:
     record when it does not point at the DR target. An unreadable source counts as to do."""
     steps: list[str] = []
     db = ready.database.value
-    if db is None or db.kind == "replica":
+    if db is not None and db.kind == "replica" and not db.found:
+        steps.append(f"no replica {db.name} to promote: restore the database from a backup")
+    elif db is None or db.kind == "replica":
         name = db.name if db is not None else "the DR replica"
-        if db is None or not db.found or db.source is not None:
+        if db is None or db.source is not None:
             steps.append(f"promote {name} to a standalone database")
     else:
         steps.append("restore the newest replicated backup into a new instance")

@@ -161,6 +161,11 @@ async def test_a_deleted_replica_is_not_found_and_the_rest_still_shown(
     assert line(lines, "*api*").startswith("✓ *api*")
     assert line(lines, "*Failover record*").startswith("✓ *Failover record*")
     assert text.startswith("✗ DR in us-west-2: not ready")
+    steps = "\n".join(lines)
+    assert (
+        "1. no replica dhanam-production-dr to promote: restore the database from a backup" in steps
+    )
+    assert "deploy production's images to web" in steps
 
 
 async def test_a_deleted_record_is_not_found(bot: SandboxWorld) -> None:
