@@ -34,7 +34,7 @@ from commands.logs.feature import logs_feature
 from commands.operations import risky
 from commands.operations.deps import OperationsDeps
 from commands.operations.feature import operations_feature
-from commands.operations.notifier import SlackNotifier
+from commands.operations.notifier import SlackNotifier, ThreadProgress
 from commands.operations.rollout import EcsRolloutSource, FollowRollouts, SlackRolloutReporter
 from commands.operations.runtime import ActionRuntime
 from commands.operations.task_follow import FollowedSource, TaskSource
@@ -104,14 +104,19 @@ def build_components(
         aws.clients.close()
 
     process.add("aws", start=aws_start, stop=aws_stop)
-    runtime = ActionRuntime(
-        config=config, clock=clock, aws=aws, history=DeployHistory(redis, clock)
-    )
     rollouts = overrides.rollouts or RolloutSettings(
         poll=timedelta(seconds=config.rollouts.poll_seconds),
         timeout=timedelta(seconds=config.rollouts.timeout_seconds),
         bake=timedelta(seconds=config.rollouts.bake_seconds),
         lease=timedelta(seconds=config.rollouts.lease_seconds),
+    )
+    runtime = ActionRuntime(
+        config=config,
+        clock=clock,
+        aws=aws,
+        history=DeployHistory(redis, clock),
+        progress=ThreadProgress(client, store),
+        task_poll=rollouts.poll.total_seconds(),  # a release step is watched as rollouts are
     )
     members = GroupMembers(client, clock)
     cards = Cards(store, SlackNotifier(client, config, clock), clock)

@@ -65,15 +65,26 @@ def _context(*texts: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
 
 
-def help_blocks(slash: str, topic: str | None = None) -> list[Block]:
+def help_blocks(
+    slash: str, topic: str | None = None, tasks: dict[str, list[str]] | None = None
+) -> list[Block]:
+    """Every command, or one in detail; `help run` also lists each service's tasks."""
     if topic is not None:
-        return _topic_blocks(slash, COMMANDS[topic])
+        blocks = _topic_blocks(slash, COMMANDS[topic])
+        if topic == "run" and tasks is not None:
+            listed = [
+                f"• {svc}: {', '.join(names)}" for svc, names in sorted(tasks.items()) if names
+            ]
+            text = "\n".join(listed) if listed else "No service has tasks configured."
+            blocks.insert(1, _section(f"*Tasks*\n{text}"))
+        return blocks
     lines = [f"`{slash} {spec.usage}`\n{spec.summary}" for spec in COMMANDS.values()]
     return [
         {"type": "header", "text": {"type": "plain_text", "text": "Dhanam ChatOps"}},
         _section(
-            "Run production from Slack. Risky commands (deploy, rollback, scale, db restore) "
-            "post an approval card; a second engineer approves before anything changes."
+            "Run production from Slack. Risky commands (deploy, rollback, scale, db restore, "
+            "run, dr activate) post an approval card; a second engineer approves before "
+            "anything changes."
         ),
         {"type": "divider"},
         *(_section(line) for line in lines),

@@ -98,7 +98,7 @@ class CommandRouter:
             await ack(
                 response_type="ephemeral",
                 text=help_text(slash, request.topic),
-                blocks=help_blocks(slash, request.topic),
+                blocks=help_blocks(slash, request.topic, self._parser.tasks),
             )
             self._observe(request.kind, "ok", started)
             return

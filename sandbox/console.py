@@ -41,6 +41,8 @@ Console lines:
   :click LABEL              press the button LABEL (or number N) on the newest message with one
   :alarm NAME ALARM|OK      CloudWatch moves alarm NAME to that state and notifies through SNS
   :wait SECONDS             let background work progress
+  :task-fails TASK          the service task TASK (e.g. migrate) exits 1 from now on
+  :task-ok TASK             …or exits 0 again (the default)
   :help                     this text
   :quit                     leave"""
 
@@ -113,12 +115,29 @@ class Console:
             await self._alarm(rest)
         elif word == ":wait":
             await self._wait(rest)
+        elif word in (":task-fails", ":task-ok"):
+            self._task_outcome(rest, fails=word == ":task-fails")
         elif word == ":help":
             self.say(CONSOLE_HELP)
         elif word == ":quit":
             self.quit = True
         else:
             raise ConsoleError(f'unknown console line "{word}" — type :help')
+
+    def _task_outcome(self, name: str, *, fails: bool) -> None:
+        runner = self.world.tasks
+        commands = {
+            tuple(task.command)
+            for svc in self.world.config.services.values()
+            for task_name, task in svc.tasks.items()
+            if task_name == name
+        }
+        if runner is None or not commands:
+            known = sorted({t for s in self.world.config.services.values() for t in s.tasks})
+            raise ConsoleError(f'unknown task "{name}" — known: {", ".join(known) or "none"}')
+        for command in commands:
+            (runner.failing.add if fails else runner.failing.discard)(command)
+        self.say(f"{name} now {'fails (exit code 1)' if fails else 'succeeds (exit code 0)'}")
 
     def _channel(self, ref: str) -> str:
         name = ref.lstrip("#")
@@ -344,6 +363,8 @@ async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
     world = SandboxWorld(
         log_format=LogFormat.CONSOLE,
         advance_rollouts_after=3.0,
+        task_seconds=4.0,  # a one-off task runs 4 s, writing its log as it goes
+        before_deploy={"api": "migrate"},  # deploys of api run the migration first
         dhanam_api=True,  # the API's health endpoints, for /dhanam status
         # Faster than production so a deploy completes and bakes while you watch.
         overrides=Overrides(

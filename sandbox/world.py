@@ -124,6 +124,9 @@ class SandboxWorld:
     # seconds a one-off task runs (PENDING → RUNNING → STOPPED, writing its log): moto runs no
     # containers, so `tasks` (sandbox.ecs_tasks.TaskRunner) does what ECS would. None: not run.
     task_seconds: float | None = None
+    # service -> task: `before_deploy` switched on for the run (the console turns api's migrate
+    # on, so a deploy shows its release step; the example config leaves it off).
+    before_deploy: dict[str, str] = field(default_factory=dict)
     overrides: Overrides | None = None
     slack_factory: Callable[[], SlackEmulator] = SlackEmulator.dhanam_defaults
     # Start the fake Dhanam API (health endpoints) and point every environment's api_base_url
@@ -177,7 +180,7 @@ class SandboxWorld:
 
         self.slack = self.slack_factory()
         await self.slack.start()
-        self.config = load_config(self.config_path)
+        self.config = with_before_deploy(load_config(self.config_path), self.before_deploy)
         if self.dhanam_api:
             self.api = FakeDhanamApi()
             await self.api.start()
@@ -452,6 +455,19 @@ class SandboxWorld:
                 return False
             seen = len(self.slack.calls)
             await asyncio.sleep(quiet)
+
+
+def with_before_deploy(config: Config, steps: dict[str, str]) -> Config:
+    """``config`` with each service's `before_deploy` set to the named task (validated as the
+    config file's own key would be)."""
+    if not steps:
+        return config
+    services = dict(config.services)
+    for service, task in steps.items():
+        data = services[service].model_dump()
+        data["before_deploy"] = task
+        services[service] = type(services[service]).model_validate(data)
+    return config.model_copy(update={"services": services})
 
 
 def _rolling(endpoint: str, region: str, cluster: str, service: str) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import structlog
 
 from approvals.models import Change, Plan, Result
+from commands.operations import release_step
 from commands.operations.base import (
     REQUEST_TAG_KEY,
     ServiceAction,
@@ -124,6 +125,12 @@ class DeployAction(ServiceAction):
             aws.resolve_image(env.region, image, self.tag),
             self._current_digest(aws, env.region, image, current_tag),
         )
+        step_inputs: dict[str, Any] = {}
+        step_changes: list[Change] = []
+        step_facts: list[str] = []
+        if svc.before_deploy is not None:
+            raw = await runtime.tasks.describe_service_raw(env.region, env.cluster, svc.ecs_service)
+            step_inputs, step_changes, step_facts = release_step.plan_parts(svc, raw, current)
         changes = [
             Change(
                 label="task definition",
@@ -141,6 +148,7 @@ class DeployAction(ServiceAction):
                 before=str(state.desired),
                 after=f"{state.desired} (unchanged)",
             ),
+            *step_changes,
         ]
         return Plan.build(
             f"Deploy {self.service} to {self.env}: {current_tag or 'unknown'} → {self.tag}",
@@ -150,9 +158,10 @@ class DeployAction(ServiceAction):
                 "container": svc.container,
                 "image": target.image_pinned,
                 "circuit_breaker": circuit_breaker(state),
+                **step_inputs,
             },
             changes=changes,
-            facts=[*_alarm_facts(svc.alarms, alarms), _breaker_fact(state)],
+            facts=[*step_facts, *_alarm_facts(svc.alarms, alarms), _breaker_fact(state)],
             warnings=self._warnings(state, current_tag, current_digest, target),
         )
 
@@ -247,6 +256,18 @@ class DeployAction(ServiceAction):
                 "the update may never have been sent, or ECS rolled it back. It is not sent "
                 "again; check status and ask again if the deploy is still wanted."
             )
+        step = ""
+        if updated and "before_deploy" in plan.inputs:
+            spec = release_step.spec_of(
+                plan.inputs,
+                region=env.region,
+                cluster=env.cluster,
+                container=container,
+                arn=new_arn,
+            )
+            step = await release_step.run_before_deploy(
+                runtime, spec, request_id=self.request_id, service=self.service
+            )
         if updated:
             await aws.update_service(env.region, env.cluster, svc.ecs_service, new_arn)
             log.info("deploy.updated", service=svc.ecs_service, task_definition=new_arn)
@@ -265,6 +286,8 @@ class DeployAction(ServiceAction):
             "reused_revision": reused,
             "service_updated": updated,
         }
+        if step:
+            details["before_deploy"] = step
         await self.record_move(
             runtime,
             kind="deploy",
@@ -286,6 +309,8 @@ class DeployAction(ServiceAction):
             )
         else:
             summary = f"{svc.ecs_service} now on {revision} ({self.tag}{pinned})"
+        if step:
+            summary += f", after {step}"
         return Result(ok=True, summary=summary, details=details)
 
     async def _revision_of_this_request(

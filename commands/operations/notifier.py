@@ -1,13 +1,53 @@
-"""The approval engine's Notifier, on Slack: the card, its edits, and its thread."""
+"""The approval engine's Notifier, on Slack: the card, its edits, and its thread; and the progress
+message a step writes in the card's thread while an execution waits for it."""
 
 from __future__ import annotations
 
+import structlog
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from approvals.models import ApprovalRequest
+from approvals.store import ApprovalStore
 from commands.operations.card import card_blocks, card_text
 from core.clock import Clock
 from core.config import Config
+
+log = structlog.get_logger(__name__)
+
+
+class ThreadProgress:
+    """commands.operations.runtime.Progress on Slack: one message in the request's card thread,
+    posted once and then edited (posted anew when the edit finds it gone). Never raises: a
+    progress line is not worth failing a change for."""
+
+    def __init__(self, client: AsyncWebClient, store: ApprovalStore) -> None:
+        self._client = client
+        self._store = store
+
+    async def __call__(self, request_id: str, text: str, ts: str | None) -> str | None:
+        try:
+            request = await self._store.get(request_id)
+            if request is None or request.channel is None or request.ts is None:
+                return None
+            if ts is not None:
+                try:
+                    await self._client.chat_update(channel=request.channel, ts=ts, text=text)
+                except SlackApiError:
+                    pass  # deleted or not editable: a new message below
+                else:
+                    return ts
+            response = await self._client.chat_postMessage(
+                channel=request.channel, thread_ts=request.ts, text=text, unfurl_links=False
+            )
+            return str(response["ts"])
+        except Exception as exc:  # noqa: BLE001 - Slack or the store hiccuping: logged, skipped
+            log.warning(
+                "progress.not_written",
+                request_id=request_id,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            return None
 
 
 class SlackNotifier:

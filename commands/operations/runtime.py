@@ -28,6 +28,7 @@ class ActionRuntime:
     aws: AwsGateway
     history: DeployHistory
     progress: Progress | None = None
+    task_poll: float = 5.0  # seconds between looks at a task a step waits for
 
     @cached_property
     def tasks(self) -> EcsTasks:

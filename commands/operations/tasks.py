@@ -16,6 +16,7 @@ from typing import Any
 
 from core.config import TaskConfig
 from core.text import duration
+from integrations.aws.cloudwatch_logs import awslogs_of
 from integrations.aws.ecs_tasks import EcsTasks, Placement, TaskState, placement_of
 from integrations.aws.errors import AwsError
 
@@ -30,18 +31,13 @@ def started_by(request_id: str | None, step: str | None = None) -> str:
     return f"{value}:{step}" if step else value
 
 
-def awslogs_of(task_definition: dict[str, Any], container: str) -> tuple[str, str, str] | None:
-    """(group, region, stream prefix) of `container`'s awslogs driver, else None."""
-    for definition in task_definition.get("containerDefinitions", []):
-        if definition.get("name") != container:
-            continue
-        config = definition.get("logConfiguration") or {}
-        options = config.get("options") or {}
-        group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
-        if config.get("logDriver") != "awslogs" or not group or not prefix:
-            return None
-        return str(group), str(options.get("awslogs-region") or ""), str(prefix)
-    return None
+def task_logs(task_definition: dict[str, Any], container: str) -> tuple[str, str, str] | None:
+    """(group, region or "", stream prefix) where a task of `container` logs; None without an
+    awslogs driver or a stream prefix (a task's stream cannot be named then)."""
+    found = awslogs_of(task_definition, container)
+    if found is None or found.stream_prefix is None:
+        return None
+    return found.group, found.region or "", found.stream_prefix
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ def task_spec(
         command=list(task.command),
         placement=placement_of(service),
         timeout_seconds=task.timeout_seconds,
-        logs=awslogs_of(task_definition, container),
+        logs=task_logs(task_definition, container),
     )
 
 

@@ -28,6 +28,7 @@ from sandbox.aws_world import (
     DhanamWorld,
     complete_rollouts,
 )
+from sandbox.ecs_tasks import TaskRunner
 from sandbox.redis_server import RedisServer
 from sandbox.signing import block_actions_body, sign, slash_command_body
 from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
@@ -261,3 +262,45 @@ async def test_redis_killed_mid_approval_loses_nothing_and_runs_once(
     await _until(lambda: "Rolling out" in (t := _card_text(slack, card.ts)) or "Rollout" in t)
     await asyncio.sleep(1.0)
     assert _revisions(aws_world) == 4
+
+
+async def test_sigkilled_task_follower_is_taken_over_by_another_process(
+    replicas: list[Replica], slack: SlackEmulator, aws_world: DhanamWorld
+) -> None:
+    """`run api production migrate`: the replica following the task is SIGKILLed mid-run;
+    another process takes the follow over, keeps editing the same thread message and puts the
+    exit code on the card. One task ran."""
+    runner = TaskRunner(aws_world.endpoint_url, aws_world.region, run_seconds=1.0)
+    migrate = ("pnpm", "db:migrate")
+    runner.hanging.add(migrate)  # runs until the test lets it finish
+
+    async def drive() -> None:
+        while True:
+            await asyncio.to_thread(runner.step)
+            await asyncio.sleep(0.2)
+
+    driver = asyncio.create_task(drive())
+    try:
+        await _wait_healthy(replicas)
+        first = replicas[0]
+        assert await _slash(slack, first, "run api production migrate", "U0ALICE", "alice") == 200
+        await _until(lambda: _card(slack) is not None)
+        card = _card(slack)
+        assert await _approve(slack, first, card, "U0BOB", "bob") == 200
+
+        def progress() -> list[Any]:
+            return [m for m in slack.thread("C0DEPLOYS", card.ts) if "Task migrate" in m.text]
+
+        await _until(lambda: len(progress()) == 1 and "applied" in progress()[0].text)
+        first.process.send_signal(signal.SIGKILL)  # the follower dies without a word
+        first.process.wait(timeout=10)
+        edits_before = progress()[0].edited
+        await _until(lambda: progress()[0].edited > edits_before + 2, limit=15)
+        runner.hanging.discard(migrate)  # the migration finishes
+        await _until(lambda: "Task succeeded" in _card_text(slack, card.ts))
+        assert len(progress()) == 1  # the same message, edited by both processes
+        ecs = boto3.client("ecs", region_name="us-east-1", endpoint_url=aws_world.endpoint_url)
+        stopped = ecs.list_tasks(cluster="dhanam-production", desiredStatus="STOPPED")
+        assert len(stopped["taskArns"]) == 1  # one task, started once
+    finally:
+        driver.cancel()

@@ -95,3 +95,18 @@ async def test_wrong_secret_is_401(world: SandboxWorld) -> None:
     )
     reply = await world.post("/slack/events", body, sign("not-the-secret", body))
     assert reply.status == 401
+
+
+async def test_help_run_lists_each_services_tasks(world: SandboxWorld) -> None:
+    reply = await world.slash("help run")
+    text = str(reply.blocks)
+    assert "/dhanam run SERVICE ENV TASK" in text
+    assert "*Tasks*\\n• api: migrate, migrate-status" in text
+
+
+async def test_an_unknown_task_lists_the_services_tasks(world: SandboxWorld) -> None:
+    reply = await world.slash("run api production migrat")
+    assert reply.body["response_type"] == "ephemeral"
+    assert 'unknown task of api "migrat" — known: migrate, migrate-status' in reply.text
+    assert reply.text.endswith(". Nothing was changed.")
+    assert world.slack.calls_to("chat.postMessage") == []
