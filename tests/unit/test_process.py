@@ -98,6 +98,8 @@ def test_the_bots_parts_stop_in_the_order_shutdown_needs(tmp_path: object) -> No
     assert stops == [
         "requests in flight",
         "operations",  # executions drain, then the rollout followers stop
+        "dr",
+        "logs",
         "status",
         "incidents",
         "alarms",
@@ -111,6 +113,8 @@ def test_the_bots_parts_stop_in_the_order_shutdown_needs(tmp_path: object) -> No
         "alarms",
         "incidents",
         "status",
+        "logs",
+        "dr",
         "operations",
     ]
     assert sorted(app[PROCESS].job_names) == [
