@@ -347,9 +347,13 @@ class Execution:
                 uncertain = f"; {last} may or may not have taken effect"
         if not done and not uncertain:
             return message
-        kept = without_promise(message)
+        kept, block, detail = without_promise(message).partition("\n```")
         already = f". Already done before it failed: {', '.join(done)}" if done else ""
-        return f"{kept}{already}{uncertain}; check status before doing anything else."
+        # A detail shown as a code block (a task's log tail) stays last, after the sentence.
+        return (
+            f"{kept.rstrip(' .:;—-')}{already}{uncertain}; check status before doing anything "
+            f"else.{block}{detail}"
+        )
 
     def outcome(self, result: Result | None) -> tuple[bool, str]:
         if self.refusal is None:

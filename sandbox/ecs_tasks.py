@@ -28,6 +28,13 @@ _SUCCESS = (
     "Applying 20261203_backfill_account_currency … done (1.8 s)",
     "2 migrations applied, schema at 20261203_backfill_account_currency",
 )
+_STATUS = (
+    "> {name} {command}",
+    "Loading configuration (NODE_ENV=production)",
+    "Connected to postgresql://dhanam@dhanam-production.internal:5432/dhanam",
+    "Schema at 20261130_add_goal_deadlines (41 applied)",
+    "Pending: 20261201_add_budget_rollover_index, 20261203_backfill_account_currency",
+)
 _FAILURE = (
     "> {name} {command}",
     "Loading configuration (NODE_ENV=production)",
@@ -93,7 +100,7 @@ class TaskRunner:
     def _advance(self, backend: Any, task: Any, seen: _Seen, logs: Any, age: float) -> None:
         command = self._command(task)
         failing = command in self.failing
-        script = _FAILURE if failing else _SUCCESS
+        script = _FAILURE if failing else _STATUS if "db:status" in command else _SUCCESS
         if age < self.run_seconds * 0.2:
             task._status = "PENDING"
             return

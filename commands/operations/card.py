@@ -51,9 +51,15 @@ def _field(text: str) -> Block:
     return {"type": "mrkdwn", "text": clip(text, FIELD_TEXT_MAX)}
 
 
+def _where_waived(request: ApprovalRequest) -> str:
+    """Why no approval is needed: the environment's rule, or (a one-off task, `run`) the
+    task's own `approvals = 0`, which may hold in an environment that needs approval."""
+    return "for this task" if request.kind == "run" else f"in {request.env}"
+
+
 def _approvals_line(request: ApprovalRequest) -> str:
     if request.required == 0:
-        return f"not needed in {request.env} (audited)"
+        return f"not needed {_where_waived(request)} (audited)"
     names = ", ".join(mention(a.user) for a in request.approvals) or "none yet"
     return f"{len(request.approvals)} of {request.required} — {names}"
 
@@ -113,7 +119,7 @@ def _status(request: ApprovalRequest, approvers: list[str], now: datetime) -> st
         )
     if request.state is State.APPROVED and request.required == 0:
         return (
-            f":arrow_forward: Runs without approval in {request.env} — started by "
+            f":arrow_forward: Runs without approval {_where_waived(request)} — started by "
             f"{mention(request.requester)}"
         )
     if request.state is State.SUCCEEDED and request.followed:

@@ -71,7 +71,7 @@ class TaskSpec:
     def facts(self) -> list[str]:
         where = self.placement.describe()
         logs = (
-            f"log: {self.logs[0]} (stream {self.logs[2]}/{self.container}/<task id>)"
+            f"log: {self.logs[0]} (stream {self.logs[2]}/{self.container}/TASK_ID)"
             if self.logs
             else "log: none (the container has no awslogs driver): no log tail"
         )
