@@ -14,6 +14,7 @@ from approvals.locks import Locks
 from approvals.models import Action
 from approvals.rollout import RolloutFollower, RolloutSettings
 from approvals.store import ApprovalStore
+from bot.checklist import incidents_deps
 from bot.components import Components, Features
 from bot.process import Process
 from commands.alarms.deps import AlarmsDeps
@@ -23,7 +24,6 @@ from commands.alarms.store import AlarmSettings, AlarmStore
 from commands.dr.deps import DrDeps
 from commands.dr.feature import dr_feature
 from commands.incidents.channel import IncidentSlack
-from commands.incidents.deps import IncidentsDeps
 from commands.incidents.feature import incidents_feature
 from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.pagerduty import PagerDutySync
@@ -38,6 +38,7 @@ from commands.operations.notifier import SlackNotifier, ThreadProgress
 from commands.operations.rollout import EcsRolloutSource, FollowRollouts, SlackRolloutReporter
 from commands.operations.runtime import ActionRuntime
 from commands.operations.task_follow import FollowedSource, TaskSource
+from commands.outage.deps import Wrap
 from commands.parser import Parser
 from commands.status.collector import StatusCollector
 from commands.status.deps import StatusDeps
@@ -74,6 +75,7 @@ class Overrides:
     incidents: IncidentTimings | None = None  # None: production timings
     alarms: AlarmSettings | None = None  # None: from the config's [alarms]
     sns_fetch: Fetch | None = None  # HTTPS GET for SNS certificates and SubscribeURLs
+    outage_checks: Wrap | None = None  # wraps the sev1 checklist's checks (slow one down…)
 
 
 def build_components(
@@ -187,7 +189,14 @@ def build_components(
         ),
         status=StatusDeps(config=config, clock=clock, collector=status),
         alarms=AlarmsDeps(config=config, members=members, pagerduty=pagerduty, alarms=alarms),
-        incidents=IncidentsDeps(incidents=incidents),
+        incidents=incidents_deps(
+            config,
+            clock=clock,
+            wrap=overrides.outage_checks,
+            incidents=incidents,
+            aws=aws,
+            status=status,
+        ),
     )
     # Each feature whole, in one call: its commands, buttons and events for Slack, its jobs and
     # stops for the process. Added after what they use: shutdown stops them first.

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from core.errors import ChatOpsError
 from core.inflight import InFlight
@@ -67,6 +68,7 @@ class Click(Generic[D, T]):
     action: dict[str, Any]
     body: dict[str, Any]
     respond: AsyncRespond
+    client: AsyncWebClient | None = None  # the Web API client Bolt gives the listener
 
     async def reply(self, message: str) -> None:
         """An ephemeral reply to the clicker; the message with the button stays as it is."""
@@ -91,6 +93,7 @@ def _listener(entry: _Entry[D], deps: D, inflight: InFlight) -> Listener:
         body: dict[str, Any],
         action: dict[str, Any],
         respond: AsyncRespond,
+        client: AsyncWebClient,
     ) -> None:
         await ack()
         user = str(body.get("user", {}).get("id", ""))
@@ -102,7 +105,7 @@ def _listener(entry: _Entry[D], deps: D, inflight: InFlight) -> Listener:
             log.info("button.broken", action_id=action_id, user_id=user)
             await respond(response_type="ephemeral", replace_original=False, text=BROKEN)
             return
-        click = Click(deps, user, channel, action_id, value, action, body, respond)
+        click = Click(deps, user, channel, action_id, value, action, body, respond, client)
         async with inflight.track():
             try:
                 await handler(click)

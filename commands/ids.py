@@ -32,6 +32,8 @@ class IncidentActionId(StrEnum):
     """The incident channel's checklist (commands/incidents/render.py, handlers.py)."""
 
     CHECKLIST = "incident_checklist"
+    RECHECK = "incident_checklist_recheck"  # run the checklist's checks again
+    ACTIVATE_DR = "incident_activate_dr"  # the DR step's button: opens the `dr activate` request
 
 
 class BlockId(StrEnum):

@@ -105,19 +105,77 @@ class CommandRouter:
 
         route = self._routes.get(request.kind)
         if route is None:
-            message = (
-                f"`{request.kind.replace('_', ' ')}` is not enabled in this version of the bot"
-            )
+            message = _not_enabled(request)
             await ack(response_type="ephemeral", text=message, blocks=error_blocks(slash, message))
             self._observe(request.kind, "unavailable", started)
             return
 
         await ack()
-        invocation = Invocation(
-            request=request,
+        await self._run(
+            route,
+            request,
             user_id=str(command.get("user_id", "")),
             user_name=str(command.get("user_name", "")),
             channel_id=str(command.get("channel_id", "")),
+            respond=respond,
+            client=client,
+            started=started,
+        )
+
+    async def dispatch(
+        self,
+        request: Request,
+        *,
+        user_id: str,
+        user_name: str,
+        channel_id: str,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        """Run `request` as if it had been typed (a button asking for a command): the same
+        handler with its feature's deps, the same refusals, answered through `respond`. The
+        click was acked already."""
+        started = time.perf_counter()
+        route = self._routes.get(request.kind)
+        if route is None:
+            message = _not_enabled(request)
+            await respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=message,
+                blocks=error_blocks(self._slash, message),
+            )
+            self._observe(request.kind, "unavailable", started)
+            return
+        await self._run(
+            route,
+            request,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            respond=respond,
+            client=client,
+            started=started,
+        )
+
+    async def _run(
+        self,
+        route: _Route[Any],
+        request: Request,
+        *,
+        user_id: str,
+        user_name: str,
+        channel_id: str,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        started: float,
+    ) -> None:
+        slash = self._slash
+        invocation = Invocation(
+            request=request,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
             respond=respond,
             client=client,
             deps=route.deps,
@@ -146,3 +204,40 @@ class CommandRouter:
     def register(self, app: AsyncApp) -> None:
         """Wire the slash command. Called once at start-up, after every feature's commands."""
         app.command(self._slash)(self.on_command)
+
+
+def _not_enabled(request: Request) -> str:
+    return f"`{request.kind.replace('_', ' ')}` is not enabled in this version of the bot"
+
+
+class CommandDispatch:
+    """A command asked for by a button, run through the router (`CommandRouter.dispatch`).
+    The router exists only once the app is built: a feature's `register(router, deps)` binds
+    it, once, at start-up."""
+
+    def __init__(self) -> None:
+        self._router: CommandRouter | None = None
+
+    def bind(self, router: CommandRouter) -> None:
+        self._router = router
+
+    async def run(
+        self,
+        request: Request,
+        *,
+        user_id: str,
+        user_name: str,
+        channel_id: str,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        if self._router is None:
+            raise ChatOpsError("commands are not wired yet; try again in a moment")
+        await self._router.dispatch(
+            request,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            respond=respond,
+            client=client,
+        )

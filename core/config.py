@@ -7,6 +7,7 @@ the error formatting; one file is the config's reference.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -189,6 +190,49 @@ class DrConfig(_Model):
         return self
 
 
+_HOSTNAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+_RESOLVER = r"^[0-9a-fA-F.:\[\]]+$"  # an IP address, optionally with a port: 10.0.0.2:53
+
+
+class OutageConfig(_Model):
+    """The sev1 checklist's own checks (README "Incidents"): the hostnames the DNS step
+    resolves, the resolver it asks (default: the system's), the CloudFront distribution
+    (default: the one with a hostname among its aliases), each check's time limit and the
+    thresholds a check fails at."""
+
+    # the DNS step resolves each; the CloudFront step finds its distribution by them
+    hostnames: list[Annotated[str, Field(pattern=_HOSTNAME, max_length=253)]] = Field(
+        default_factory=list, max_length=20
+    )
+    resolver: Annotated[str, Field(pattern=_RESOLVER, max_length=64)] | None = None  # IP[:port]
+    cloudfront_distribution_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{1,32}$")
+    check_timeout_seconds: float = Field(default=5.0, gt=0, le=60)  # each check; then unknown
+    cloudfront_5xx_percent: float = Field(default=5.0, ge=0, le=100)  # the newest point, %
+    log_error_threshold: int = Field(default=10, ge=0, le=100_000)  # ERROR lines per service
+
+    @field_validator("resolver")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            resolver_address(value)
+        return value
+
+
+def resolver_address(value: str) -> tuple[str, int]:
+    """`10.0.0.2`, `10.0.0.2:5353`, `::1` or `[::1]:5353` as (address, port); ValueError else."""
+    host, port = value, 53
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else 53
+    elif value.count(":") == 1:
+        host, _, number = value.partition(":")
+        port = int(number)
+    ipaddress.ip_address(host)
+    if not 0 < port < 65_536:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
 class ScaleConfig(_Model):
     max_tasks: int = Field(default=50, ge=1, le=5000)  # refuse --max/--desired above this
 
@@ -269,6 +313,7 @@ class Config(_Model):
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     dr: DrConfig | None = None
+    outage: OutageConfig | None = None  # absent: the sev1 checklist is ticked by hand only
 
     @property
     def service_names(self) -> list[str]:

@@ -14,7 +14,8 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from commands.incidents import render
+from commands.incidents import checklist_render, render
+from commands.incidents.checklist_store import Diagnosis
 from commands.incidents.models import Incident, channel_name
 from core.errors import ChatOpsError
 from core.text import user_ids
@@ -175,23 +176,23 @@ class IncidentSlack:
                 raise
             log.warning("incident.card_update_failed", incident=incident.id, error=_error(exc))
 
-    async def post_checklist(self, incident: Incident) -> str:
+    async def post_checklist(self, incident: Incident, diagnosis: Diagnosis | None) -> str:
         response = await self.client.chat_postMessage(
             channel=incident.channel,
-            text=render.checklist_text(incident),
-            blocks=render.checklist_blocks(incident),
+            text=checklist_render.checklist_text(incident),
+            blocks=checklist_render.checklist_blocks(incident, diagnosis),
         )
         return str(response["ts"])
 
-    async def update_checklist(self, incident: Incident) -> None:
+    async def update_checklist(self, incident: Incident, diagnosis: Diagnosis | None) -> None:
         if not incident.checklist_ts:
             return
         try:
             await self.client.chat_update(
                 channel=incident.channel,
                 ts=incident.checklist_ts,
-                text=render.checklist_text(incident),
-                blocks=render.checklist_blocks(incident),
+                text=checklist_render.checklist_text(incident),
+                blocks=checklist_render.checklist_blocks(incident, diagnosis),
             )
         except SlackApiError as exc:
             log.warning("incident.checklist_failed", incident=incident.id, error=_error(exc))

@@ -10,6 +10,7 @@ from commands.buttons import Buttons, Click, json_object, text
 from commands.ids import AlarmActionId, IncidentActionId
 from commands.incidents.deps import IncidentsDeps
 from commands.requests import (
+    DrActivateRequest,
     IncidentCommanderRequest,
     IncidentDeclareRequest,
     IncidentResolveRequest,
@@ -18,6 +19,7 @@ from commands.requests import (
     Severity,
 )
 from commands.router import CommandRouter, Invocation
+from core.errors import ChatOpsError
 from core.text import inert
 
 buttons: Buttons[IncidentsDeps] = Buttons()
@@ -34,6 +36,7 @@ async def declare(inv: Invocation[IncidentsDeps]) -> None:
         text=f"Incident `{incident.id}` declared: <#{incident.channel}>. You are the commander "
         f"(hand over with `{slash} incident commander @user`).",
     )
+    await inv.deps.checklist.on_declare(incident)  # answered first: the checks come after
 
 
 async def update(inv: Invocation[IncidentsDeps]) -> None:
@@ -82,7 +85,31 @@ async def resolve(inv: Invocation[IncidentsDeps]) -> None:
 async def on_checklist(click: Click[IncidentsDeps, str]) -> None:
     """A checkbox ticked or cleared: the action carries every option now selected."""
     selected = [str(o.get("value", "")) for o in click.action.get("selected_options") or []]
-    await click.deps.incidents.tick(click.channel, click.user, selected)
+    await click.deps.checklist.tick(click.channel, click.user, selected)
+
+
+@buttons.button(IncidentActionId.RECHECK, read=text)
+async def on_recheck(click: Click[IncidentsDeps, str]) -> None:
+    """Run the checklist's checks again; the message is edited when they are done."""
+    await click.deps.checklist.recheck(click.channel, click.user)
+
+
+@buttons.button(IncidentActionId.ACTIVATE_DR, read=text)
+async def on_activate_dr(click: Click[IncidentsDeps, str]) -> None:
+    """The DR step's button: the `dr activate` request, exactly as if the clicker had typed
+    `/dhanam dr activate --reason "sev1 <incident>"` in the incident channel."""
+    incident = await click.deps.incidents.in_channel(click.channel, "checklist")
+    if click.client is None:
+        raise ChatOpsError("Slack gave this button no client; type the command instead.")
+    user = click.body.get("user") or {}
+    await click.deps.commands.run(
+        DrActivateRequest(reason=f"sev1 {incident.id}"),
+        user_id=click.user,
+        user_name=str(user.get("username") or user.get("name") or ""),
+        channel_id=click.channel,
+        respond=click.respond,
+        client=click.client,
+    )
 
 
 @dataclass(frozen=True)
@@ -113,9 +140,11 @@ async def on_declare_from_alarm(click: Click[IncidentsDeps, _Declaration]) -> No
         f"Incident `{incident.id}` declared from {inert(wanted.alarm or 'the alarm')}: "
         f"<#{incident.channel}>. You are the commander."
     )
+    await click.deps.checklist.on_declare(incident)
 
 
 def register(router: CommandRouter, deps: IncidentsDeps) -> None:
+    deps.commands.bind(router)  # the Activate DR button's way to `dr activate`
     router.add("incident_declare", declare, deps)
     router.add("incident_update", update, deps)
     router.add("incident_status", status, deps)

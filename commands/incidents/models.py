@@ -48,6 +48,7 @@ CHECKLIST: tuple[tuple[str, str], ...] = (
     ("dr_region", "Activate the DR region (us-west-2)"),
 )
 CHECKLIST_LABELS = dict(CHECKLIST)
+BOT = "dhanam"  # who a tick the bot made is by ("checked by dhanam"): never a Slack user id
 
 
 class Check(BaseModel):

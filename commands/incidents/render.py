@@ -3,7 +3,7 @@ announcement, timeline summary, reminder, and the message about a PagerDuty-only
 
 Text people typed (the title, updates, the resolve summary, PagerDuty names and notes) goes
 through ``inert`` wherever Slack parses mrkdwn (``core/text.py``); timeline entries are
-stored already made inert by whoever writes them (``IncidentService._note``).
+stored already made inert by whoever writes them (``IncidentService.note``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from approvals.policy import mention
-from commands.ids import IncidentActionId, IncidentBlockId
-from commands.incidents.models import CHECKLIST, CHECKLIST_LABELS, Incident, PdState
+from commands.ids import IncidentBlockId
+from commands.incidents.models import Incident, PdState
 from commands.incidents.store import TimelineEntry
 from commands.operations.card import slack_time
 from commands.render import (
@@ -176,36 +176,6 @@ def topic(incident: Incident, names: Mapping[str, str] | None = None) -> str:
         f"{incident.severity.value.upper()} · {incident.status.value} · IC {inert(commander)} · "
     )
     return fit(prefix, named(incident.title, known), TOPIC_MAX)
-
-
-def checklist_blocks(incident: Incident) -> list[Block]:
-    options = [
-        {"text": {"type": "mrkdwn", "text": label}, "value": value} for value, label in CHECKLIST
-    ]
-    initial = [o for o in options if o["value"] in incident.checks]
-    element: Block = {
-        "type": "checkboxes",
-        "action_id": IncidentActionId.CHECKLIST,
-        "options": options,
-    }
-    if initial:
-        element["initial_options"] = initial
-    done = [
-        f"• {CHECKLIST_LABELS[key]} — {mention(check.by)}, {slack_time(check.at)}"
-        for key, check in incident.checks.items()
-        if key in CHECKLIST_LABELS
-    ]
-    blocks: list[Block] = [
-        _section(f"*Total System Outage checklist* — {len(done)} of {len(CHECKLIST)} done"),
-        {"type": "actions", "block_id": IncidentBlockId.CHECKLIST, "elements": [element]},
-    ]
-    if done:
-        blocks.append(_context("\n".join(done)))
-    return blocks
-
-
-def checklist_text(incident: Incident) -> str:
-    return f"Total System Outage checklist: {len(incident.checks)} of {len(CHECKLIST)} done"
 
 
 def announcement(incident: Incident, now: datetime) -> str:

@@ -18,7 +18,8 @@ from approvals.flow import Members
 from approvals.policy import mention
 from commands.incidents import render
 from commands.incidents.channel import IncidentSlack
-from commands.incidents.models import CHECKLIST_LABELS, Check, Incident, PdState, new_incident_id
+from commands.incidents.checklist_store import Diagnosis
+from commands.incidents.models import Incident, PdState, new_incident_id
 from commands.incidents.pager import IncidentPager, IncidentTimings
 from commands.incidents.store import IncidentStore
 from commands.requests import IncidentState, Severity
@@ -98,7 +99,7 @@ class IncidentService:
                 await self.slack.update_card(incident, deploys, self.clock.now(), strict=strict)
             return incident
 
-    async def _note(self, incident: Incident, by: str, text: str) -> None:
+    async def note(self, incident: Incident, by: str, text: str) -> None:
         """A timeline line, stored as mrkdwn: the caller wraps what a user typed in ``inert``
         (the bot's own mentions in the same line stay live)."""
         await self.store.add_timeline(incident.id, self.clock.now(), by, text)
@@ -127,7 +128,7 @@ class IncidentService:
         )
         await self.store.create(incident)
         log.info("incident.declared", incident=incident.id, severity=severity, channel=name)
-        await self._note(incident, user, f"declared {severity.value.upper()}: {inert(title)}")
+        await self.note(incident, user, f"declared {severity.value.upper()}: {inert(title)}")
         invitees = [user]
         group = self.config.incidents.oncall_group
         if group:
@@ -141,8 +142,10 @@ class IncidentService:
         incident = incident.model_copy(update={"card_ts": card_ts})
         await self.store.save(incident, "card_ts")
         if severity is Severity.SEV1 and self.config.incidents.sev1_checklist:
+            # With checks ([outage]), they start once the declare is answered (checklist.py).
+            checking = Diagnosis(running=True) if self.config.outage is not None else None
             incident = incident.model_copy(
-                update={"checklist_ts": await self.slack.post_checklist(incident)}
+                update={"checklist_ts": await self.slack.post_checklist(incident, checking)}
             )
             await self.store.save(incident, "checklist_ts")
         where = self.config.slack.incidents_channel
@@ -165,7 +168,7 @@ class IncidentService:
             update={"last_update": text, "last_update_at": now, "last_update_by": user}
         )
         await self.store.save(incident, "last_update", "last_update_at", "last_update_by")
-        await self._note(incident, user, f"update: {inert(text)}")
+        await self.note(incident, user, f"update: {inert(text)}")
         await self.refresh(incident.id)
         return incident
 
@@ -181,7 +184,7 @@ class IncidentService:
                 f"incident `{incident.id}` is already resolved. Nothing was changed."
             )
         incident = incident.model_copy(update={"status": state})
-        await self._note(incident, user, f"status → {state.value}")
+        await self.note(incident, user, f"status → {state.value}")
         await self.slack.set_topic(incident)
         await self.refresh(incident.id)
         return incident
@@ -193,32 +196,11 @@ class IncidentService:
         before = incident.commander
         incident = incident.model_copy(update={"commander": new})
         await self.store.save(incident, "commander")
-        await self._note(incident, user, f"commander {mention(before)} → {mention(new)}")
+        await self.note(incident, user, f"commander {mention(before)} → {mention(new)}")
         await self.slack.invite(channel, [new])
         await self.slack.set_topic(incident)
         await self.refresh(incident.id)
         return incident
-
-    async def tick(self, channel: str, user: str, selected: list[str]) -> Incident:
-        """The checklist's selection as Slack sent it: record each tick and untick."""
-        incident = await self.in_channel(channel, "checklist")
-        wanted = {s for s in selected if s in CHECKLIST_LABELS}
-        now = self.clock.now()
-        for item in sorted(wanted - set(incident.checks)):
-            if await self.store.set_check(incident.id, item, Check(by=user, at=now)):
-                await self._note(
-                    incident, user, f"checklist :ballot_box_with_check: {CHECKLIST_LABELS[item]}"
-                )
-        for item in sorted(set(incident.checks) - wanted):
-            if await self.store.set_check(incident.id, item, None):
-                await self._note(
-                    incident,
-                    user,
-                    f"checklist :white_large_square: {CHECKLIST_LABELS[item]} (unticked)",
-                )
-        current = await self.store.get(incident.id) or incident
-        await self.slack.update_checklist(current)
-        return current
 
     async def resolve(self, channel: str, user: str, summary: str | None) -> Incident:
         incident = await self.in_channel(channel, "resolve")
@@ -231,7 +213,7 @@ class IncidentService:
             update={"status": IncidentState.RESOLVED, "resolved_at": now, "summary": summary or ""}
         )
         await self.store.save(incident, "resolved_at", "summary")
-        await self._note(incident, user, f"resolved: {inert(summary)}" if summary else "resolved")
+        await self.note(incident, user, f"resolved: {inert(summary)}" if summary else "resolved")
         await self.store.close(incident)
         if incident.pd_state is not PdState.OFF:
             await self.pager.attempt(incident)

@@ -3,6 +3,7 @@
 Keys (prefix `dhanam:`):
   {inc:<id>}              hash: the incident (checklist ticks as `check:<item>` fields)
   {inc:<id>}:timeline     stream: what happened, who, when
+  {inc:<id>}:checks       hash: the sev1 checklist's checks (checklist_store.py)
   incidents:channel:<C…>  string: the incident of an incident channel
   incidents:active        sorted set: open incidents (reminders)
   incidents:pd_retry      sorted set: incident id -> when to retry its PagerDuty event
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from approvals.models import from_ms, utc_ms
+from commands.incidents.checklist_store import ChecklistStore
 from commands.incidents.models import Check, Incident, check_value, from_hash, to_hash
 from commands.requests import IncidentState
 from core.errors import StoreUnavailableError
@@ -70,6 +72,7 @@ class TimelineEntry:
 class IncidentStore:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
+        self.checklist = ChecklistStore(redis)  # the checklist's checks (checklist_store.py)
 
     # -- the incident -------------------------------------------------------------------------
     async def create(self, incident: Incident) -> None:

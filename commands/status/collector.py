@@ -77,6 +77,11 @@ class StatusCollector:
             row = await self._row(service, env, pending, api, detail=True)
         return replace(row, ms=round((time.perf_counter() - started) * 1000, 1))
 
+    async def ecs_view(self, service: str, env: str) -> EcsView:
+        """One service's ECS side alone (the sev1 checklist's ECS step); raises on failure."""
+        svc, where = self.config.services[service], self.config.environments[env]
+        return await self._ecs(where.region, where.cluster, svc.ecs_service)
+
     async def overview(self, services: list[str], envs: list[str]) -> Overview:
         """The compact view of every service in every environment: one API check per environment."""
         started = time.perf_counter()

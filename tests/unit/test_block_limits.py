@@ -12,6 +12,7 @@ import pytest
 from approvals.models import Approval, ApprovalRequest, Change, Plan, State
 from approvals.policy import Hold
 from commands.alarms.render import AlarmView, digest_message, root_message
+from commands.incidents import checklist_render
 from commands.incidents import render as incident_render
 from commands.incidents.models import Incident
 from commands.incidents.store import TimelineEntry
@@ -230,7 +231,7 @@ def test_an_incident_timeline_of_500_entries_fits_one_message() -> None:
     assert small.count("\n• ") == 10
     check_blocks(incident_render.card_blocks(resolved, [], NOW))
     check_blocks(incident_render.card_blocks(long_incident(), [], NOW))
-    check_blocks(incident_render.checklist_blocks(resolved))
+    check_blocks(checklist_render.checklist_blocks(resolved))
 
 
 # ---- App Home with 12 services x 4 environments -----------------------------------------------

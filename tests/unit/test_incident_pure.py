@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from commands.incidents.checklist_render import checklist_blocks
 from commands.incidents.models import (
     CHANNEL_MAX,
     Check,
@@ -19,7 +20,7 @@ from commands.incidents.models import (
     slug,
     to_hash,
 )
-from commands.incidents.render import card_blocks, checklist_blocks, pagerduty_line, topic
+from commands.incidents.render import card_blocks, pagerduty_line, topic
 from commands.requests import IncidentState, Severity
 from integrations.pagerduty_webhooks import MalformedWebhookError, parse_event, signature_valid
 
