@@ -157,6 +157,29 @@ def main() -> int:
                     f"{storm['peak_rss_mb'] / 150:.2f}x",
                 ),
             ]
+        out = Path(tmp) / "run_task.json"
+        cmd = [sys.executable, str(HERE / "run_task.py"), "--json", str(out)]
+        print("$", " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, check=False).returncode != 0
+        if out.exists():
+            task = json.loads(out.read_text())
+            approve, lag = task["approve_to_runtask_ms"], task["log_lag_s"]
+            rows += [
+                (
+                    f"`run api production migrate`: Approve click to RunTask p50 / max, "
+                    f"{task['runs']} runs (ms)",
+                    f"{approve['p50']:.0f} / {approve['max']:.0f}",
+                    "—",
+                    "—",
+                ),
+                (
+                    f"log tail lag behind the task's stream, poll {task['poll_s']:g} s: "
+                    "p50 / p95 / max (s)",
+                    f"{lag['p50']:.2f} / {lag['p95']:.2f} / {lag['max']:.2f}",
+                    "one poll interval",
+                    "—",
+                ),
+            ]
     lines = [
         "# Benchmark results",
         "",
