@@ -22,6 +22,7 @@ from approvals.rollout import RolloutSettings
 from bot.logs import configure_logging
 from bot.wiring import Overrides
 from core.settings import LogFormat
+from sandbox.outage_world import bot_health_clients
 from sandbox.slack_emulator_models import BOT_USER_ID, EmulatorEvent, EmuMessage, EventKind
 from sandbox.terminal import mrkdwn, render_blocks, render_message
 from sandbox.world import USERS, Reply, SandboxWorld, buttons_of
@@ -43,6 +44,7 @@ Console lines:
   :wait SECONDS             let background work progress
   :task-fails TASK          the service task TASK (e.g. migrate) exits 1 from now on
   :task-ok TASK             …or exits 0 again (the default)
+  :break SOURCE             break a sev1 checklist source: dns cloudfront rds ecs logs health dr
   :help                     this text
   :quit                     leave"""
 
@@ -89,7 +91,7 @@ class Console:
         await self.flush()
         return True
 
-    async def _dispatch(self, line: str) -> None:
+    async def _dispatch(self, line: str) -> None:  # noqa: PLR0912 - a branch per console line
         slash = self.world.config.slack.command
         if line == slash or line.startswith(slash + " "):
             reply = await self.world.slash(
@@ -117,12 +119,21 @@ class Console:
             await self._wait(rest)
         elif word in (":task-fails", ":task-ok"):
             self._task_outcome(rest, fails=word == ":task-fails")
+        elif word == ":break":
+            await self._break(rest)
         elif word == ":help":
             self.say(CONSOLE_HELP)
         elif word == ":quit":
             self.quit = True
         else:
             raise ConsoleError(f'unknown console line "{word}" — type :help')
+
+    async def _break(self, source: str) -> None:
+        try:
+            done = await self.world.outage.break_source(source, bot_health_clients(self.world.apps))
+        except (ValueError, RuntimeError) as exc:
+            raise ConsoleError(str(exc)) from exc
+        self.say(f"{source} broken: {done}")
 
     def _task_outcome(self, name: str, *, fails: bool) -> None:
         runner = self.world.tasks

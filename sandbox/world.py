@@ -41,6 +41,7 @@ from sandbox.aws_world import (
 from sandbox.ecs_tasks import TaskRunner
 from sandbox.fake_dhanam_api import FakeDhanamApi, pointed_at
 from sandbox.fake_pagerduty import SANDBOX_PD_TOKEN, FakePagerDuty
+from sandbox.outage_world import OutageStandIns, start_outage
 from sandbox.redis_server import FakeRedisServer, RedisServer, find_redis_server
 from sandbox.signing import block_actions_body, sign, slash_command_body
 from sandbox.slack_emulator import SANDBOX_BOT_TOKEN, SlackEmulator
@@ -146,6 +147,8 @@ class SandboxWorld:
     pagerduty: FakePagerDuty = field(init=False)
     redis_kind: str = field(init=False, default="external")
     tasks: TaskRunner | None = field(init=False, default=None)  # when task_seconds
+    # the sev1 checklist's DNS and AWS Health stand-ins (sandbox/outage_world.py)
+    outage: OutageStandIns = field(init=False, default_factory=OutageStandIns)
 
     def __post_init__(self) -> None:
         self._redis: RedisServer | FakeRedisServer | None = None
@@ -181,6 +184,7 @@ class SandboxWorld:
         self.slack = self.slack_factory()
         await self.slack.start()
         self.config = with_before_deploy(load_config(self.config_path), self.before_deploy)
+        self.config, self.outage = await start_outage(self.config, self.aws_endpoint_url)
         if self.dhanam_api:
             self.api = FakeDhanamApi()
             await self.api.start()
@@ -215,6 +219,7 @@ class SandboxWorld:
             self.apps.append(app)
             self.bot_urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
         self.app, self.bot_url = self.apps[0], self.bot_urls[0]
+        self.outage.install(self.apps)  # AWS Health, which moto lacks
         self._session = aiohttp.ClientSession()
         if self.advance_rollouts_after is not None and self._moto is not None:
             self._driver = asyncio.create_task(self._advance_rollouts(self.advance_rollouts_after))
@@ -273,6 +278,7 @@ class SandboxWorld:
         if self.api is not None:
             await self.api.stop()
         await self.pagerduty.stop()
+        await self.outage.stop()
         if self._moto is not None:
             await asyncio.to_thread(self._moto.stop)
         if self._redis is not None:

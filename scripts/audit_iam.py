@@ -47,6 +47,13 @@ ACCEPTED_RESOURCE_STAR: Mapping[str, frozenset[str]] = {
     "CloudWatchReadLoadBalancerMetricsForStatusResourceStarBecauseGetMetricDataHasNoResourceType": (
         frozenset({"cloudwatch:GetMetricData"})
     ),
+    # The sev1 checklist: AWS Health's events and CloudFront's list are not IAM resources.
+    "HealthReadOpenIssuesForTheSev1ChecklistResourceStarBecauseDescribeEventsHasNoResourceType": (
+        frozenset({"health:DescribeEvents"})
+    ),
+    "CloudFrontFindTheDistributionByAliasResourceStarBecauseListDistributionsHasNoResourceType": (
+        frozenset({"cloudfront:ListDistributions"})
+    ),
     # A read of the bounds; no resource type and no condition key.
     "ApplicationAutoScalingReadBoundsResourceStarBecauseDescribeScalableTargetsHasNoResourceType": (
         frozenset({"application-autoscaling:DescribeScalableTargets"})

@@ -88,7 +88,7 @@ class Checklist:
         if not (self.enabled and incident.checklist_ts):
             return
         try:
-            await self.run(incident.id, by="")
+            await self.run(incident.id, by="", shown_checking=True)
         except Exception as exc:  # the declare stands; Re-check tries again
             log.warning("incident.checks_failed", incident=incident.id, exc_info=exc)
 
@@ -105,15 +105,17 @@ class Checklist:
                 "finish. Nothing new was started."
             )
 
-    async def run(self, incident_id: str, *, by: str) -> bool:
-        """Every check at once; False when a run of this incident is already under way."""
+    async def run(self, incident_id: str, *, by: str, shown_checking: bool = False) -> bool:
+        """Every check at once; False when a run of this incident is already under way.
+        `shown_checking`: the message already says "checking…" (posted so on declare)."""
         store = self.incidents.store.checklist
         limit = self.checks.limit
         if not await store.start(incident_id, limit + GRACE_SECONDS):
             return False
         clock = self.checks.clock
         try:
-            await self.render(incident_id)  # "checking…"
+            if not shown_checking:
+                await self.render(incident_id)  # "checking…"
             started = time.perf_counter()
             results = await run_checks(self.checks.checks(), limit, clock)
             ms = round((time.perf_counter() - started) * 1000, 1)

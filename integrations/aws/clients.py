@@ -42,6 +42,12 @@ BOTO_CONFIG = Config(
     read_timeout=30,
 )
 
+# AWS Health is read only by the sev1 checklist, under a few seconds' limit: one retry, not
+# four (a Health endpoint answering 5xx would otherwise spend the whole limit on backoff).
+SERVICE_CONFIGS = {
+    "health": BOTO_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 2}))
+}
+
 # What the bot calls, per region an environment lives in (built at start-up).
 SERVICES = ("ecs", "ecr", "cloudwatch", "application-autoscaling", "rds", "logs")
 
@@ -131,7 +137,7 @@ class AwsClients:
                     name,  # type: ignore[call-overload]
                     region_name=key[1],
                     endpoint_url=self.endpoint_url,
-                    config=BOTO_CONFIG,
+                    config=SERVICE_CONFIGS.get(name, BOTO_CONFIG),
                 )
                 self._clients[key] = found
             return found

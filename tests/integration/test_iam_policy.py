@@ -50,6 +50,8 @@ async def test_every_command_stays_inside_the_policy(
         await aws_bot.slash("dr status", user="bob")
         await aws_bot.settle()
         recorded = set(record_aws_operations)
+        # The sev1 checklist's checks: AWS Health, CloudFront found by alias, RDS, logs, DR.
+        await aws_bot.slash("incident declare sev1 Outage drill", user="alice")
     finally:
         record_aws_operations.update(before)
     expected_calls = {
@@ -76,10 +78,19 @@ async def test_every_command_stays_inside_the_policy(
     assert missing(recorded, granted) == set()
     # Exactly: nothing granted that the bot neither calls nor needs implicitly.
     unused = {g for g in granted if g not in recorded and g not in IMPLIED}
+        "health:DescribeEvents",
+        "cloudfront:ListDistributions",
     # ListTaskDefinitions: rollback's fallback path; StopTask: only at a one-off task's timeout
     # (tests/scenario/test_run_task.py records it); DescribeDBInstanceAutomatedBackups: dr status
-    # when [dr] names automated_backup_arn instead of a replica (the sandbox has a replica).
-    optional = {"ecs:ListTaskDefinitions", "ecs:StopTask", "rds:DescribeDBInstanceAutomatedBackups"}
+    # when [dr] names automated_backup_arn instead of a replica (the sandbox has a replica);
+    # GetDistribution: the checklist with `[outage] cloudfront_distribution_id` (the sandbox
+    # finds the distribution by alias; tests/scenario/test_outage_checklist.py records it).
+    optional = {
+        "ecs:ListTaskDefinitions",
+        "ecs:StopTask",
+        "rds:DescribeDBInstanceAutomatedBackups",
+        "cloudfront:GetDistribution",
+    }
     assert unused <= optional, unused
 
 
