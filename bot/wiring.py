@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from pydantic import SecretStr
@@ -31,7 +31,7 @@ from commands.incidents.service import IncidentService
 from commands.incidents.store import IncidentStore
 from commands.logs.deps import LogsDeps
 from commands.logs.feature import logs_feature
-from commands.operations import risky
+from commands.operations import dr_incident, risky
 from commands.operations.deps import OperationsDeps
 from commands.operations.feature import operations_feature
 from commands.operations.notifier import SlackNotifier, ThreadProgress
@@ -136,6 +136,7 @@ def build_components(
         config, overrides, redis=redis, client=client, history=runtime.history,
         members=members, pagerduty=pagerduty,
     )  # fmt: skip
+    runtime = replace(runtime, announce=dr_incident.IncidentAnnouncer(incidents))  # dr activate
     alarm_settings = overrides.alarms or alarm_settings_from(config)
     alarm_store = AlarmStore(redis, clock)
     outbox = Outbox(

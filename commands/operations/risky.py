@@ -1,8 +1,8 @@
-"""deploy / rollback / scale / db restore: the risky commands. Each is one Action class that
-builds itself from its parsed request (`from_request`: it may consult the config and the clock,
-never AWS — that is its plan — and may refuse with ChatOpsError before anything is stored);
-listing it in ACTIONS is all the registration it needs (the router and the approval engine
-both read this list).
+"""deploy / rollback / scale / db restore / run / dr activate: the risky commands. Each is one
+Action class that builds itself from its parsed request (`from_request`: it may consult the
+config and the clock, never AWS — that is its plan — and may refuse with ChatOpsError before
+anything is stored); listing it in ACTIONS is all the registration it needs (the router and the
+approval engine both read this list).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Protocol
 from approvals.models import Action
 from commands.operations.deploy import DeployAction
 from commands.operations.deps import OperationsDeps
+from commands.operations.dr_activate import DrActivateAction
 from commands.operations.restore import DbRestoreAction
 from commands.operations.rollback import RollbackAction
 from commands.operations.run_task import RunTaskAction
@@ -36,6 +37,7 @@ ACTIONS: list[type[Action]] = [
     ScaleAction,
     DbRestoreAction,
     RunTaskAction,
+    DrActivateAction,
 ]
 _BY_KIND: dict[str, type[RiskyAction]] = {a.kind: a for a in ACTIONS}  # type: ignore[misc]
 

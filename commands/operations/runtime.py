@@ -21,6 +21,13 @@ class Progress(Protocol):
         ...
 
 
+class Announce(Protocol):
+    async def __call__(self, text: str) -> None:
+        """Tell the open incidents (their cards and channels) an Action's outcome — DR
+        activation's. Never raises: an incident that cannot be told is logged."""
+        ...
+
+
 @dataclass(frozen=True)
 class ActionRuntime:
     config: Config
@@ -29,6 +36,7 @@ class ActionRuntime:
     history: DeployHistory
     progress: Progress | None = None
     task_poll: float = 5.0  # seconds between looks at a task a step waits for
+    announce: Announce | None = None  # the open incidents, told an outcome
 
     @cached_property
     def tasks(self) -> EcsTasks:

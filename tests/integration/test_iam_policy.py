@@ -45,13 +45,15 @@ async def test_every_command_stays_inside_the_policy(
         await approve_newest(aws_bot, "bob", "carol")
         await aws_bot.slash("run api production migrate", user="alice")  # a one-off task
         await approve_newest(aws_bot, "bob")
+        await aws_bot.slash("dr activate", user="alice")  # promote, scale, UPSERT + GetChange
+        await approve_newest(aws_bot, "bob", "carol")
         await aws_bot.slash("status api production", user="bob")  # CloudWatch GetMetricData
         await aws_bot.slash("logs api production --grep error", user="bob")
         await aws_bot.slash("dr status", user="bob")
-        await aws_bot.settle()
-        recorded = set(record_aws_operations)
         # The sev1 checklist's checks: AWS Health, CloudFront found by alias, RDS, logs, DR.
         await aws_bot.slash("incident declare sev1 Outage drill", user="alice")
+        await aws_bot.settle()
+        recorded = set(record_aws_operations)
     finally:
         record_aws_operations.update(before)
     expected_calls = {
@@ -66,20 +68,24 @@ async def test_every_command_stays_inside_the_policy(
         "application-autoscaling:RegisterScalableTarget",
         "rds:DescribeDBInstances",
         "rds:RestoreDBInstanceToPointInTime",
+        "rds:PromoteReadReplica",
+        "rds:AddTagsToResource",
+        "route53:ChangeResourceRecordSets",
+        "route53:GetChange",
         "ecs:ListTasks",
         "ecs:RunTask",
         "ecs:DescribeTasks",
         "logs:GetLogEvents",
         "logs:FilterLogEvents",
         "route53:ListResourceRecordSets",
+        "health:DescribeEvents",
+        "cloudfront:ListDistributions",
     }
     assert expected_calls <= recorded, expected_calls - recorded
     granted = load_policy(POLICY)
     assert missing(recorded, granted) == set()
     # Exactly: nothing granted that the bot neither calls nor needs implicitly.
     unused = {g for g in granted if g not in recorded and g not in IMPLIED}
-        "health:DescribeEvents",
-        "cloudfront:ListDistributions",
     # ListTaskDefinitions: rollback's fallback path; StopTask: only at a one-off task's timeout
     # (tests/scenario/test_run_task.py records it); DescribeDBInstanceAutomatedBackups: dr status
     # when [dr] names automated_backup_arn instead of a replica (the sandbox has a replica);

@@ -10,6 +10,7 @@ import pytest
 
 from approvals.models import Action
 from commands.operations.deploy import DeployAction
+from commands.operations.dr_activate import DrActivateAction
 from commands.operations.restore import DbRestoreAction
 from commands.operations.risky import ACTIONS
 from commands.operations.rollback import RollbackAction
@@ -17,6 +18,7 @@ from commands.operations.run_task import RunTaskAction
 from commands.operations.scale import ScaleAction
 from commands.requests import (
     DeployRequest,
+    DrActivateRequest,
     Request,
     RollbackRequest,
     RunRequest,
@@ -43,8 +45,8 @@ def _accepted(action: type[Action]) -> set[str]:
 
 def test_every_risky_action_is_listed_once() -> None:
     kinds = [a.kind for a in ACTIONS]
-    assert sorted(kinds) == ["db_restore", "deploy", "rollback", "run", "scale"]
-    assert set(BUILT_FROM_FIELDS) | {DbRestoreAction} == set(ACTIONS)
+    assert sorted(kinds) == ["db_restore", "deploy", "dr_activate", "rollback", "run", "scale"]
+    assert set(BUILT_FROM_FIELDS) | {DbRestoreAction, DrActivateAction} == set(ACTIONS)
 
 
 @pytest.mark.parametrize(("action", "request_type"), BUILT_FROM_FIELDS.items())
@@ -72,6 +74,17 @@ def test_the_built_actions_carry_what_was_asked() -> None:
         ScaleRequest(service="api", env="production", desired=0), CONFIG, CLOCK
     )
     assert (scale.min, scale.max, scale.desired) == (None, None, 0)
+    dr = DrActivateAction.from_request(
+        DrActivateRequest(reason="us-east-1 down", break_glass=True), CONFIG, CLOCK
+    )
+    assert (dr.env, dr.region, dr.reason, dr.break_glass) == (
+        "production", "us-west-2", "us-east-1 down", True,
+    )  # fmt: skip
+    assert (dr.lock_scope, dr.hold_scope, type(dr).critical) == (
+        "dr:us-west-2",
+        "env:production",
+        True,
+    )
 
 
 def test_a_request_field_the_action_does_not_take_is_a_clear_refusal() -> None:

@@ -1,0 +1,283 @@
+"""`dr activate [--reason TEXT] [--break-glass]`: fail over to the DR region. Critical: at least
+two approvers besides the requester, one more with --break-glass (README "Disaster recovery").
+
+The steps, in order (plan parts in dr_plan.py, the idempotent steps in dr_run.py, the thread's
+progress message in dr_board.py):
+
+1. the DR database: promote the read replica `[dr] db_instance`, or restore the newest
+   replicated backup (`automated_backup_arn`) into `<source>-dr-<request>`; wait until available;
+2. each configured service in the DR cluster: production's images (the same references, so the
+   same digests) at production's desired count;
+3. the failover record, when configured: UPSERT to the DR target, followed to INSYNC;
+4. the outcome with the elapsed time against `rto_seconds`, on the card, in the thread and on
+   every open incident (`ActionRuntime.announce`), success or failure.
+
+Its environment is the primary one — "production", else the first configured (as `dr status`
+decides): its approvers, requesters and freeze windows apply. A `/dhanam lock` holds one service
+of one environment and activation changes no production service, so no lock holds it (as no lock
+holds `db restore`); a freeze of the primary environment does, unless --break-glass. One
+activation at a time per DR region: the execution lock `dr:<region>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import ClassVar
+
+import structlog
+
+from approvals.models import Action, Change, Plan, Result
+from commands.operations import dr_run
+from commands.operations.dr_board import Board, StepState, against_rto
+from commands.operations.dr_plan import (
+    ServiceTarget,
+    database_part,
+    record_part,
+    services_part,
+    simple_record,
+)
+from commands.operations.runtime import ActionRuntime
+from commands.requests import DrActivateRequest, Request
+from core.clock import Clock
+from core.config import Config, DrConfig
+from core.errors import ChatOpsError
+from core.guard import GateClosedError
+from core.text import duration
+from integrations.aws.dr import production_env
+from integrations.aws.dr_actions import DrActions
+
+log = structlog.get_logger(__name__)
+
+
+def dr_config(config: Config) -> DrConfig:
+    if config.dr is None:
+        raise ChatOpsError(
+            "DR is not configured — add a [dr] table (region, cluster, db_instance or "
+            "automated_backup_arn; see docs/configuration.md)"
+        )
+    return config.dr
+
+
+class DrActivateAction(Action):
+    """Activate the DR region (docs/commands.md).
+
+    Fingerprint (dr_plan.py): the DR region and cluster; the database's identity (identifier,
+    ARN, DbiResourceId — or the backups' ARN, their source and the new instance's name);
+    production's images and desired count per service; the record's zone, name, type, TTL and
+    target. Not what activation itself moves (the replica's state, the DR services, where the
+    record points), so a replay of a half-done activation passes the gate and resumes.
+    """
+
+    kind: ClassVar[str] = "dr_activate"
+    critical: ClassVar[bool] = True
+
+    region: str  # the DR region: the execution lock's scope
+
+    @property
+    def lock_scope(self) -> str:
+        return f"dr:{self.region}"
+
+    @property
+    def lock_label(self) -> str:
+        return f"DR activation in {self.region}"
+
+    @classmethod
+    def from_request(
+        cls,
+        request: Request,
+        config: Config,
+        clock: Clock,  # noqa: ARG003 - every Action's builder takes the same arguments
+    ) -> DrActivateAction:
+        assert isinstance(request, DrActivateRequest)
+        return cls(
+            env=production_env(config),
+            region=dr_config(config).region,
+            reason=request.reason,
+            break_glass=request.break_glass,
+        )
+
+    def title(self) -> str:
+        return f"Activate DR in {self.region}"
+
+    async def plan(self, runtime: ActionRuntime) -> Plan:
+        dr = dr_config(runtime.config)
+        actions = DrActions(runtime.aws.clients)
+        (
+            (db_inputs, db_change, db_facts),
+            services,
+            (rec_inputs, rec_change, _),
+        ) = await asyncio.gather(
+            database_part(actions, dr, self.request_id),
+            services_part(runtime.aws, runtime.config, dr, self.env),
+            record_part(actions, dr),
+        )
+        rto = timedelta(seconds=dr.rto_seconds)
+        changes = [db_change, *(change for _, change, _ in services)]
+        if rec_change is not None:
+            changes.append(rec_change)
+        changes.append(
+            Change(
+                label=f"{4 if rec_change is not None else 3}. outcome",
+                before="—",
+                after=f"elapsed time against the {duration(rto)} RTO, here and on open incidents",
+            )
+        )
+        primary = runtime.config.environments[self.env]
+        what = "promote" if db_inputs["kind"] == "replica" else "restore"
+        names = ", ".join(target.name for target, _, _ in services)
+        summary = f"Activate DR in {dr.region}: {what} the database, run {names} as {self.env} does"
+        if rec_inputs is not None:
+            summary += f", switch {rec_inputs['name']}"
+        return Plan.build(
+            summary,
+            inputs={
+                "region": dr.region,
+                "cluster": dr.cluster,
+                "database": db_inputs,
+                "services": {target.name: target.inputs() for target, _, _ in services},
+                "record": rec_inputs,
+            },
+            changes=changes,
+            facts=[
+                *db_facts,
+                f"images and desired counts are {self.env}'s now ({primary.cluster}, "
+                f"{primary.region}); the DR services' rollouts are not waited for",
+                "each step is shown in this card's thread as it runs; a failed step stops the rest",
+            ],
+            warnings=[
+                "A promoted replica stops replicating for good: failing back to "
+                f"{primary.region} is a separate, manual job."
+            ],
+        )
+
+    async def applied(self, approved: Plan, runtime: ActionRuntime) -> bool:
+        """Every step is already done: the database promoted (or restored) and available, each
+        DR service on production's images at production's count, the record at the target."""
+        dr = dr_config(runtime.config)
+        actions = DrActions(runtime.aws.clients)
+        inputs = approved.inputs
+        db = inputs["database"]
+        name = str(db["identifier"] if db["kind"] == "replica" else db["target"])
+        state = await actions.database(dr.region, name)
+        if state is None or not (state.promoted and state.available):
+            return False
+        for raw_name, raw in inputs["services"].items():
+            target = ServiceTarget.of(str(raw_name), raw)
+            now = await runtime.aws.describe_service(dr.region, dr.cluster, target.ecs_service)
+            definition = await runtime.aws.describe_task_definition(
+                dr.region, now.task_definition_arn
+            )
+            if not target.runs_images(definition) or now.desired != target.desired:
+                return False
+        record = inputs.get("record")
+        if record is None:
+            return True
+        found = simple_record(
+            await actions.record_sets(str(record["zone_id"]), str(record["name"])),
+            str(record["name"]),
+        )
+        return found is not None and found.points_at(str(record["target"]))
+
+    async def execute(self, plan: Plan, runtime: ActionRuntime) -> Result:
+        dr = dr_config(runtime.config)
+        actions = DrActions(runtime.aws.clients)
+        inputs = plan.inputs
+        targets = [ServiceTarget.of(str(n), raw) for n, raw in inputs["services"].items()]
+        record = inputs.get("record")
+        db = inputs["database"]
+        db_label = (
+            f"1. promote {db['identifier']}"
+            if db["kind"] == "replica"
+            else f"1. restore the newest replicated backup into {db['target']}"
+        )
+        labels = [
+            db_label,
+            *(f"2. {t.name} in {dr.cluster} → {t.label}" for t in targets),
+        ]
+        if record is not None:
+            labels.append(f"3. {record['name']} → {record['target']}")
+        rto = timedelta(seconds=dr.rto_seconds)
+        board = Board(runtime, self.request_id, region=dr.region, rto=rto, labels=labels)
+        await board.show()
+        details: list[str] = []
+        current = 0
+        try:
+            await board.set(0, StepState.RUNNING)
+            detail = await dr_run.database_step(
+                runtime,
+                actions,
+                dr,
+                db,
+                request_id=self.request_id,
+                waiting=lambda status: board.set(0, StepState.RUNNING, status),
+            )
+            details.append(f"{db_label.removeprefix('1. ')}: {detail}")
+            await board.set(0, StepState.DONE, detail)
+            for current, target in enumerate(targets, start=1):
+                await board.set(current, StepState.RUNNING)
+                detail = await dr_run.service_step(runtime, dr, target, self.request_id)
+                details.append(f"{target.name}: {detail}")
+                await board.set(current, StepState.DONE, detail)
+            if record is not None:
+                current = len(labels) - 1
+                await board.set(current, StepState.RUNNING)
+                detail = await dr_run.record_step(
+                    runtime,
+                    actions,
+                    record,
+                    request_id=self.request_id,
+                    limit=rto,
+                    waiting=lambda status: board.set(current, StepState.RUNNING, status),
+                )
+                details.append(f"{record['name']} → {record['target']}: {detail}")
+                await board.set(current, StepState.DONE, detail)
+        except Exception as exc:
+            await self._failed(runtime, board, current, exc, dr.region)
+            if isinstance(exc, GateClosedError) or not isinstance(exc, ChatOpsError):
+                raise
+            raise dr_run.StepFailedError(self._failure(board, current, exc), exc) from exc
+        await board.finish()
+        elapsed = board.elapsed
+        timing = against_rto(elapsed, rto)
+        summary = f"DR active in {dr.region} after {timing}: " + "; ".join(details)
+        log.info("dr_activate.done", region=dr.region, seconds=elapsed.total_seconds())
+        await self._tell(
+            runtime, f":white_check_mark: *DR activated in {dr.region}* after {timing}."
+        )
+        return Result(
+            ok=True,
+            summary=summary,
+            details={
+                "region": dr.region,
+                "elapsed_seconds": round(elapsed.total_seconds(), 1),
+                "rto_seconds": dr.rto_seconds,
+                "steps": details,
+            },
+        )
+
+    def _failure(self, board: Board, index: int, exc: ChatOpsError) -> str:
+        step = board.steps[index].label
+        done = "; ".join(board.done_labels()) or "none"
+        left = "; ".join(s.label for s in board.steps[index + 1 :]) or "none"
+        return (
+            f"DR activation stopped at step {step} after {duration(board.elapsed)}: "
+            f"{exc.user_message}. Steps done: {done}. Not run: {left}."
+        )
+
+    async def _failed(
+        self, runtime: ActionRuntime, board: Board, index: int, exc: BaseException, region: str
+    ) -> None:
+        why = exc.user_message if isinstance(exc, ChatOpsError) else type(exc).__name__
+        await board.fail(index, why)
+        log.warning("dr_activate.failed", step=board.steps[index].label, error=why)
+        timing = against_rto(board.elapsed, board.rto)
+        await self._tell(
+            runtime,
+            f":x: *DR activation in {region} stopped* at {board.steps[index].label} after "
+            f"{timing}: {why}. Done: {'; '.join(board.done_labels()) or 'nothing'}.",
+        )
+
+    async def _tell(self, runtime: ActionRuntime, text: str) -> None:
+        if runtime.announce is not None:
+            await runtime.announce(text)

@@ -1,0 +1,260 @@
+"""What `dr activate` reads before it changes anything: the DR database, each configured service in
+the DR cluster next to production's, and the failover record — as plan parts (the inputs the
+fingerprint covers, the before → after lines of the card, facts) and as the "already done?"
+answers a replay resumes from.
+
+The inputs are what the steps depend on and nothing the steps themselves move: the database's
+identity (identifier, ARN, DbiResourceId — or the replicated backups' ARN and the new instance's
+name), production's images per container and desired count per service, the record's zone, name,
+type, TTL and the DR target. Not the replica's status or lag, the DR services' revisions and
+counts, or where the record points now: those are what activation changes, so a replay of a
+half-done activation plans the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from approvals.models import Change
+from commands.operations.base import REQUEST_TAG_KEY, container_images
+from commands.operations.restore import when
+from core.config import Config, DrConfig, EnvironmentConfig, ServiceConfig
+from core.errors import ChatOpsError
+from integrations.aws.dr_actions import CNAME, DrActions, DrDatabaseState, RecordSet
+from integrations.aws.errors import AwsError
+from integrations.aws.gateway import AwsGateway
+from integrations.aws.images import parse_image
+from integrations.aws.models import short
+
+IMAGE_TAG_KEY = "image-tag"
+NEW_RECORD_TTL = 60
+_ID_LIMIT = 63
+_SERVICE_NOT_FOUND = ("ServiceNotFoundException", "ClusterNotFoundException")
+
+
+def restore_target(source: str, request_id: str | None) -> str:
+    """`<source>-dr-<first 8 letters/digits of the request id>`: the request's own instance."""
+    key = re.sub(r"[^a-z0-9]", "", (request_id or "").lower())[:8] or "new"
+    suffix = f"-dr-{key}"
+    return f"{source.lower()[: _ID_LIMIT - len(suffix)].rstrip('-')}{suffix}"
+
+
+# -- the database ------------------------------------------------------------------------------
+async def database_part(
+    actions: DrActions, dr: DrConfig, request_id: str | None
+) -> tuple[dict[str, Any], Change, list[str]]:
+    if dr.db_instance is not None:
+        state = await actions.database(dr.region, dr.db_instance)
+        if state is None:
+            raise ChatOpsError(
+                f"there is no DB instance {dr.db_instance} in {dr.region} to promote — restore "
+                "the database from a backup first (or set [dr] automated_backup_arn)"
+            )
+        inputs = {
+            "kind": "replica",
+            "identifier": state.identifier,
+            "arn": state.arn,
+            "resource_id": state.resource_id,
+        }
+        return inputs, _replica_change(state), []
+    arn = str(dr.automated_backup_arn)
+    backup = await actions.newest_backup(dr.region, arn)
+    if backup is None:
+        raise ChatOpsError(f"AWS lists no replicated automated backups for {arn} in {dr.region}")
+    target = restore_target(backup.source or "dhanam", request_id)
+    existing = await actions.database(dr.region, target)
+    facts = []
+    if existing is not None:
+        if request_id is None or existing.tags.get(REQUEST_TAG_KEY) != request_id:
+            raise ChatOpsError(f"{target} already exists in {dr.region} and is not this request's")
+        facts.append(
+            f"{target} already exists ({existing.status}): an earlier attempt of this request "
+            "started the restore; it is adopted, not restored again"
+        )
+    newest = when(backup.latest) if backup.latest else "unknown"
+    change = Change(
+        label="1. database",
+        before=f"replicated backups of {backup.source}, newest restorable {newest}",
+        after=f"restored into {target} at the latest restorable time, once available",
+    )
+    inputs = {"kind": "backups", "arn": arn, "source": backup.source, "target": target}
+    return inputs, change, facts
+
+
+def _replica_change(state: DrDatabaseState) -> Change:
+    if state.promoted:
+        after = "already promoted" + ("" if state.available else ", waits until available")
+        return Change(
+            label="1. database",
+            before=f"{state.identifier}: standalone, {state.status}",
+            after=after,
+        )
+    source = short_db(state.source or "")
+    return Change(
+        label="1. database",
+        before=f"{state.identifier}: read replica of {source}, {state.status}",
+        after="promoted to a standalone database (PromoteReadReplica), once available",
+    )
+
+
+def short_db(arn: str) -> str:
+    """`arn:aws:rds:us-east-1:…:db:dhanam-production` -> `dhanam-production (us-east-1)`."""
+    parts = arn.split(":")
+    if len(parts) >= 7 and parts[0] == "arn":
+        return f"{parts[6]} ({parts[3]})"
+    return arn
+
+
+# -- the services ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceTarget:
+    """One DR service as the approved plan wants it: production's images and desired count."""
+
+    name: str
+    ecs_service: str
+    container: str
+    images: dict[str, str]  # container -> production's image, for the containers both have
+    desired: int
+    image_tag: str | None  # production's tag (shown, and set as the new revision's image-tag)
+
+    def inputs(self) -> dict[str, Any]:
+        return {
+            "ecs_service": self.ecs_service,
+            "container": self.container,
+            "images": self.images,
+            "desired": self.desired,
+            "image_tag": self.image_tag,
+        }
+
+    @classmethod
+    def of(cls, name: str, raw: dict[str, Any]) -> ServiceTarget:
+        return cls(
+            name=name,
+            ecs_service=str(raw["ecs_service"]),
+            container=str(raw["container"]),
+            images={str(k): str(v) for k, v in raw["images"].items()},
+            desired=int(raw["desired"]),
+            image_tag=str(raw["image_tag"]) if raw.get("image_tag") else None,
+        )
+
+    def runs_images(self, task_definition: dict[str, Any]) -> bool:
+        have = container_images(task_definition)
+        return all(have.get(c) == image for c, image in self.images.items())
+
+    @property
+    def label(self) -> str:
+        image = self.images[self.container]
+        shown = self.image_tag or parse_image(image).digest or image.rsplit("/", 1)[-1]
+        return f"{shown} at {self.desired} task{'s' if self.desired != 1 else ''}"
+
+
+def _tag(task_definition: dict[str, Any], key: str) -> str | None:
+    return next(
+        (t.get("value") for t in task_definition.get("tags", []) if t.get("key") == key), None
+    )
+
+
+async def service_part(
+    aws: AwsGateway,
+    dr: DrConfig,
+    primary: EnvironmentConfig,
+    name: str,
+    svc: ServiceConfig,
+) -> tuple[ServiceTarget, Change, bool]:
+    """The service's target (production now), its line, and whether it is already there."""
+    prod = await aws.describe_service(primary.region, primary.cluster, svc.ecs_service)
+    prod_td = await aws.describe_task_definition(primary.region, prod.task_definition_arn)
+    try:
+        state = await aws.describe_service(dr.region, dr.cluster, svc.ecs_service)
+    except AwsError as exc:
+        if exc.code not in _SERVICE_NOT_FOUND:
+            raise
+        raise ChatOpsError(
+            f"{svc.ecs_service} is not a service of {dr.cluster} ({dr.region}): create it there "
+            "(dr status shows what is missing) before activating DR"
+        ) from exc
+    td = await aws.describe_task_definition(dr.region, state.task_definition_arn)
+    prod_images, dr_images = container_images(prod_td), container_images(td)
+    if svc.container not in prod_images or svc.container not in dr_images:
+        lacking = prod if svc.container not in prod_images else state
+        raise ChatOpsError(
+            f'{short(lacking.task_definition_arn)} has no container "{svc.container}" — fix '
+            f"`container` of {name}"
+        )
+    image = prod_images[svc.container]
+    target = ServiceTarget(
+        name=name,
+        ecs_service=svc.ecs_service,
+        container=svc.container,
+        images={c: i for c, i in prod_images.items() if c in dr_images},
+        desired=prod.desired,
+        image_tag=parse_image(image).tag or _tag(prod_td, IMAGE_TAG_KEY),
+    )
+    now_tag = parse_image(dr_images[svc.container]).tag or _tag(td, IMAGE_TAG_KEY) or "?"
+    before = (
+        f"{short(state.task_definition_arn)} ({now_tag}), {state.running}/{state.desired} running"
+    )
+    done = target.runs_images(td) and state.desired == target.desired
+    if done:
+        after = f"already on production's {target.label}"
+    elif target.runs_images(td):
+        after = f"production's image already; scaled to {target.desired} (update-service)"
+    else:
+        after = f"new revision with production's {target.label} (update-service)"
+    return target, Change(label=f"2. {name} in {dr.cluster}", before=before, after=after), done
+
+
+async def services_part(
+    aws: AwsGateway, config: Config, dr: DrConfig, env: str
+) -> list[tuple[ServiceTarget, Change, bool]]:
+    primary = config.environments[env]
+    return list(
+        await asyncio.gather(
+            *(
+                service_part(aws, dr, primary, name, config.services[name])
+                for name in config.service_names
+            )
+        )
+    )
+
+
+# -- the record --------------------------------------------------------------------------------
+def simple_record(sets: list[RecordSet], name: str) -> RecordSet | None:
+    """The one CNAME of ``name`` (None: none yet, UPSERT creates it); refuses what one UPSERT of a
+    CNAME cannot switch: routed sets (weighted, failover…), aliases, other types."""
+    if len(sets) > 1 or any(s.routed for s in sets):
+        raise ChatOpsError(
+            f"{name} has {len(sets)} record sets with routing policies: dr activate switches one "
+            "simple CNAME — switch this record by hand, or configure a simple one"
+        )
+    if sets and (sets[0].alias or sets[0].type != CNAME):
+        kind = f"an alias {sets[0].type}" if sets[0].alias else f"a {sets[0].type}"
+        raise ChatOpsError(
+            f"{name} is {kind} record: dr activate switches a CNAME to the DR target — switch it "
+            "by hand, or make it a CNAME"
+        )
+    return sets[0] if sets else None
+
+
+async def record_part(
+    actions: DrActions, dr: DrConfig
+) -> tuple[dict[str, Any] | None, Change | None, bool]:
+    if dr.record_name is None or dr.route53_zone_id is None or dr.target is None:
+        return None, None, True
+    record = simple_record(
+        await actions.record_sets(dr.route53_zone_id, dr.record_name), dr.record_name
+    )
+    done = record is not None and record.points_at(dr.target)
+    inputs = {
+        "zone_id": dr.route53_zone_id,
+        "name": dr.record_name,
+        "type": CNAME,
+        "ttl": record.ttl if record is not None and record.ttl is not None else NEW_RECORD_TTL,
+        "target": dr.target,
+    }
+    before = f"CNAME → {', '.join(record.values)}" if record is not None else "not in the zone"
+    after = "already the DR target" if done else f"UPSERT → {dr.target}, followed to INSYNC"
+    return inputs, Change(label=f"3. {dr.record_name}", before=before, after=after), done

@@ -1,0 +1,215 @@
+"""Each step of `dr activate`, idempotent: it looks at AWS first and does only what is not done,
+so a replay (or a re-run after a crash) resumes at the step that was not finished.
+
+1. the database — a replica not yet promoted gets PromoteReadReplica, then the tag
+   `dhanam:promoted-by=<request id>` (how a promotion is told on moto, which keeps the replica's
+   source; AWS drops it); with replicated backups, RestoreDBInstanceToPointInTime into the
+   request's own instance unless it exists. Then DescribeDBInstances every `task_poll` seconds
+   until the database is available, for at most the RTO;
+2. each service — nothing when the DR service already runs production's images at production's
+   desired count; else a revision copied from the DR service's own with production's images (one
+   this request registered earlier is reused), and UpdateService with the revision and count;
+3. the record — nothing when it already points at the DR target; else one UPSERT, then GetChange
+   until INSYNC, for at most the RTO.
+
+A step that fails raises `StepFailedError` (a ChatOpsError carrying the AWS operation and whether
+AWS answered, as the engine's outcome text reads them): nothing after it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from commands.operations.base import REQUEST_TAG_KEY
+from commands.operations.dr_plan import IMAGE_TAG_KEY, ServiceTarget, simple_record
+from commands.operations.runtime import ActionRuntime
+from core.config import DrConfig
+from core.errors import ChatOpsError
+from core.text import duration
+from integrations.aws.dr_actions import INSYNC, PROMOTED_TAG, DrActions
+from integrations.aws.errors import AwsError
+from integrations.aws.gateway import AwsGateway
+from integrations.aws.models import short
+
+Waiting = Callable[[str], Awaitable[None]]
+_PROMOTING = "InvalidDBInstanceState"  # PromoteReadReplica on a replica being promoted already
+_EXISTS = "DBInstanceAlreadyExists"
+
+
+class StepFailedError(ChatOpsError):
+    """A step failed; ``operation`` and ``answered`` are the AWS error's, when there was one."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.operation: str | None = getattr(cause, "operation", None)
+        self.answered: bool = bool(getattr(cause, "answered", False))
+
+
+async def wait_until(
+    runtime: ActionRuntime,
+    what: str,
+    limit: timedelta,
+    look: Callable[[], Awaitable[tuple[bool, str]]],
+    waiting: Waiting,
+) -> str:
+    """Look every `task_poll` seconds until ready; the last status. ChatOpsError at `limit`."""
+    started = runtime.clock.now()
+    while True:
+        ready, status = await look()
+        if ready:
+            return status
+        waited = runtime.clock.now() - started
+        if waited >= limit:
+            raise ChatOpsError(
+                f"{what} is still {status} after {duration(waited)} (the wait ends at the "
+                f"{duration(limit)} RTO)"
+            )
+        await waiting(f"{status}, waited {duration(waited)}")
+        await asyncio.sleep(runtime.task_poll)
+
+
+# -- 1. the database ---------------------------------------------------------------------------
+async def database_step(
+    runtime: ActionRuntime,
+    actions: DrActions,
+    dr: DrConfig,
+    inputs: dict[str, Any],
+    *,
+    request_id: str | None,
+    waiting: Waiting,
+) -> str:
+    limit = timedelta(seconds=dr.rto_seconds)
+    if inputs["kind"] == "replica":
+        name = str(inputs["identifier"])
+        state = await actions.database(dr.region, name)
+        if state is None:
+            raise ChatOpsError(f"{name} is no longer in {dr.region}")
+        already = state.promoted
+        if not already:
+            await _promote(
+                actions, dr.region, name, status=state.status, arn=state.arn, request_id=request_id
+            )
+            await waiting("PromoteReadReplica sent")
+    else:
+        name = str(inputs["target"])
+        already = await actions.database(dr.region, name) is not None
+        if not already:
+            tags = {REQUEST_TAG_KEY: request_id or "", "dhanam:restored-from": str(inputs["arn"])}
+            try:
+                await actions.restore_from_backup(dr.region, str(inputs["arn"]), name, tags)
+            except AwsError as exc:
+                if exc.code != _EXISTS:
+                    raise
+            await waiting(f"restoring into {name}")
+
+    async def look() -> tuple[bool, str]:
+        now = await actions.database(dr.region, name)
+        if now is None:
+            return False, "not listed yet"
+        return now.available and now.promoted, now.status or "no status"
+
+    await wait_until(runtime, name, limit, look, waiting)
+    if inputs["kind"] == "replica":
+        return f"{'already ' if already else ''}promoted, available"
+    return f"{'already ' if already else ''}restored, available"
+
+
+async def _promote(
+    actions: DrActions,
+    region: str,
+    name: str,
+    *,
+    status: str,
+    arn: str | None,
+    request_id: str | None,
+) -> None:
+    try:
+        await actions.promote(region, name)
+    except AwsError as exc:
+        if exc.code != _PROMOTING or status == "available":
+            raise
+        return  # an earlier attempt's promotion is under way: waited for, not tagged here
+    if arn:
+        await actions.tag(region, arn, {PROMOTED_TAG: request_id or "dhanam"})
+
+
+# -- 2. the services ---------------------------------------------------------------------------
+async def service_step(
+    runtime: ActionRuntime, dr: DrConfig, target: ServiceTarget, request_id: str | None
+) -> str:
+    aws = runtime.aws
+    state = await aws.describe_service(dr.region, dr.cluster, target.ecs_service)
+    current = await aws.describe_task_definition(dr.region, state.task_definition_arn)
+    if target.runs_images(current):
+        arn = state.task_definition_arn
+        if state.desired == target.desired:
+            return f"already on {short(arn)} at {target.desired}"
+        done = f"kept {short(arn)} (production's image), desired {state.desired} → {target.desired}"
+    else:
+        arn = await _revision(aws, dr.region, current, target, request_id)
+        done = f"{short(arn)} with production's image, desired {state.desired} → {target.desired}"
+    await aws.update_service(dr.region, dr.cluster, target.ecs_service, arn, target.desired)
+    return f"{done} (update-service sent)"
+
+
+async def _revision(
+    aws: AwsGateway,
+    region: str,
+    current: dict[str, Any],
+    target: ServiceTarget,
+    request_id: str | None,
+) -> str:
+    """The revision this request registered earlier (tagged with its id, with the images), else
+    a new one: the DR service's revision with production's images, nothing else changed."""
+    family = str(current.get("family"))
+    if request_id is not None:
+        found = await aws.find_tagged_revision(region, family, REQUEST_TAG_KEY, request_id)
+        if found is not None and target.runs_images(found):
+            return str(found["taskDefinitionArn"])
+    source = copy.deepcopy(current)
+    for container in source.get("containerDefinitions", []):
+        image = target.images.get(str(container.get("name")))
+        if image is not None:
+            container["image"] = image
+    tags = [
+        dict(t)
+        for t in current.get("tags", [])
+        if t.get("key") not in (IMAGE_TAG_KEY, REQUEST_TAG_KEY)
+    ]
+    if target.image_tag:
+        tags.append({"key": IMAGE_TAG_KEY, "value": target.image_tag})
+    if request_id:
+        tags.append({"key": REQUEST_TAG_KEY, "value": request_id})
+    image = target.images[target.container]
+    return await aws.register_task_definition_like(region, source, tags, target.container, image)
+
+
+# -- 3. the record -----------------------------------------------------------------------------
+async def record_step(
+    runtime: ActionRuntime,
+    actions: DrActions,
+    inputs: dict[str, Any],
+    *,
+    request_id: str | None,
+    limit: timedelta,
+    waiting: Waiting,
+) -> str:
+    zone, name, target = str(inputs["zone_id"]), str(inputs["name"]), str(inputs["target"])
+    record = simple_record(await actions.record_sets(zone, name), name)
+    if record is not None and record.points_at(target):
+        return "already pointing there"
+    change = await actions.upsert_cname(
+        zone, name, target, int(inputs["ttl"]), f"dhanam dr activate (request {request_id})"
+    )
+    await waiting(f"UPSERT sent (change {change})")
+
+    async def look() -> tuple[bool, str]:
+        status = await actions.change_status(change)
+        return status == INSYNC, status
+
+    await wait_until(runtime, f"change {change}", limit, look, waiting)
+    return f"UPSERT done, change {change} INSYNC"
