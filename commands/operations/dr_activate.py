@@ -243,7 +243,9 @@ class DrActivateAction(Action):
         summary = f"DR active in {dr.region} after {timing}: " + "; ".join(details)
         log.info("dr_activate.done", region=dr.region, seconds=elapsed.total_seconds())
         await self._tell(
-            runtime, f":white_check_mark: *DR activated in {dr.region}* after {timing}."
+            runtime,
+            f":white_check_mark: *DR activated in {dr.region}* after {timing}: "
+            + "; ".join(board.done_labels()),
         )
         return Result(
             ok=True,
@@ -275,7 +277,7 @@ class DrActivateAction(Action):
         await self._tell(
             runtime,
             f":x: *DR activation in {region} stopped* at {board.steps[index].label} after "
-            f"{timing}: {why}. Done: {'; '.join(board.done_labels()) or 'nothing'}.",
+            f"{timing}: {why} — done: {'; '.join(board.done_labels()) or 'nothing'}",
         )
 
     async def _tell(self, runtime: ActionRuntime, text: str) -> None:

@@ -184,13 +184,19 @@ async def test_two_approvals_activate_dr_step_by_step(aws_bot: SandboxWorld) -> 
 
     # The open incident is told, on its card and in its channel, against the RTO.
     said = [m.text for m in aws_bot.slack.messages(incident_channel)]
-    assert any(t.startswith(":white_check_mark: *DR activated in us-west-2* after ") for t in said)
+    activated = [t for t in said if t.startswith(":white_check_mark: *DR activated in us-west-2*")]
+    assert len(activated) == 1
+    assert "of the 4 h RTO: 1. promote dhanam-production-dr; 2. api in dhanam-dr" in activated[0]
+    assert f"; 3. api.dhanam.io → {DR_TARGET} (this incident began " in activated[0]
     assert any("this incident began" in t for t in said)
     incident = await incident_of(aws_bot, incident_channel)
     assert "DR activated in us-west-2" in card_text(aws_bot, incident)
 
 
 async def test_a_failing_step_stops_the_rest(aws_bot: SandboxWorld) -> None:
+    await aws_bot.slash("incident declare sev2 us-east-1 is down", user="bob")
+    await aws_bot.settle()
+    incident_channel = only_channel(aws_bot).id
     await ask(aws_bot, "dr activate")
     card = newest_card(aws_bot)
     await approve(aws_bot, card, "bob")
@@ -219,6 +225,14 @@ async def test_a_failing_step_stops_the_rest(aws_bot: SandboxWorld) -> None:
         ":x: 2. web in dhanam-dr → v1.2.0 at 2 tasks — AWS refused UpdateService"
     )
     assert last[4] == f":heavy_minus_sign: 3. api.dhanam.io → {DR_TARGET} — not run"
+    said = [m.text for m in aws_bot.slack.messages(incident_channel)]
+    stopped = [
+        t for t in said if t.startswith(":x: *DR activation in us-west-2 stopped* at 2. web")
+    ]
+    assert len(stopped) == 1
+    assert "AWS refused UpdateService" in stopped[0]
+    assert "— done: 1. promote dhanam-production-dr; 2. api in dhanam-dr" in stopped[0]
+    assert stopped[0].endswith(" ago).")
 
 
 async def test_a_replay_resumes_at_the_step_left(aws_bot: SandboxWorld) -> None:
