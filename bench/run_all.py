@@ -23,6 +23,20 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
+def _checklist_row(result: dict[str, object]) -> tuple[str, str, str, str]:
+    what = {
+        "check": "every check +{d:g} s",
+        "source": "every AWS request, DNS and Health answer +{d:g} s",
+    }[str(result["mode"])].format(d=result["delay_s"])
+    p50, sequential = float(str(result["filled_p50_s"])), float(str(result["sum_of_checks_p50_s"]))
+    return (
+        f"sev1 checklist filled in, {what}: p50 / max, {result['runs']} runs (s)",
+        f"{p50:.2f} / {float(str(result['filled_max_s'])):.2f}",
+        f"checks one after another {sequential:.2f}",
+        f"{p50 / sequential:.2f}x",
+    )
+
+
 def main() -> int:
     rows: list[tuple[str, str, str, str]] = []
     failed = False
@@ -180,6 +194,12 @@ def main() -> int:
                     "—",
                 ),
             ]
+        out = Path(tmp) / "checklist.json"
+        cmd = [sys.executable, str(HERE / "checklist.py"), "--json", str(out)]
+        print("$", " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, check=False).returncode != 0
+        if out.exists():
+            rows += [_checklist_row(r) for r in json.loads(out.read_text())["results"]]
     lines = [
         "# Benchmark results",
         "",
