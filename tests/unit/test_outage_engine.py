@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
+from commands.incidents.checklist_render import checklist_blocks
+from commands.incidents.checklist_store import Diagnosis
+from commands.incidents.models import BOT, Check, Incident
 from commands.outage.engine import EVIDENCE_MAX, run_checks
-from commands.outage.models import STEPS, Finding, Verdict
+from commands.outage.models import STEPS, CheckResult, Finding, Verdict
 from commands.outage.service_checks import _lookup_line, _top
+from commands.requests import IncidentState, Severity
 from core.clock import ManualClock
 from core.errors import ChatOpsError
 from integrations.dns import Lookup, LookupKind
+from sandbox.block_kit import check_blocks
 
 
 async def test_checks_run_at_once_each_under_its_limit_and_failures_stay_their_own() -> None:
@@ -78,3 +84,46 @@ def test_top_messages_fold_digits_and_read_json() -> None:
     top = _top(lines)
     assert top.startswith("“belvo sync timeout after 30000 ms” 2 times")
     assert "&lt;!channel&gt;" in top  # inert
+
+
+def _diagnosis(evidence: str) -> Diagnosis:
+    now = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
+    results = {
+        step: CheckResult(step=step, verdict=verdict, evidence=evidence, checked_at=now, ms=12.0)
+        for step, verdict in zip(STEPS, [*Verdict, *Verdict], strict=False)
+    }
+    return Diagnosis(results=results, run_by="U0BOB", run_at=now, run_ms=1234.0)
+
+
+def test_the_checklist_with_results_fits_slacks_limits_and_says_who_ticked() -> None:
+    now = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
+    incident = Incident(
+        id="inc-1",
+        severity=Severity.SEV1,
+        title="down",
+        commander="U0ALICE",
+        declared_by="U0ALICE",
+        started_at=now,
+        channel="C1",
+        checklist_ts="1.2",
+        last_update_at=now,
+        checks={"dns": Check(by=BOT, at=now), "ecs": Check(by="U0CAROL", at=now)},
+    )
+    blocks = checklist_blocks(incident, _diagnosis("x" * EVIDENCE_MAX))
+    check_blocks(blocks)  # every text within Slack's limits, valid Block Kit
+    text = str(blocks)
+    assert "2 of 7 done · checked" in text
+    assert "in 1.2 s (re-check by <@U0BOB>)" in text
+    assert "✓ *1. Check the AWS service health dashboard*" in text
+    assert "✗ *2. Verify DNS resolution*" in text
+    assert "? *3." in text
+    assert "\u2013 *4." in text
+    assert "Verify DNS resolution — checked by dhanam" in text
+    assert "Review ECS service status — <@U0CAROL>" in text
+    labels = [b["text"]["text"] for b in blocks if b.get("accessory")]
+    assert len(labels) == 1
+    assert labels[0].startswith("? *7. Activate the DR region")  # the DR step has the button
+    resolved = incident.model_copy(update={"status": IncidentState.RESOLVED})
+    assert "Activate DR" not in str(checklist_blocks(resolved, _diagnosis("ok")))
+    assert "Re-check" not in str(checklist_blocks(resolved, _diagnosis("ok")))
+    assert "Re-check" not in str(checklist_blocks(incident, None))  # no [outage]: by hand
