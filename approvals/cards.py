@@ -36,10 +36,13 @@ class Cards:
         self.clock = clock
 
     async def annotate(self, request_id: str, rollout: str) -> None:
-        """Record what happened after execution (a rollout's progress) and edit the card."""
+        """Record what happened after execution (a rollout's or a one-off task's verdict), edit
+        the card, and audit it: the audit says how a followed change ended, not only that its
+        execution succeeded."""
         outcome = await self.store.annotate(request_id, "rollout", rollout)
         if outcome.request is not None:
-            await self.refresh(outcome.request)
+            entry = self.entry(outcome.request, "followed", "", note=rollout.split("\n", 1)[0])
+            await self.refresh(outcome.request, audit=entry)
 
     async def refresh(
         self, request: ApprovalRequest, *, audit: dict[str, str] | None = None

@@ -1,4 +1,9 @@
-"""Builds the collaborators once, at start-up: store, locks, flow, Slack notifier, AWS."""
+"""Builds the collaborators once, at start-up: store, locks, flow, Slack notifier, AWS.
+
+Long: one function builds every collaborator in the order they depend on one another and adds
+each to the process in that order (shutdown runs it backwards); split, that order would be
+spread over modules that must then agree on it.
+"""
 
 from __future__ import annotations
 
@@ -118,6 +123,7 @@ def build_components(
         aws=aws,
         history=DeployHistory(redis, clock),
         progress=ThreadProgress(client, store),
+        leases=store,
         task_poll=rollouts.poll.total_seconds(),  # a release step is watched as rollouts are
     )
     members = GroupMembers(client, clock)
@@ -125,7 +131,9 @@ def build_components(
     follower = RolloutFollower(
         redis=redis,
         store=store,
-        source=FollowedSource(EcsRolloutSource(aws), TaskSource(EcsTasks(aws.clients)), clock.now),
+        source=FollowedSource(
+            EcsRolloutSource(aws), TaskSource(EcsTasks(aws.clients), store), clock.now
+        ),
         reporter=SlackRolloutReporter(client),
         annotate=cards.annotate,
         clock=clock,

@@ -20,10 +20,14 @@ from typing import Any
 from sandbox.aws_world import _IN_PROCESS, _client
 
 _STARTED_BY = "dhanam:"
+# A password in the connection string, as careless scripts print it: the bot masks it.
+SANDBOX_DB_PASSWORD = "dhanam-db-pass-0001"  # noqa: S105 - a fake, to show masking
 _SUCCESS = (
     "> {name} {command}",
     "Loading configuration (NODE_ENV=production)",
-    "Connected to postgresql://dhanam@dhanam-production.internal:5432/dhanam",
+    "Connected to postgresql://dhanam:"
+    + SANDBOX_DB_PASSWORD
+    + "@dhanam-production.internal:5432/dhanam",
     "Applying 20261201_add_budget_rollover_index … done (412 ms)",
     "Applying 20261203_backfill_account_currency … done (1.8 s)",
     "2 migrations applied, schema at 20261203_backfill_account_currency",

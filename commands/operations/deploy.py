@@ -266,7 +266,7 @@ class DeployAction(ServiceAction):
                 arn=new_arn,
             )
             step = await release_step.run_before_deploy(
-                runtime, spec, request_id=self.request_id, service=self.service
+                runtime, spec, request_id=self.request_id, service=self.service, env=self.env
             )
         if updated:
             await aws.update_service(env.region, env.cluster, svc.ecs_service, new_arn)

@@ -12,6 +12,7 @@ from approvals.store import ApprovalStore
 from commands.operations.card import card_blocks, card_text
 from core.clock import Clock
 from core.config import Config
+from integrations.slack.errors import POST_ANEW, slack_error
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +34,9 @@ class ThreadProgress:
             if ts is not None:
                 try:
                     await self._client.chat_update(channel=request.channel, ts=ts, text=text)
-                except SlackApiError:
-                    pass  # deleted or not editable: a new message below
+                except SlackApiError as exc:
+                    if slack_error(exc) not in POST_ANEW:
+                        raise  # rate limited, channel gone…: this poll's line is skipped
                 else:
                     return ts
             response = await self._client.chat_postMessage(

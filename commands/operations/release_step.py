@@ -13,28 +13,33 @@ instead of migrating twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
+from approvals.execution import without_promise
 from approvals.models import Change
 from commands.operations.runtime import ActionRuntime
-from commands.operations.task_follow import STOP_GRACE
+from commands.operations.task_follow import LOG_SETTLE, STOP_GRACE
 from commands.operations.tasks import (
     STARTED_BY_PREFIX,
     TAIL_LINES,
+    TIMEOUT_REASON,
     TaskSpec,
     TaskWatch,
-    code_block,
     exit_text,
+    slot_name,
     start_once,
     started_by,
+    take_slot,
     task_logs,
 )
 from core.config import ServiceConfig
-from core.errors import ChatOpsError
-from core.text import duration
+from core.errors import ChatOpsError, StoreUnavailableError
+from core.masking import code_block
+from core.text import duration, inert
 from integrations.aws.ecs_tasks import Placement, TaskState, placement_of
 from integrations.aws.models import short
 
@@ -104,7 +109,7 @@ def spec_of(
 
 
 async def run_before_deploy(
-    runtime: ActionRuntime, spec: TaskSpec, *, request_id: str | None, service: str
+    runtime: ActionRuntime, spec: TaskSpec, *, request_id: str | None, service: str, env: str
 ) -> str:
     """Run the release step to its end; the line for the deploy's summary. ChatOpsError (with
     the exit code and log tail) when it did not exit 0: the deploy must stop."""
@@ -112,6 +117,14 @@ async def run_before_deploy(
     family = short(spec.task_definition).rsplit(":", 1)[0]
     found = await runtime.tasks.find_started_by(spec.region, spec.cluster, tag, spec.container)
     if found is None:
+        if runtime.leases is not None:
+            try:
+                await take_slot(runtime.leases, service, env, tag, spec.timeout_seconds)
+            except ChatOpsError as exc:
+                raise ChatOpsError(
+                    f"{spec.name} was not started: {without_promise(exc.user_message)}. The "
+                    "deploy stopped before update-service."
+                ) from exc
         others = await runtime.tasks.running_started_by_prefix(
             spec.region, spec.cluster, family, STARTED_BY_PREFIX, spec.container
         )
@@ -131,11 +144,14 @@ async def run_before_deploy(
         logs=spec.logs,
     )
     state, elapsed = await _watch(runtime, spec, watch, request_id)
+    if runtime.leases is not None:  # stopped: the slot is free again (else it expires)
+        with contextlib.suppress(StoreUnavailableError):
+            await runtime.leases.release(slot_name(service, env), tag)
     took = duration(elapsed)
     if state.exit_code == 0 and not watch.stop_sent:
         return f"{spec.name} exited 0 after {took} (task {watch.task_id})"
     tail = code_block(watch.last_lines(TAIL_LINES))
-    why = f": {state.stopped_reason}" if state.stopped_reason else ""
+    why = f": {inert(state.stopped_reason)}" if state.stopped_reason else ""
     if watch.stop_sent:
         head = f"{spec.name} timed out after {took} and was stopped ({exit_text(state)})"
     else:
@@ -154,10 +170,25 @@ async def _watch(
     limit = timedelta(seconds=spec.timeout_seconds)
     ts: str | None = None
     while True:
-        state = await watch.poll()
         elapsed = runtime.clock.now() - started
+        try:
+            state = await watch.poll()
+        except ChatOpsError as exc:
+            # AWS refusing or unreachable for a moment: look again, up to the timeout; then
+            # stop the task (stopping is always safe) and end the deploy saying why.
+            if elapsed < limit:
+                log.warning("release_step.poll_failed", task=watch.task_id, error=exc.user_message)
+                await asyncio.sleep(runtime.task_poll)
+                continue
+            with contextlib.suppress(ChatOpsError):
+                await watch.stop(f"{TIMEOUT_REASON} after {duration(limit)} (state unreadable)")
+            raise ChatOpsError(
+                f"{spec.name}'s state could not be read for {duration(limit)} "
+                f"({exc.user_message[:200]}); StopTask was sent to task {watch.task_id}. The "
+                "deploy stopped before update-service; check the task."
+            ) from exc
         if not state.done and elapsed >= limit:
-            await watch.stop(f"dhanam: {spec.name} timed out after {duration(limit)}")
+            await watch.stop(f"{TIMEOUT_REASON} after {duration(limit)} ({spec.name})")
         if not state.done and elapsed >= limit + STOP_GRACE:
             raise ChatOpsError(
                 f"{spec.name} timed out after {duration(limit)}; StopTask was sent but ECS "
@@ -166,6 +197,11 @@ async def _watch(
             )
         ts = await _progress(runtime, request_id, spec, watch, state=state, elapsed=elapsed, ts=ts)
         if state.done:
+            await asyncio.sleep(min(LOG_SETTLE, runtime.task_poll))
+            await watch.read_log()  # the lines written just before it stopped
+            ts = await _progress(
+                runtime, request_id, spec, watch, state=state, elapsed=elapsed, ts=ts
+            )
             return state, elapsed
         await asyncio.sleep(runtime.task_poll)
 

@@ -22,6 +22,7 @@ from core.config import Config
 from core.text import duration
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.models import ServiceState, short
+from integrations.slack.errors import CHANNEL_GONE, POST_ANEW, slack_error
 
 
 def snapshot_of(job: RolloutJob, state: ServiceState) -> Snapshot:
@@ -115,20 +116,6 @@ def rollback_blocks(job: RolloutJob, alarm: str, since: timedelta) -> list[dict[
         button = rollback_button(job.subject["service"], job.subject["env"], short(previous), alarm)
         blocks.append({"type": "actions", "elements": [button]})
     return blocks
-
-
-# Slack refusals that mean the channel cannot be written to any more: the follow ends.
-CHANNEL_GONE = frozenset({"is_archived", "channel_not_found", "not_in_channel", "access_denied"})
-# Refusals of an edit that a new message fixes: the progress message was deleted or is stale.
-POST_ANEW = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
-
-
-def slack_error(exc: SlackApiError) -> str:
-    response = exc.response
-    try:
-        return str(response.get("error") or "")
-    except AttributeError:
-        return ""
 
 
 class SlackRolloutReporter:

@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 from approvals.models import Change, Plan, Result
 from commands.operations.base import ServiceAction, environment_config, service_config
 from commands.operations.runtime import ActionRuntime
-from commands.operations.tasks import STARTED_BY_PREFIX, TaskSpec, start_once, started_by, task_spec
+from commands.operations.tasks import (
+    STARTED_BY_PREFIX,
+    TaskSpec,
+    start_once,
+    started_by,
+    take_slot,
+    task_spec,
+)
 from core.config import Config, TaskConfig
 from core.errors import ChatOpsError
 from core.text import NOTHING_CHANGED
@@ -121,8 +128,8 @@ class RunTaskAction(ServiceAction):
         warnings = []
         if running:
             warnings.append(
-                f"another one-off task of {self.service} is still running ({running}): this one "
-                "will not start until it has stopped"
+                f"another one-off task of {self.service} is still running ({running}): if it "
+                "still runs when this is approved, this one is refused, not started"
             )
         return Plan.build(
             f"Run {self.task} of {self.service} in {self.env}",
@@ -158,6 +165,8 @@ class RunTaskAction(ServiceAction):
         tag = started_by(self.request_id)
         found = await runtime.tasks.find_started_by(spec.region, spec.cluster, tag, spec.container)
         if found is None:
+            if runtime.leases is not None:
+                await take_slot(runtime.leases, self.service, self.env, tag, spec.timeout_seconds)
             running = await self._running(runtime, spec)
             if running:
                 raise ChatOpsError(
@@ -183,6 +192,7 @@ class RunTaskAction(ServiceAction):
                 "log_region": spec.logs[1] if spec.logs else "",
                 "log_prefix": spec.logs[2] if spec.logs else "",
                 "reused_task": reused,
+                "slot_token": tag if runtime.leases is not None else "",
             },
         )
 

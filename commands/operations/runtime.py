@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.clock import Clock
 from core.config import Config
 from integrations.aws.ecs_tasks import EcsTasks
+
+if TYPE_CHECKING:
+    from commands.operations.tasks import Leases
 from integrations.aws.gateway import AwsGateway
 from integrations.deploy_history import DeployHistory
 
@@ -35,6 +38,7 @@ class ActionRuntime:
     aws: AwsGateway
     history: DeployHistory
     progress: Progress | None = None
+    leases: Leases | None = None  # the task slot one-off tasks share (commands.operations.tasks)
     task_poll: float = 5.0  # seconds between looks at a task a step waits for
     announce: Announce | None = None  # the open incidents, told an outcome
 

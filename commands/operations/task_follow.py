@@ -12,6 +12,7 @@ the follow even if it never does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -19,7 +20,16 @@ import structlog
 
 from approvals.models import ApprovalRequest, Result
 from approvals.rollout import RolloutJob, RolloutSource, Snapshot
-from commands.operations.tasks import TAIL_LINES, TaskWatch, code_block, verdict
+from commands.operations.tasks import (
+    TAIL_LINES,
+    TIMEOUT_REASON,
+    Leases,
+    TaskWatch,
+    slot_name,
+    verdict,
+)
+from core.errors import ChatOpsError, StoreUnavailableError
+from core.masking import code_block
 from core.text import duration
 from integrations.aws.ecs_tasks import EcsTasks
 
@@ -27,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 TASK_KIND = "task"
 STOP_GRACE = timedelta(minutes=2)  # after StopTask, how long the follower waits for STOPPED
+LOG_SETTLE = 1.0  # seconds: once a task stopped, its last lines may reach CloudWatch late
 _MARKS = {
     "PROVISIONING": ":hourglass_flowing_sand:",
     "PENDING": ":hourglass_flowing_sand:",
@@ -58,6 +69,7 @@ def task_job(request: ApprovalRequest, result: Result, *, now: datetime) -> Roll
         "log_group": str(details.get("log_group") or ""),
         "log_region": str(details.get("log_region") or ""),
         "log_prefix": str(details.get("log_prefix") or ""),
+        "slot_token": str(details.get("slot_token") or ""),
     }
     timeout = int(subject["timeout"]) + STOP_GRACE.total_seconds()
     return RolloutJob(
@@ -75,8 +87,9 @@ class TaskSource:
     """The RolloutSource of task jobs. Watches live in memory, per request: a replica taking a
     follow over starts a new watch (the log from the stream's newest lines onward)."""
 
-    def __init__(self, tasks: EcsTasks) -> None:
+    def __init__(self, tasks: EcsTasks, leases: Leases | None = None) -> None:
         self._tasks = tasks
+        self._leases = leases
         self._watches: dict[str, TaskWatch] = {}
 
     def watch(self, job: RolloutJob) -> TaskWatch:
@@ -97,12 +110,20 @@ class TaskSource:
 
     async def snapshot(self, job: RolloutJob, now: datetime) -> Snapshot:
         watch = self.watch(job)
-        state = await watch.poll()
         elapsed = now - job.started
         limit = timedelta(seconds=int(job.subject["timeout"]))
+        try:
+            state = await watch.poll()
+        except ChatOpsError as exc:
+            if elapsed < limit:
+                raise  # looked at again at the next poll
+            return await self._unreadable(job, watch, elapsed, exc.user_message)
         if not state.done and elapsed >= limit:
-            await watch.stop(f"dhanam: timed out after {duration(limit)}")
+            await watch.stop(f"{TIMEOUT_REASON} after {duration(limit)}")
             log.warning("task.timeout_stopped", request_id=job.request_id, task=watch.task_id)
+        if state.done:
+            await asyncio.sleep(LOG_SETTLE)
+            await watch.read_log()  # the lines written just before it stopped
         lines = watch.last_lines()
         if not state.done:
             return Snapshot(
@@ -116,6 +137,7 @@ class TaskSource:
                 reason=watch.log_error,
             )
         self._watches.pop(job.request_id, None)
+        await self._release(job)
         timed_out = watch.stop_sent
         ok = state.exit_code == 0 and not timed_out
         outcome = verdict(
@@ -136,6 +158,33 @@ class TaskSource:
             current="STOPPED",
             verdict=outcome,
         )
+
+    async def _unreadable(
+        self, job: RolloutJob, watch: TaskWatch, elapsed: timedelta, error: str
+    ) -> Snapshot:
+        """Past its timeout and its state cannot be read: stop it (stopping is always safe) and
+        end the follow saying so — never "succeeded", never "timed out" as if it were known."""
+        stopped = "StopTask was sent"
+        try:
+            await watch.stop(f"{TIMEOUT_REASON} after {duration(elapsed)} (state unreadable)")
+        except ChatOpsError as exc:
+            stopped = f"StopTask failed too ({exc.user_message[:120]})"
+        self._watches.pop(job.request_id, None)
+        await self._release(job)
+        text = (
+            f"not followed to the end — task {watch.task_id}'s state could not be read after "
+            f"{duration(elapsed)} ({error[:200]}); {stopped}. Check the task in ECS."
+        )
+        return Snapshot(state="FAILED", running=0, desired=1, pending=0, failed=1, verdict=text)
+
+    async def _release(self, job: RolloutJob) -> None:
+        token = job.subject.get("slot_token")
+        if self._leases is None or not token:
+            return
+        try:
+            await self._leases.release(slot_name(job.subject["service"], job.subject["env"]), token)
+        except StoreUnavailableError:
+            log.warning("task.slot_not_released", request_id=job.request_id)  # it expires
 
     def forget(self, request_id: str) -> None:
         self._watches.pop(request_id, None)

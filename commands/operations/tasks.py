@@ -12,17 +12,60 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from core.config import TaskConfig
-from core.text import duration
+from core.errors import ChatOpsError
+from core.masking import code_block, mask_lines
+from core.text import NOTHING_CHANGED, duration, inert
 from integrations.aws.cloudwatch_logs import awslogs_of
 from integrations.aws.ecs_tasks import EcsTasks, Placement, TaskState, placement_of
 from integrations.aws.errors import AwsError
 
-TAIL_LINES = 12  # the log lines shown in the thread and on a failed card
+TAIL_LINES = 12  # the log lines shown in the thread and on a failed card…
+TAIL_CHARS = 1800  # …at most this much of them (newest kept): the card's section holds 3,000
 _LINE_CHARS = 300  # one log line, as shown
+_LOG_PAGES = 5  # GetLogEvents pages read per poll (1,000 lines each), so a chatty task keeps up
 STARTED_BY_PREFIX = "dhanam:"
+TIMEOUT_REASON = "dhanam: timed out"  # how StopTask's reason starts when the bot stops a task
+SLOT_MARGIN = timedelta(minutes=7)  # a task slot outlives the task's timeout by this much
+
+
+class Leases(Protocol):
+    """Token-owned Redis leases (approvals.store.ApprovalStore has them)."""
+
+    async def acquire(self, name: str, token: str, ttl: timedelta) -> bool: ...
+
+    async def holder(self, name: str) -> str | None: ...
+
+    async def release(self, name: str, token: str) -> bool: ...
+
+
+def slot_name(service: str, env: str) -> str:
+    """One one-off task at a time per service and environment, whoever starts it: `run` and a
+    deploy's release step take this lease before RunTask and give it back when the task has
+    stopped (a replica that dies leaves it to expire: the task's timeout and a margin)."""
+    return f"taskslot:{service}:{env}"
+
+
+async def take_slot(
+    leases: Leases, service: str, env: str, token: str, timeout_seconds: int
+) -> None:
+    """Take the service's task slot for `token` (kept when `token` already holds it: a replay),
+    else ChatOpsError naming who holds it (nothing was started)."""
+    name = slot_name(service, env)
+    ttl = timedelta(seconds=timeout_seconds) + SLOT_MARGIN
+    if await leases.acquire(name, token, ttl):
+        return
+    holder = await leases.holder(name) or ""
+    if holder == token:
+        return
+    who = holder.removeprefix(STARTED_BY_PREFIX).split(":")
+    step = " (a deploy's release step)" if len(who) > 1 else ""
+    raise ChatOpsError(
+        f"another one-off task of {service} in {env} is running (request {who[0]}{step}); "
+        f"one at a time — ask again once it has stopped. {NOTHING_CHANGED}"
+    )
 
 
 def started_by(request_id: str | None, step: str | None = None) -> str:
@@ -112,15 +155,25 @@ async def start_once(tasks: EcsTasks, spec: TaskSpec, tag: str) -> tuple[str, bo
     found = await tasks.find_started_by(spec.region, spec.cluster, tag, spec.container)
     if found is not None:
         return found.arn, True
-    arn = await tasks.run_task(
-        spec.region,
-        spec.cluster,
-        task_definition=spec.task_definition,
-        container=spec.container,
-        command=spec.command,
-        started_by=tag,
-        placement=spec.placement,
-    )
+    try:
+        arn = await tasks.run_task(
+            spec.region,
+            spec.cluster,
+            task_definition=spec.task_definition,
+            container=spec.container,
+            command=spec.command,
+            started_by=tag,
+            placement=spec.placement,
+        )
+    except AwsError as exc:
+        if exc.answered:
+            raise
+        # No answer (a timeout, a dropped connection): it may have started. Look before
+        # saying anything; never start a second one.
+        found = await tasks.find_started_by(spec.region, spec.cluster, tag, spec.container)
+        if found is None:
+            raise
+        return found.arn, False
     return arn, False
 
 
@@ -155,39 +208,48 @@ class TaskWatch:
                 answered=True,
             )
         await self.read_log()
-        return found[0]
+        state = found[0]
+        if state.desired_status == "STOPPED" and state.stopped_reason.startswith(TIMEOUT_REASON):
+            self.stop_sent = True  # stopped at its timeout, by this replica or one before it
+        return state
 
     async def read_log(self) -> None:
+        """Read the stream onward from the last token, page after page (up to _LOG_PAGES), so a
+        task that logs fast is not shown further and further behind. Lines are masked (secrets)
+        before anything keeps them, then cut to _LINE_CHARS."""
         if self.logs is None:
             return
         group, region, prefix = self.logs
         stream = f"{prefix}/{self.container}/{self.task_id}"
-        try:
-            page = await self.tasks.log_page(region or self.region, group, stream, self.token)
-        except AwsError as exc:  # the task is what matters; the log is shown as unreadable
-            self.log_error = exc.user_message
-            return
-        self.log_error = ""
-        self.token = page.next_token
-        self.tail.extend(line[:_LINE_CHARS] for line in page.lines)
+        for _ in range(_LOG_PAGES):
+            try:
+                page = await self.tasks.log_page(region or self.region, group, stream, self.token)
+            except AwsError as exc:  # the task is what matters; the log is shown as unreadable
+                self.log_error = exc.user_message
+                return
+            self.log_error = ""
+            moved = page.next_token != self.token
+            self.token = page.next_token
+            self.tail.extend(line[:_LINE_CHARS] for line in mask_lines(page.lines))
+            if not page.lines or not moved:
+                return
 
     async def stop(self, reason: str) -> None:
+        """StopTask once (not again when ECS already stops it: its desired status says so)."""
         if not self.stop_sent:
             await self.tasks.stop_task(self.region, self.cluster, self.arn, reason)
             self.stop_sent = True
 
     def last_lines(self, count: int = TAIL_LINES) -> list[str]:
-        return list(self.tail)[-count:]
-
-
-def code_block(lines: list[str]) -> str:
-    """Log lines as Slack shows text only: a code block (no mentions, no links, no markup).
-    A backtick inside could close the block; it is shown as an apostrophe."""
-    if not lines:
-        return ""
-    body = "\n".join(line.replace("`", "'").replace("&", "&amp;") for line in lines)
-    body = body.replace("<", "&lt;").replace(">", "&gt;")
-    return f"```\n{body}\n```"
+        """The newest lines, at most `count` and TAIL_CHARS together."""
+        kept: list[str] = []
+        size = 0
+        for line in reversed(list(self.tail)[-count:]):
+            size += len(line) + 1
+            if kept and size > TAIL_CHARS:
+                break
+            kept.append(line)
+        return kept[::-1]
 
 
 def exit_text(state: TaskState) -> str:
@@ -201,7 +263,7 @@ def verdict(
 ) -> str:
     """The outcome line for the card: it starts with succeeded / failed / timed out."""
     took = duration(elapsed)
-    reason = f": {state.stopped_reason}" if state.stopped_reason else ""
+    reason = f": {inert(state.stopped_reason)}" if state.stopped_reason else ""
     tail = ("\n" + code_block(lines)) if lines else ""
     if timed_out:
         return (

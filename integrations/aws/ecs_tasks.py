@@ -16,6 +16,7 @@ from integrations.aws.errors import AwsError, call_aws
 
 # ECS keeps a STOPPED task listable for at least an hour: long enough for a replay to find it.
 _LISTED_STATES = ("RUNNING", "STOPPED")
+_MAX_PAGES = 5
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class TaskState:
     last_status: str  # PROVISIONING, PENDING, ACTIVATING, RUNNING, …, STOPPED
     started_by: str
     task_definition: str
+    desired_status: str = "RUNNING"  # STOPPED once StopTask was sent (or ECS decided to stop it)
     exit_code: int | None = None  # of the overridden container, once it stopped
     stopped_reason: str = ""
     created: datetime | None = None
@@ -101,6 +103,7 @@ def task_state(task: dict[str, Any], container: str) -> TaskState:
         arn=str(task["taskArn"]),
         last_status=str(task.get("lastStatus", "PROVISIONING")),
         started_by=str(task.get("startedBy", "")),
+        desired_status=str(task.get("desiredStatus", "RUNNING")),
         task_definition=str(task.get("taskDefinitionArn", "")),
         exit_code=int(exit_code) if exit_code is not None else None,
         stopped_reason=str(task.get("stoppedReason") or found.get("reason") or ""),
@@ -208,20 +211,32 @@ class EcsTasks:
     async def running_started_by_prefix(
         self, region: str, cluster: str, family: str, prefix: str, container: str
     ) -> list[TaskState]:
-        """Tasks of the family, not yet stopped, whose startedBy begins with `prefix`."""
+        """Tasks of the family not yet stopped — running, or stopping after StopTask — whose
+        startedBy begins with `prefix`. Reads at most `_MAX_PAGES` pages of 100 per state (the
+        service's own tasks are in the family too)."""
         ecs = self.clients.client("ecs", region)
-        listed = await call_aws(
-            "ListTasks", ecs.list_tasks, cluster=cluster, family=family, desiredStatus="RUNNING"
-        )
-        tasks = await self.describe(region, cluster, listed.get("taskArns", [])[:100], container)
-        return [t for t in tasks if t.started_by.startswith(prefix) and not t.done]
+        found: list[TaskState] = []
+        for status in _LISTED_STATES:
+            token: str | None = None
+            for _ in range(_MAX_PAGES):
+                kwargs: dict[str, Any] = {"cluster": cluster, "family": family}
+                kwargs["desiredStatus"] = status
+                if token:
+                    kwargs["nextToken"] = token
+                listed = await call_aws("ListTasks", ecs.list_tasks, **kwargs)
+                tasks = await self.describe(region, cluster, listed.get("taskArns", []), container)
+                found += [t for t in tasks if t.started_by.startswith(prefix) and not t.done]
+                token = listed.get("nextToken")
+                if not token:
+                    break
+        return found
 
     async def stop_task(self, region: str, cluster: str, arn: str, reason: str) -> None:
         ecs = self.clients.client("ecs", region)
         await call_aws("StopTask", ecs.stop_task, cluster=cluster, task=arn, reason=reason[:255])
 
     async def log_page(
-        self, region: str, group: str, stream: str, token: str | None, limit: int = 50
+        self, region: str, group: str, stream: str, token: str | None, limit: int = 1000
     ) -> LogPage:
         """The stream's lines after `token` (the first read: its newest `limit` lines). A stream
         not written yet reads as no lines."""

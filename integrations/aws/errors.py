@@ -99,6 +99,12 @@ def to_aws_error(exc: Exception, operation: str) -> AwsError:
 READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Filter", "BatchGet", "Lookup")
 
 
+# Mutations that only stop what the bot itself started (a one-off task past its timeout): they
+# make things safer, so no lock or freeze taken meanwhile may hold them back, and they run
+# outside an execution's checkpoint.
+STOPS_ONLY = frozenset({"StopTask"})
+
+
 def is_mutation(operation: str) -> bool:
     return not operation.startswith(READ_ONLY_PREFIXES)
 
@@ -109,7 +115,7 @@ async def call_aws(operation: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
     which raises GateClosedError when the execution may no longer change anything.
     Reads and mutations run in separate bounded thread pools (executors.py), with the
     caller's context copied into the thread."""
-    if is_mutation(operation):
+    if is_mutation(operation) and operation not in STOPS_ONLY:
         await before_mutation(operation)
     try:
         return await executors.current().run(

@@ -17,6 +17,7 @@ from bot.app import DEPS
 from bot.wiring import Overrides
 from core.clock import SystemClock
 from sandbox.aws_world import DhanamWorld
+from sandbox.ecs_tasks import SANDBOX_DB_PASSWORD
 from sandbox.world import SandboxWorld, buttons_of
 from tests.fixtures.bot import FAST_ROLLOUTS, aws_sandbox
 
@@ -115,6 +116,10 @@ async def test_migrate_needs_approval_then_runs_with_the_service_network(
     assert len(progress) == 1  # one message, edited in place
     assert "2 migrations applied" in progress[0].text
     assert "stopped" in progress[0].text
+    # The migration printed its database password: it never reaches Slack.
+    assert "[redacted]" in progress[0].text
+    for call in task_bot.slack.calls:
+        assert SANDBOX_DB_PASSWORD not in str(call.params)
 
 
 async def test_a_read_only_task_runs_at_once(task_bot: SandboxWorld) -> None:
@@ -141,6 +146,11 @@ async def test_a_failing_migration_fails_with_its_exit_code_and_log(
     assert "Task failed" in final
     assert "exit code 1" in final
     assert "already exists" in final  # the log tail is on the card
+    # The audit says how it ended, not only that the task was started.
+    entries = await task_bot.app[DEPS].flow.store.recent_audit(10)
+    followed = [e for e in entries if e["event"] == "followed"]
+    assert len(followed) == 1
+    assert followed[0]["note"].startswith("failed — migrate ended with exit code 1")
 
 
 class ShiftedClock(SystemClock):
