@@ -18,7 +18,7 @@ SECRET_KEYS = re.compile(
     re.I,
 )
 _VALUE_CHARS = r"[^\s\"'\\,;&}\]<>]"  # never crosses a JSON/repr quote or an escape
-# Secret-looking substrings, each replaced as a whole (group "keep" survives).
+# Secret-looking substrings, each replaced as a whole.
 _SHAPES = re.compile(
     "|".join(
         (
@@ -27,19 +27,90 @@ _SHAPES = re.compile(
             r"\bxapp-[A-Za-z0-9-]+",
             # AWS access key ids (long-term and temporary)
             r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",
+            # JWTs (and 5-part JWEs): base64url JSON header `{"…` = `eyJ`, then 2-4 more parts
+            r"\beyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){2,4}",
+            # Stripe secret and restricted keys, webhook signing secrets
+            r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
+            r"\bwhsec_[A-Za-z0-9+/=]{10,}",
+            # Plaid access and public tokens
+            r"\b(?:access|public)-(?:production|sandbox|development)-[A-Za-z0-9-]{8,}",
+            # GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained
+            r"\bgh[pousr]_[A-Za-z0-9]{20,}",
+            r"\bgithub_pat_[A-Za-z0-9_]{20,}",
         )
     )
 )
-# user:password@ in a URL: the password goes, the scheme, user and host stay.
-_URL_PASSWORD = re.compile(r"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:\"'\\]*:)[^/@\s\"'\\]+@")
-# key=value, key: value, "key": "value", 'key': 'value' where the key names a secret.
+# An AWS access key id with a 40-character secret access key after it on the line (the way
+# credentials are printed in pairs): both go, whatever the secret's characters.
+_AWS_PAIR = re.compile(
+    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b(?P<gap>[^\n]{0,80}?)"
+    r"(?<![A-Za-z0-9/+=_-])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=_-])"
+)
+# A bare 40-character run that looks like an AWS secret access key (see `_looks_aws_secret`).
+_BARE_40 = re.compile(r"(?<![A-Za-z0-9/+_-])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=_-])")
+# user:password@ in a URL: the password goes, the scheme, user and host stay. The password may
+# hold `@` and `/` (unencoded, as people write them): it runs to the last `@` before any `?`
+# or `#` (so `user:p@ss/w@host/x?to=a@b` masks `p@ss/w`; an `@` in a path with no query is
+# masked with it: too much rather than too little). A `host:PORT/…@…` (digits, then a path)
+# is a port, not a password.
+_URL_PASSWORD = re.compile(
+    r"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:\"'\\]*:)(?!\d+(?:[/?#]|$))[^\s\"'\\?#]+@"
+)
+# Key names that announce a secret, matched whatever the case and separator (`api_key`,
+# `apiKey`, `api-key`, `X-Api-Key`, `API.KEY`); short ones (pass, pwd, jwt) only as a whole
+# word or a `_`/`-`-separated part (`DB_PASS`, `pwd`; never `passenger`, `bypass`).
+_SEP = r"[ _.-]?"
+_KEY_NAME = (
+    r"(?:[\w-]*(?:token|secret|pass" + _SEP + r"word|passwd|pass" + _SEP + r"phrase|signature"
+    r"|(?:routing|api|access|private|secret|client|encryption|signing)" + _SEP + r"key"
+    r")[\w-]*"
+    r"|(?:[\w-]*[_-])?(?:pass|pwd|jwt)(?![\w-]))"
+)
+# key=value, key: value, "key": "value", 'key': 'value', \"key\": \"value\" where the key names
+# a secret. A quoted value is masked up to its closing quote, escaped quotes (`\"`) included;
+# the quotes stay, so a JSON line stays JSON.
 _KEYED = re.compile(
-    r"(?P<keep>\b[\w-]*(?:token|secret|password|passwd|routing_key|api_key|access_key|"
-    r"signature|private_key)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
-    rf"(?!\[redacted\]){_VALUE_CHARS}+",
+    rf"(?P<keep>\b{_KEY_NAME}(?:\\?[\"'])?\s*[:=]\s*)(?!\[redacted\])"
+    r"(?:"
+    r"\"(?P<dq>(?![\s,])(?:[^\"\\\n]|\\.)+)\"(?=\s*(?:[,}\]);&]|$))"
+    r"|'(?P<sq>(?![\s,])(?:[^'\\\n]|\\.)+)'(?=\s*(?:[,}\]);&]|$))"
+    # \"…\": a quoted value inside a JSON string; `\\\"` in it is an escaped quote, `\\\\` a
+    # backslash
+    r"|\\\"(?P<eq>(?:\\\\\\\"|\\\\\\\\|\\[^\"\\\n]|[^\\\n])+)\\\""
+    rf"|(?P<bare>[\"']?(?!\[redacted\]){_VALUE_CHARS}+)"
+    r")",
     re.I,
 )
 _BEARER = re.compile(r"(?P<keep>\b(?:Bearer|Basic|Token)\s+)(?!token=)[A-Za-z0-9._~+/=-]{8,}")
+
+
+def _looks_aws_secret(run: str) -> bool:
+    """Whether a bare 40-character run of `[A-Za-z0-9/+]` is taken for an AWS secret access key:
+    it must hold an uppercase letter, a lowercase letter and a digit, and at most two `/`.
+    A git SHA or any hex digest (no uppercase, or no lowercase) and a UUID (dashes) never
+    qualify; a path of 40 characters usually has more than two `/`. The cost of a wrong guess
+    is a masked token; about 97% of random AWS secrets qualify (none are missed when printed
+    after their AKIA/ASIA key id: `_AWS_PAIR`)."""
+    return (
+        any(c.isupper() for c in run)
+        and any(c.islower() for c in run)
+        and any(c.isdigit() for c in run)
+        and run.count("/") <= 2
+    )
+
+
+def _keyed(match: re.Match[str]) -> str:
+    keep = match["keep"]
+    if match["dq"] is not None:
+        return f'{keep}"{REDACTED}"'
+    if match["sq"] is not None:
+        return f"{keep}'{REDACTED}'"
+    if match["eq"] is not None:
+        return f'{keep}\\"{REDACTED}\\"'
+    bare = match["bare"]
+    quote_ = bare[0] if bare[0] in "\"'" else ""
+    return keep + quote_ + REDACTED
+
 
 _MIN_SECRET = 6  # shorter known values would redact ordinary words
 _MAX_KNOWN = 256
@@ -137,7 +208,9 @@ def redact_text(text: str) -> str:
     pattern = _known.pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
+    text = _AWS_PAIR.sub(lambda m: REDACTED + m["gap"] + REDACTED, text)
     text = _SHAPES.sub(REDACTED, text)
+    text = _BARE_40.sub(lambda m: REDACTED if _looks_aws_secret(m[0]) else m[0], text)
     text = _URL_PASSWORD.sub(lambda m: m["keep"] + REDACTED + "@", text)
-    text = _KEYED.sub(lambda m: m["keep"] + REDACTED, text)
+    text = _KEYED.sub(_keyed, text)
     return _BEARER.sub(lambda m: m["keep"] + REDACTED, text)
