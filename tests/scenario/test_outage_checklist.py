@@ -12,9 +12,10 @@ from bot.app import DEPS
 from bot.wiring import Overrides
 from commands.outage.models import Check, Finding
 from sandbox.aws_world import DhanamWorld
+from sandbox.slack_emulator_models import EmuMessage
 from sandbox.world import SandboxWorld
 from tests.fixtures.bot import aws_sandbox
-from tests.scenario.incident_helpers import incident_of, tick_boxes
+from tests.scenario.incident_helpers import incident_of, message, only_channel, tick_boxes
 from tests.scenario.outage_helpers import (
     LIMIT,
     checklist_now,
@@ -26,6 +27,12 @@ from tests.scenario.outage_helpers import (
     steps,
     ticked,
 )
+
+
+async def declared_already(world: SandboxWorld) -> EmuMessage:
+    await world.settle()
+    incident = await incident_of(world, only_channel(world).id)
+    return message(world, incident.channel, incident.checklist_ts)
 
 
 async def timeline(world: SandboxWorld, channel: str) -> list[tuple[str, str]]:
@@ -162,7 +169,19 @@ async def test_checks_slower_than_their_limit_are_unknown_and_run_side_by_side(
 
     async with outage_bot(redis_url, aws_world, tmp_path, wrap=slowed) as world:
         started = time.perf_counter()
-        checklist = await declared(world)
+        await world.slash("incident declare sev1 Everything is down", user="alice")
+        # While the first run is under way, Re-check starts nothing and says so.
+        store = world.app[DEPS].incidents.store
+        incident = None
+        while incident is None or not (await store.checklist.diagnosis(incident.id)).running:
+            channels = [c for c in world.slack.world.channels.values() if c.name.startswith("inc-")]
+            if channels:
+                incident = await store.by_channel(channels[0].id)
+            await asyncio.sleep(0.02)
+        first = message(world, incident.channel, incident.checklist_ts)
+        await click(world, first, "Re-check", user="bob")
+        assert "the checks are already running" in world.slack.ephemerals("U0BOB")[-1].text
+        checklist = await declared_already(world)
         elapsed = time.perf_counter() - started
         for number, text in steps(checklist).items():
             assert text.startswith(f"? *{number}."), text
