@@ -60,8 +60,28 @@ ACCEPTED_RESOURCE_STAR: Mapping[str, frozenset[str]] = {
     ),
 }
 
+# Statements that keep Resource "*" for actions that do have a resource type, because IAM does
+# not evaluate them against it, and that a condition key scopes instead: Sid -> (the exact
+# actions, the condition key the statement must use). Their RESOURCE_STAR finding must be in
+# ACCEPTED_FINDINGS with the reason.
+CONDITION_SCOPED_STAR: Mapping[str, tuple[frozenset[str], str]] = {
+    "EcsListTasksResourceStarBecauseIamChecksListTasksByTheEcsClusterConditionKey": (
+        frozenset({"ecs:ListTasks"}),
+        "ecs:cluster",
+    ),
+}
+
 # (parliament issue, Sid of the statement that raises it alone) -> why it is accepted.
 ACCEPTED_FINDINGS: Mapping[tuple[str, str], str] = {
+    (
+        "RESOURCE_STAR",
+        "EcsListTasksResourceStarBecauseIamChecksListTasksByTheEcsClusterConditionKey",
+    ): (
+        "ecs:ListTasks names container-instance as its resource type, but a Fargate cluster has"
+        ' no container instances and IAM evaluates ListTasks against Resource "*" with the'
+        " ecs:cluster condition key (awsdocs/amazon-ecs-developer-guide#211): the statement is"
+        " limited to clusters named dhanam-* by that condition"
+    ),
     ("PERMISSIONS_MANAGEMENT_ACTIONS", "PassTheTaskRolesOfCopiedRevisions"): (
         "iam:PassRole is needed to register a revision that keeps its task and execution roles;"
         " it is limited to roles named dhanam-* and to iam:PassedToService ecs-tasks.amazonaws.com"
@@ -183,6 +203,10 @@ def _resource_star_findings(policy: Mapping[str, Any]) -> list[Finding]:
         if statement.get("Effect") != "Allow" or "*" not in as_list(statement.get("Resource")):
             continue
         actions = frozenset(as_list(statement.get("Action", [])))
+        if sid in CONDITION_SCOPED_STAR:
+            seen.add(sid)
+            findings += _condition_scoped(statement, sid, actions)
+            continue
         accepted = ACCEPTED_RESOURCE_STAR.get(sid)
         if accepted is not None:
             seen.add(sid)
@@ -214,9 +238,28 @@ def _resource_star_findings(policy: Mapping[str, Any]) -> list[Finding]:
                 )
     findings.extend(
         Finding("STALE_ACCEPTANCE", "LOW", "ACCEPTED_RESOURCE_STAR names no statement", "", sid)
-        for sid in sorted(set(ACCEPTED_RESOURCE_STAR) - seen)
+        for sid in sorted((set(ACCEPTED_RESOURCE_STAR) | set(CONDITION_SCOPED_STAR)) - seen)
     )
     return findings
+
+
+def _condition_scoped(
+    statement: Mapping[str, Any], sid: str, actions: frozenset[str]
+) -> list[Finding]:
+    """A CONDITION_SCOPED_STAR statement: exactly its actions, and its condition key used."""
+    wanted, key = CONDITION_SCOPED_STAR[sid]
+    keys = {k.lower() for op in (statement.get("Condition") or {}).values() for k in op}
+    if {a.lower() for a in wanted} == {a.lower() for a in actions} and key.lower() in keys:
+        return []
+    return [
+        Finding(
+            "UNACCEPTED_RESOURCE_STAR",
+            "HIGH",
+            f'Resource "*" is accepted here only for {", ".join(sorted(wanted))} scoped by {key}',
+            ", ".join(sorted(actions)),
+            sid,
+        )
+    ]
 
 
 def audit(text: str) -> list[Finding]:

@@ -52,17 +52,23 @@ def iam_match(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
 def allowed(
     doc: Mapping[str, Any], action: str, arn: str, context: Mapping[str, str] | None = None
 ) -> bool:
-    """An identity policy's verdict for one request (Allow statements; StringEquals only)."""
+    """An identity policy's verdict for one request (Allow statements; StringEquals and
+    ArnLike conditions, a missing key failing the condition as in IAM)."""
     context = context or {}
     for s in doc["Statement"]:
         assert s["Effect"] == "Allow"
-        assert set(s.get("Condition", {})) <= {"StringEquals"}, "teach allowed() the operator"
+        operators = set(s.get("Condition", {}))
+        assert operators <= {"StringEquals", "ArnLike"}, "teach allowed() the operator"
         if not any(iam_match(a, action, case_sensitive=False) for a in as_list(s["Action"])):
             continue
         if not any(iam_match(r, arn) for r in as_list(s["Resource"])):
             continue
-        conditions = s.get("Condition", {}).get("StringEquals", {})
-        if all(context.get(k) in as_list(v) for k, v in conditions.items()):
+        equals = s.get("Condition", {}).get("StringEquals", {})
+        like = s.get("Condition", {}).get("ArnLike", {})
+        if all(context.get(k) in as_list(v) for k, v in equals.items()) and all(
+            k in context and any(iam_match(p, context[k]) for p in as_list(v))
+            for k, v in like.items()
+        ):
             return True
     return False
 
@@ -83,8 +89,8 @@ def sandbox_requests() -> list[tuple[str, str, dict[str, str]]]:
             ]
         task = arn("ecs", f"task/{cluster}/0dc040b1e04e43738e51f86d322b5ec2")
         requests += [("ecs:DescribeTasks", task, {}), ("ecs:StopTask", task, {})]
-        instance = arn("ecs", f"container-instance/{cluster}/5a0f7c1e")
-        requests.append(("ecs:ListTasks", instance, {}))
+        in_cluster = {"ecs:cluster": arn("ecs", f"cluster/{cluster}")}
+        requests.append(("ecs:ListTasks", "*", in_cluster))
     next_revision = max(REVISION_TAGS) + 1  # what deploy registers
     for family in SERVICES:
         for revision in [*REVISION_TAGS, next_revision]:
@@ -94,7 +100,14 @@ def sandbox_requests() -> list[tuple[str, str, dict[str, str]]]:
                 ("ecs:TagResource", task_definition, {}),
             ]
         requests.append(("ecr:DescribeImages", arn("ecr", f"repository/{family}"), {}))
-        requests.append(("ecs:RunTask", arn("ecs", f"task-definition/{family}:3"), {}))
+        for cluster in CLUSTERS:
+            requests.append(
+                (
+                    "ecs:RunTask",
+                    arn("ecs", f"task-definition/{family}:3"),
+                    {"ecs:cluster": arn("ecs", f"cluster/{cluster}")},
+                )
+            )
         group = f"/ecs/{family}"  # the awslogs group of the seeded task definitions
         stream = f"{group}:log-stream:api/api/0dc040b1e04e4373"
         requests.append(("logs:GetLogEvents", arn("logs", f"log-group:{stream}"), {}))
@@ -266,10 +279,12 @@ def test_acceptances_that_match_nothing_are_findings() -> None:
 def test_every_star_statement_is_justified_by_the_data() -> None:
     doc = policy()
     stars = {s["Sid"]: set(as_list(s["Action"])) for s in doc["Statement"] if s["Resource"] == "*"}
-    assert stars == {sid: set(a) for sid, a in audit_iam.ACCEPTED_RESOURCE_STAR.items()}
+    scoped = {sid: set(actions) for sid, (actions, _) in audit_iam.CONDITION_SCOPED_STAR.items()}
+    assert stars == {sid: set(a) for sid, a in audit_iam.ACCEPTED_RESOURCE_STAR.items()} | scoped
     for sid, actions in stars.items():
         assert audit_iam.STAR_SID_MARK in sid
-        assert all(audit_iam.resource_types(a) == {} for a in actions), sid
+        if sid not in scoped:  # those have a resource type IAM does not check; a key scopes them
+            assert all(audit_iam.resource_types(a) == {} for a in actions), sid
 
 
 @pytest.mark.parametrize(
@@ -291,3 +306,32 @@ def test_resource_types_of_the_actions_to_come(action: str, resource_type: str) 
 def test_a_malformed_policy_is_a_finding() -> None:
     findings = audit_iam.audit('{"Version": ')
     assert [f.issue for f in audit_iam.unaccepted(findings)] == ["MALFORMED_JSON"]
+
+
+def test_list_tasks_star_is_accepted_only_with_the_cluster_condition() -> None:
+    doc = policy()
+    sid = next(iter(audit_iam.CONDITION_SCOPED_STAR))
+    statement = next(s for s in doc["Statement"] if s["Sid"] == sid)
+    # Allowed in the Dhanam clusters, not in another cluster, not without the key.
+    mine = {"ecs:cluster": arn("ecs", "cluster/dhanam-production")}
+    other = {"ecs:cluster": arn("ecs", "cluster/payments")}
+    assert allowed(doc, "ecs:ListTasks", "*", mine)
+    assert not allowed(doc, "ecs:ListTasks", "*", other)
+    assert not allowed(doc, "ecs:ListTasks", "*", {})
+    # The audit refuses the same "*" once the condition is gone, or another action joins it.
+    for broken in ({"Condition": {}}, {"Action": ["ecs:ListTasks", "ecs:StopTask"]}):
+        changed = json.loads(json.dumps(doc))
+        target = next(s for s in changed["Statement"] if s["Sid"] == sid)
+        target.update(broken)
+        issues = {f.issue for f in audit_iam.unaccepted(audit_iam.audit(json.dumps(changed)))}
+        assert "UNACCEPTED_RESOURCE_STAR" in issues, broken
+    assert statement["Resource"] == "*"
+
+
+def test_run_task_is_limited_to_the_dhanam_clusters() -> None:
+    doc = policy()
+    definition = arn("ecs", "task-definition/dhanam-api:3")
+    assert allowed(doc, "ecs:RunTask", definition, {"ecs:cluster": arn("ecs", "cluster/dhanam-x")})
+    assert not allowed(
+        doc, "ecs:RunTask", definition, {"ecs:cluster": arn("ecs", "cluster/payments")}
+    )
