@@ -11,11 +11,24 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import structlog
 from slack_sdk.errors import SlackApiError
 from structlog.testing import capture_logs
 
+import core.loops
 from core.errors import StoreUnavailableError
 from core.loops import Loops, run_every, run_iteration
+
+
+@pytest.fixture(autouse=True)
+def _fresh_loop_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """core.loops' logger as capture_logs can see it. The bot configures structlog with
+    cache_logger_on_first_use: once an app in this worker has logged through core.loops and
+    another app has configured structlog again (a new processors list), the module's cached
+    logger keeps the old list while capture_logs swaps the new one's contents, and sees nothing
+    (4 of these tests failed in full runs, by test order). A fresh proxy binds on first use,
+    inside the test's capture_logs."""
+    monkeypatch.setattr(core.loops, "log", structlog.get_logger("core.loops"))
 
 
 async def _collect_handler(seen: list[dict[str, Any]]) -> None:
