@@ -8,20 +8,26 @@ the bot may not post there (not_in_channel, a DM it is not part of…), the ephe
 so and keeps the inline part.
 
 Every failure is an ephemeral reply naming it (AccessDenied, log group not found, throttled,
-no answer in time, no awslogs configuration), within the budget of LogsDeps.budget.
+no answer in time, no awslogs configuration), within the budget of LogsDeps.budget. When Slack
+refuses the reply itself (its response_url answers an error, or cannot be reached), a
+text-only reply says what was found and what Slack said, so the person is never left with
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 
+import aiohttp
 import structlog
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from commands.logs.deps import LogsDeps
 from commands.logs.render import LogsReply, logs_reply
+from commands.render import Block
 from commands.requests import LogsRequest
 from commands.router import CommandRouter, Invocation
 from core.errors import ChatOpsError
@@ -31,6 +37,7 @@ from integrations.aws.errors import AwsError
 from integrations.aws.models import short
 
 log = structlog.get_logger(__name__)
+_SLACK_ERROR = re.compile(r"[a-z_]{1,80}")  # `invalid_blocks`, not an HTML error page
 _THROTTLED = ("Throttling", "ThrottlingException", "LimitExceededException", "TooManyRequests")
 
 
@@ -114,9 +121,33 @@ async def logs(inv: Invocation[LogsDeps]) -> None:
         file=reply.file is not None,
     )
     blocks = reply.blocks
+    note = ""
     if reply.file is not None:
-        blocks = [*blocks, _context(await _upload(inv, reply))]
-    await inv.respond(response_type="ephemeral", text=reply.text, blocks=blocks)
+        note = await _upload(inv, reply)
+        blocks = [*blocks, _context(note)]
+    await _reply(inv, reply.text, blocks, note)
+
+
+async def _reply(inv: Invocation[LogsDeps], text: str, blocks: list[Block], note: str) -> None:
+    """The reply with its blocks; text only when Slack refuses them (see the module doc).
+    `note`: what was said about the file, repeated in the text-only reply."""
+    try:
+        answer = await inv.respond(response_type="ephemeral", text=text, blocks=blocks)
+        if answer.status_code == 200:
+            return
+        body = (answer.body or "").strip()
+        error = body if _SLACK_ERROR.fullmatch(body) else f"HTTP {answer.status_code}"
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        error = type(exc).__name__
+    log.warning("logs.reply_refused", error=error, blocks=len(blocks))
+    await inv.respond(
+        response_type="ephemeral",
+        text=(
+            f"{text}. Slack refused the formatted reply (`{inert(error)}`), so the lines "
+            "are not shown here: try a shorter --grep or a smaller --limit."
+            + (f" {note}" if note else "")
+        ),
+    )
 
 
 async def _upload(inv: Invocation[LogsDeps], reply: LogsReply) -> str:

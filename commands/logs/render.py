@@ -4,6 +4,11 @@ The reply echoes the window and filter, counts the lines by level, shows the lin
 inert) in code blocks and links to the same query in the CloudWatch console. What does not fit
 inline (more than `INLINE_SECTIONS` sections of at most 3,000 characters, or a line longer than
 `LINE_MAX`) goes up as a file holding every line in full, masked: `LogsReply.file`.
+
+Every block stays within Slack's limits whatever the `--grep` text: the headline section is
+clipped, and the console link carries the filter only while the link stays within `LINK_MAX`
+characters (the console's fragment encodes the filter twice, so a non-ASCII character costs
+up to 20); a longer one links to the same window without the filter and says so.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from core.masking import code_block, mask_lines
 from core.text import duration, inert, plural
 from integrations.aws.cloudwatch_logs import AwsLogs, LogEvent, LogSearch, literal_pattern
 
+LINK_MAX = 2000  # a console link longer than this leaves the filter out
+CONTEXT_TEXT_MAX = 3000  # a context block's text element
 INLINE_SECTIONS = 3  # code blocks shown inline, each at most SECTION_TEXT_MAX characters
 LINE_MAX = 500  # a longer line is clipped inline (and the full text goes up as a file)
 _FENCE = len("```\n\n```")
@@ -69,7 +76,9 @@ def level_counts(messages: list[str]) -> Counter[str]:
 
 
 def _aws_fragment(value: str) -> str:
-    """The console's fragment encoding: percent-encoded twice, then `%` written as `$`."""
+    """The console's fragment encoding: percent-encoded twice, then `%` written as `$`. This is
+    the console's own format (a log group `/ecs/api` is `$252Fecs$252Fapi`, a filter `"x"` is
+    `$2522x$2522` in the links it makes), not an accident: once-encoded values do not open."""
     return quote(quote(value, safe=""), safe="").replace("%", "$")
 
 
@@ -138,12 +147,12 @@ def logs_reply(
     # Masked oldest first (a private key block spans lines in the order they were written).
     masked = list(reversed(mask_lines(e.message for e in reversed(events))))
     title = headline(request, len(events))
-    blocks: list[Block] = [_section(f"*{inert(title)}*")]
+    blocks: list[Block] = [_section(f"*{clip(inert(title), SECTION_TEXT_MAX - 2)}*")]
     counts = level_counts(masked)
     facts = [f"{level} {counts[level]}" for level in LEVELS if counts[level]]
-    link = console_url(logs, region, start, end, request.grep)
-    facts.append(f"<{link}|Open in CloudWatch> (`{inert(logs.group)}`)")
-    blocks.append(_context(" · ".join(facts)))
+    blocks.append(
+        _context(_with_link(facts, logs, region, start=start, end=end, grep=request.grep))
+    )
     if not search.complete:
         blocks.append(_context(_incomplete(search)))
     if not events:
@@ -164,6 +173,30 @@ def logs_reply(
     elif file is not None:
         blocks.append(_context("Long lines are cut here: every line is whole in the file."))
     return LogsReply(inert(title), blocks, file, shown)
+
+
+def _with_link(
+    facts: list[str],
+    logs: AwsLogs,
+    region: str,
+    *,
+    start: datetime,
+    end: datetime,
+    grep: str | None,
+) -> str:
+    """The level counts and the console link, within a context element's limit: the link
+    leaves the filter out when it would pass LINK_MAX (or the element's limit), and is left
+    out when even that does not fit."""
+    group = f"(`{inert(logs.group)}`)"
+    link = console_url(logs, region, start, end, grep)
+    label = "Open in CloudWatch"
+    if grep and len(link) > LINK_MAX:
+        link = console_url(logs, region, start, end, None)
+        label = "Open in CloudWatch (filter not included: too long)"
+    text = " · ".join([*facts, f"<{link}|{label}> {group}"])
+    if len(text) > CONTEXT_TEXT_MAX or len(link) > LINK_MAX:
+        text = clip(" · ".join([*facts, f"CloudWatch log group {group}"]), CONTEXT_TEXT_MAX)
+    return text
 
 
 def _pack(lines: list[str]) -> tuple[list[list[str]], int]:

@@ -249,3 +249,28 @@ async def test_a_channel_the_bot_is_not_in_keeps_the_inline_part(bot: SandboxWor
     assert "I could not post the full text (500 lines) as a file in this channel" in shown(message)
     assert "`not_in_channel`" in shown(message)
     assert bot.slack.messages("C0QUIET") == []
+
+
+async def test_a_long_non_ascii_grep_still_gets_a_reply(bot: SandboxWorld) -> None:
+    """400 times `é`: the console link would be ~4,200 characters (the console encodes a filter
+    twice); it leaves the filter out and says so, and Slack takes the reply."""
+    grep = "é" * 400
+    message = await logs(bot, f'api production --grep "{grep}"')
+    assert message.text.startswith(f'api · production · last 15 min · matching "{grep}"')
+    assert message.blocks
+    assert "filter not included: too long" in shown(message)
+    assert "Nothing logged in this window matching it." in shown(message)
+    refused = [c for c in bot.slack.calls if c.method == "response_url" and c.status != 200]
+    assert refused == []
+
+
+async def test_a_refused_reply_falls_back_to_text(bot: SandboxWorld) -> None:
+    bot.slack.inject(500, method="response_url", count=1)
+    message = await logs(bot, "api production --grep timeout --limit 3")
+    assert not message.blocks
+    assert message.text.startswith(
+        'api · production · last 15 min · matching "timeout" · 3 lines (newest first). '
+        "Slack refused the formatted reply (`HTTP 500`)"
+    )
+    statuses = [c.status for c in bot.slack.calls if c.method == "response_url"]
+    assert statuses == [500, 200]

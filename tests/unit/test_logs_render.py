@@ -12,6 +12,7 @@ import pytest
 from commands.logs.render import (
     INLINE_SECTIONS,
     LINE_MAX,
+    LINK_MAX,
     console_url,
     headline,
     level_counts,
@@ -21,6 +22,7 @@ from commands.logs.render import (
 from commands.render import MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
 from commands.requests import LogsRequest
 from integrations.aws.cloudwatch_logs import AwsLogs, LogEvent, LogSearch
+from sandbox.block_kit import check_blocks
 
 END = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 START = END - timedelta(hours=2)
@@ -163,3 +165,32 @@ def test_nothing_found_and_an_incomplete_search_say_so() -> None:
     assert "Nothing logged in this window matching it." in text
     assert "The search stopped early" in text
     assert "lines older than 10:00:00 UTC may be missing" in text
+
+
+@pytest.mark.parametrize(
+    "grep",
+    ["é" * 400, "x" * 3990, '"&<>|' * 700, "connection reset by peer"],
+    ids=["non-ascii", "very-long", "escaped-and-quoted", "ordinary"],
+)
+def test_every_block_stays_within_slacks_limits_whatever_the_grep(grep: str) -> None:
+    lines = [f"ERROR {grep} at {i}" for i in range(20)]
+    for found in (search(lines), search([])):
+        reply = logs_reply(request(grep=grep), found, LOGS, "us-east-1", start=START, end=END)
+        assert check_blocks(reply.blocks) == reply.blocks  # raises InvalidBlocksError if not
+        link = json.dumps(reply.blocks[1], ensure_ascii=False)
+        assert "console.aws.amazon.com" in link
+        full = console_url(LOGS, "us-east-1", START, END, grep)
+        if len(full) > LINK_MAX:
+            assert "filter not included: too long" in link
+            assert "filterPattern" not in link
+        else:
+            assert full in link
+            assert "filter not included" not in link
+
+
+def test_a_non_ascii_grep_is_in_the_console_link_as_the_console_encodes_it() -> None:
+    url = console_url(LOGS, "us-east-1", START, END, "café")
+    # the console's own links encode a filter twice: `"` is $2522, `é` is $25C3$25A9
+    assert "filterPattern$3D$2522caf$25C3$25A9$2522$26start" in url
+    query = unquote(unquote(url.split("$3F", 1)[1].replace("$", "%")))
+    assert query.startswith('filterPattern="café"&start=')
