@@ -2,11 +2,17 @@
 its newest log events over a window (FilterLogEvents).
 
 `awslogs_of` is pure: it reads a container's `logConfiguration` from a task definition.
-`LogReader.newest` walks the window backwards in slices (FilterLogEvents returns events oldest
-first, so the newest `limit` are found by asking for the most recent slice first, then the one
-before it, each twice as long), paginating with nextToken, and stops at `limit` events, at
-`max_pages` calls or when its time budget is spent — whichever comes first. What it found is
-returned newest first, with `complete=False` when a bound cut the search short.
+`LogReader.newest` walks the window backwards in slices. FilterLogEvents returns events oldest
+first, so the newest `limit` are found by asking for the most recent slice first (30 s), then
+the one before it, each twice as long as the last, with pages of at most `limit` events. A
+slice holding more events than still needed (a page brought enough and there are more) is not
+paged through — what came is its oldest part — it is narrowed to its newer half and read again,
+until it fits; on a busy group the search thus homes in on the last moments instead of spending
+its pages on the oldest events of a long slice. Every moment after the slice being read has
+been read whole, so `searched_from` is always true: lines older than it may be missing, newer
+ones are not. It stops at `limit` events, at `max_pages` calls or when its time budget is spent
+— whichever comes first. What it found is returned newest first, with `complete=False` when a
+bound cut the search short.
 
 The grep text becomes a CloudWatch filter pattern that matches it literally: one double-quoted
 term (`"connection reset"`), with `\\` and `"` escaped inside the quotes, so `?`, `-`, `{`,
@@ -28,7 +34,7 @@ from integrations.aws.clients import AwsClients
 from integrations.aws.errors import AwsError, call_aws
 
 AWSLOGS = "awslogs"
-FIRST_SLICE = timedelta(minutes=5)  # the newest slice of the window asked for first
+FIRST_SLICE = timedelta(seconds=30)  # the newest slice of the window asked for first
 PAGE_LIMIT = 10_000  # FilterLogEvents' own maximum per page
 
 
@@ -100,6 +106,14 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _ms_of(span: timedelta) -> int:
+    return int(span.total_seconds() * 1000)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def _event(raw: Mapping[str, Any]) -> LogEvent:
     return LogEvent(
         at=datetime.fromtimestamp(int(raw.get("timestamp", 0)) / 1000, UTC),
@@ -137,22 +151,26 @@ class LogReader:
         deadline = time.monotonic() + budget
         found: list[LogEvent] = []
         pages = 0
-        slice_end, width = end, FIRST_SLICE
-        base: dict[str, Any] = {"logGroupName": logs.group, "limit": self.page_size}
+        start_ms, width = _ms(start), _ms_of(FIRST_SLICE)
+        # Slices are [slice_start, slice_end] in whole ms, both inclusive; the next one (older)
+        # ends 1 ms before this one began, so an event on a boundary is returned once.
+        slice_end = _ms(end)
+        base: dict[str, Any] = {
+            "logGroupName": logs.group,
+            "limit": max(1, min(limit, self.page_size)),
+        }
         if grep:
             base["filterPattern"] = literal_pattern(grep)
-        while slice_end > start:
-            slice_start = max(start, slice_end - width)
+        while slice_end >= start_ms and len(found) < limit:
+            slice_start = max(start_ms, slice_end - width + 1)
+            need = limit - len(found)
             in_slice: list[LogEvent] = []
             token: str | None = None
             while True:
                 left = deadline - time.monotonic()
                 if pages >= self.max_pages or left <= 0:
                     return self._partial(found, in_slice, pages, slice_end, limit)
-                # Both bounds are inclusive: a later slice ends 1 ms before the one after it
-                # began, so an event on the boundary is returned once.
-                last_ms = _ms(slice_end) - (0 if slice_end == end else 1)
-                kwargs = {**base, "startTime": _ms(slice_start), "endTime": last_ms}
+                kwargs = {**base, "startTime": slice_start, "endTime": slice_end}
                 if token:
                     kwargs["nextToken"] = token
                 try:
@@ -173,17 +191,24 @@ class LogReader:
                 token = response.get("nextToken")
                 if not token:
                     break
+                if len(in_slice) >= need and slice_start < slice_end:
+                    # More than needed, and what came is the slice's oldest part: read the
+                    # newer half of the slice instead of paging through the rest.
+                    slice_start += (slice_end - slice_start + 1) // 2
+                    width = slice_end - slice_start + 1
+                    in_slice, token = [], None
             found.extend(sorted(in_slice, key=lambda e: e.at, reverse=True))
-            if len(found) >= limit:
-                return LogSearch(found[:limit], pages, True, slice_start)
-            slice_end, width = slice_start, width * 2
-        return LogSearch(found[:limit], pages, True, start)
+            slice_end, width = slice_start - 1, width * 2
+        if len(found) >= limit:
+            return LogSearch(found[:limit], pages, True, _at(slice_end + 1))
+        return LogSearch(found, pages, True, start)
 
     @staticmethod
     def _partial(
-        found: list[LogEvent], in_slice: list[LogEvent], pages: int, slice_end: datetime, limit: int
+        found: list[LogEvent], in_slice: list[LogEvent], pages: int, slice_end: int, limit: int
     ) -> LogSearch:
         """Stopped inside a slice: what it holds so far is its oldest part, so the search is
-        incomplete from there on (the slice's newest events may be missing)."""
+        incomplete from there on (the slice's newest events may be missing). Every event
+        after `slice_end` (ms) was read."""
         events = found + sorted(in_slice, key=lambda e: e.at, reverse=True)
-        return LogSearch(events[:limit], pages, False, slice_end)
+        return LogSearch(events[:limit], pages, False, _at(slice_end + 1))

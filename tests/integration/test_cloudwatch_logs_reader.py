@@ -75,10 +75,13 @@ async def test_window_and_literal_grep(clients: AwsClients) -> None:
 
 
 async def test_the_page_cap_stops_early_and_says_so(clients: AwsClients) -> None:
+    now = datetime.now(UTC)
     found = await newest(LogReader(clients, max_pages=2, page_size=1), limit=40)
     assert found.pages == 2
     assert not found.complete
-    assert len(found.events) == 2
+    # the 30 s slice (line 0) then the 60 s one before it (empty) were read whole
+    assert [e.message for e in found.events] == ["line 0 timeout"]
+    assert now - timedelta(seconds=92) < found.searched_from < now - timedelta(seconds=88)
 
 
 async def test_a_missing_group_is_an_aws_error(clients: AwsClients) -> None:
@@ -135,3 +138,92 @@ async def test_an_event_on_a_slice_boundary_is_returned_once(
         budget=10.0,
     )
     assert [e.message for e in found.events] == ["on the boundary"]
+
+
+class BusyLogs:
+    """FilterLogEvents of a group logging one event every `step_ms` ms up to `last_ms`:
+    events in [startTime, endTime] oldest first, `limit` a page, nextToken an offset."""
+
+    def __init__(self, last_ms: int, step_ms: int) -> None:
+        self.last_ms, self.step_ms = last_ms, step_ms
+        self.calls: list[dict[str, Any]] = []
+
+    def times(self, start: int, end: int) -> list[int]:
+        end = min(end, self.last_ms)
+        first = -(-start // self.step_ms) * self.step_ms
+        return list(range(first, end + 1, self.step_ms))
+
+    def filter_log_events(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        times = self.times(kwargs["startTime"], kwargs["endTime"])
+        offset = int(kwargs.get("nextToken") or 0)
+        page = times[offset : offset + kwargs["limit"]]
+        answer: dict[str, Any] = {
+            "events": [{"timestamp": t, "message": f"at {t}", "logStreamName": "s"} for t in page]
+        }
+        if offset + len(page) < len(times):
+            answer["nextToken"] = str(offset + len(page))
+        return answer
+
+
+class BusyClients:
+    def __init__(self, logs: BusyLogs) -> None:
+        self.logs = logs
+
+    def client(self, _service: str, _region: str) -> BusyLogs:
+        return self.logs
+
+
+BUSY_END = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+async def busy_search(step_ms: int, *, limit: int, max_pages: int) -> tuple[Any, BusyLogs]:
+    end_ms = int(BUSY_END.timestamp() * 1000)
+    logs = BusyLogs(end_ms, step_ms)
+    reader = LogReader(BusyClients(logs), max_pages=max_pages)  # type: ignore[arg-type]
+    found = await reader.newest(
+        LOGS,
+        REGION,
+        start=BUSY_END - timedelta(minutes=15),
+        end=BUSY_END,
+        grep=None,
+        limit=limit,
+        budget=10.0,
+    )
+    return found, logs
+
+
+async def test_a_busy_group_shows_its_newest_lines() -> None:
+    """1,000 lines a second: the 50 newest are the last 50 ms, found in a few small pages
+    (the slice is narrowed towards now, never paged through from its oldest events)."""
+    found, logs = await busy_search(1, limit=50, max_pages=20)
+    end_ms = int(BUSY_END.timestamp() * 1000)
+    assert [e.message for e in found.events] == [f"at {end_ms - i}" for i in range(50)]
+    assert found.complete
+    assert found.pages <= 20
+    assert all(call["limit"] <= 50 for call in logs.calls)
+    assert logs.calls[0]["endTime"] - logs.calls[0]["startTime"] < 30_000  # a 30 s slice
+
+
+@pytest.mark.parametrize("step_ms", [1, 7, 250, 1_000, 60_000])
+@pytest.mark.parametrize("max_pages", [1, 3, 20])
+@pytest.mark.parametrize("limit", [1, 50, 500])
+async def test_no_line_newer_than_searched_from_is_ever_missing(
+    step_ms: int, max_pages: int, limit: int
+) -> None:
+    """Whatever the density and the bounds: the lines shown are the newest, newest first, once
+    each; when the search stops early, every line newer than `searched_from` (the note's
+    "lines older than … may be missing") is among them; when complete, they are exactly the
+    newest `limit` lines."""
+    found, logs = await busy_search(step_ms, limit=limit, max_pages=max_pages)
+    start_ms = int((BUSY_END - timedelta(minutes=15)).timestamp() * 1000)
+    truth = sorted(logs.times(start_ms, logs.last_ms), reverse=True)[:limit]
+    shown = [int(e.message.split()[1]) for e in found.events]
+    assert shown == sorted(set(shown), reverse=True)
+    assert found.pages <= max_pages
+    if found.complete:
+        assert shown == truth
+    else:
+        since = int(found.searched_from.timestamp() * 1000)
+        newer = [t for t in truth if t >= since]
+        assert shown[: len(newer)] == newer
