@@ -76,7 +76,7 @@ _KEYED = re.compile(
     r"|'(?P<sq>(?![\s,])(?:[^'\\\n]|\\.)+)'(?=\s*(?:[,}\]);&]|$))"
     # \"…\": a quoted value inside a JSON string; `\\\"` in it is an escaped quote, `\\\\` a
     # backslash
-    r"|\\\"(?P<eq>(?:\\\\\\\"|\\\\\\\\|\\[^\"\\\n]|[^\\\n])+)\\\""
+    r"|\\\"(?P<eq>(?:\\\\\\\"|\\\\|\\[^\"\\\n]|[^\\\n])+)\\\""
     rf"|(?P<bare>[\"']?(?!\[redacted\]){_VALUE_CHARS}+)"
     r")",
     re.I,

@@ -260,6 +260,9 @@ def test_a_json_log_line_stays_json_when_an_escaped_quote_is_masked() -> None:
     assert "hu" not in out
     assert parsed["password"] == REDACTED
     assert parsed["event"] == f'login password="{REDACTED}" ok'
+    # a backslash before a letter inside the inner quotes (`a\\nb` once JSON-encoded)
+    other = redact_text(json.dumps({"event": r'password="a\nb" ok'}))
+    assert json.loads(other) == {"event": f'password="{REDACTED}" ok'}
 
 
 def test_a_key_body_whose_begin_is_cut_off_is_masked_from_its_end_back() -> None:
