@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from core.config import TaskConfig
 from core.errors import ChatOpsError
-from core.masking import code_block, mask_lines
+from core.masking import LineMasker, code_block
 from core.text import NOTHING_CHANGED, duration, inert
 from integrations.aws.cloudwatch_logs import awslogs_of
 from integrations.aws.ecs_tasks import EcsTasks, Placement, TaskState, placement_of
@@ -192,6 +192,7 @@ class TaskWatch:
     token: str | None = None
     stop_sent: bool = False
     log_error: str = ""
+    masker: LineMasker = field(default_factory=LineMasker)  # keeps a private key open across pages
 
     @property
     def task_id(self) -> str:
@@ -230,7 +231,7 @@ class TaskWatch:
             self.log_error = ""
             moved = page.next_token != self.token
             self.token = page.next_token
-            self.tail.extend(line[:_LINE_CHARS] for line in mask_lines(page.lines))
+            self.tail.extend(line[:_LINE_CHARS] for line in self.masker.mask(page.lines))
             if not page.lines or not moved:
                 return
 
