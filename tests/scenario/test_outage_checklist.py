@@ -173,7 +173,12 @@ async def test_checks_slower_than_their_limit_are_unknown_and_run_side_by_side(
         # While the first run is under way, Re-check starts nothing and says so.
         store = world.app[DEPS].incidents.store
         incident = None
-        while incident is None or not (await store.checklist.diagnosis(incident.id)).running:
+        # Until the checklist's message is recorded (its ts) and its first run is under way.
+        while (
+            incident is None
+            or not incident.checklist_ts
+            or not (await store.checklist.diagnosis(incident.id)).running
+        ):
             channels = [c for c in world.slack.world.channels.values() if c.name.startswith("inc-")]
             if channels:
                 incident = await store.by_channel(channels[0].id)
