@@ -151,6 +151,7 @@ class DrReader:
                 str(raw.get("DBInstanceStatus") or "") or None,
                 str(source) if source else None,
                 None,
+                replication_problem=_replication_problem(raw),
             )
         arn = str(dr.automated_backup_arn)
         listed = await call_aws(
@@ -260,3 +261,17 @@ class DrReader:
                 values.append(alias["DNSName"])
         kind = sets[0]["Type"] if sets else None
         return DrRecord(name, zone_id, str(dr.target), tuple(values), kind)
+
+
+def _replication_problem(instance: Mapping[str, Any]) -> str | None:
+    """What RDS says is wrong with a replica's replication (StatusInfos, type "read
+    replication", Normal false): its status and message; None when all is normal."""
+    for info in instance.get("StatusInfos") or []:
+        if str(info.get("StatusType", "")).lower() != "read replication":
+            continue
+        if info.get("Normal", True):
+            return None
+        message = str(info.get("Message") or "").strip()
+        status = str(info.get("Status") or "not normal")
+        return f"{status}: {message[:200]}" if message else status
+    return None

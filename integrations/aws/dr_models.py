@@ -55,6 +55,9 @@ class DrDatabase:
     source: str | None  # ReadReplicaSourceDBInstanceIdentifier (an ARN when cross-region)
     latest_restorable: datetime | None  # backups: RestoreWindow.LatestTime
     found: bool = True  # False: no such instance, or AWS listed no backups for the ARN
+    # The replica's StatusInfos "read replication" entry when it is not normal: "error",
+    # "stopped", "terminated" (with RDS's message); None when normal or not reported.
+    replication_problem: str | None = None
 
     @property
     def replicating(self) -> bool:
@@ -169,8 +172,11 @@ def rpo(
         if db.latest_restorable is None:
             return Rpo(Mark.UNKNOWN, None, target, "the backups name no restorable time")
         return _judged(max(now - db.latest_restorable, timedelta(0)), target, "restorable time")
-    if db.source is None:
-        return Rpo(Mark.BAD, None, target, "not replicating (no source instance)")
+    if db.source is None or db.replication_problem is not None:
+        why = "not replicating (no source instance)"
+        if db.replication_problem is not None:
+            why = f"replication {db.replication_problem}"
+        return Rpo(Mark.BAD, None, target, why)
     return _from_lag(lag, target)
 
 
@@ -180,7 +186,11 @@ def _from_lag(lag: Reading[float | None] | None, target: timedelta) -> Rpo:
         return Rpo(Mark.UNKNOWN, None, target, f"lag unknown ({reason})")
     if lag.value is None:
         return Rpo(Mark.UNKNOWN, None, target, "lag unknown (no ReplicaLag datapoints)")
-    return _judged(timedelta(seconds=max(lag.value, 0.0)), target, "replica lag")
+    if lag.value < 0:
+        # RDS reports -1 when replication is not active (MySQL/MariaDB): exactly what a dead
+        # source region looks like. Never "0 s behind".
+        return Rpo(Mark.BAD, None, target, "replication not active (ReplicaLag -1)")
+    return _judged(timedelta(seconds=lag.value), target, "replica lag")
 
 
 def _judged(behind: timedelta, target: timedelta, why: str) -> Rpo:
@@ -191,7 +201,7 @@ def database_mark(database: Reading[DrDatabase]) -> Mark:
     db = database.value
     if db is None:
         return Mark.UNKNOWN
-    if not db.found or not db.replicating:
+    if not db.found or not db.replicating or db.replication_problem is not None:
         return Mark.BAD
     if db.kind == "replica" and db.status != AVAILABLE:
         return Mark.BAD

@@ -60,6 +60,7 @@ def image(text: str, tag: str | None = None) -> Image:
         (ok(3600.0), Mark.OK, timedelta(hours=1)),  # at the target: still within
         (ok(3601.0), Mark.BAD, timedelta(seconds=3601)),
         (ok(None), Mark.UNKNOWN, None),  # no datapoints: unknown, never 0
+        (ok(-1.0), Mark.BAD, None),  # RDS's "replication not active": never 0 s behind
         (failed("AWS refused GetMetricData: AccessDenied"), Mark.UNKNOWN, None),
         (None, Mark.UNKNOWN, None),
     ],
@@ -88,6 +89,13 @@ def test_rpo_of_an_unknown_lag_says_why() -> None:
             "no replicated backups found",
         ),
         (DrDatabase("backups", "arn:b", "replicating", None, None), Mark.UNKNOWN, "no restorable"),
+        (
+            DrDatabase(
+                "replica", "x", "available", "arn:src", None, replication_problem="error: IO"
+            ),
+            Mark.BAD,
+            "replication error: IO",
+        ),
     ],
 )
 def test_rpo_of_a_missing_or_unreplicated_database(
@@ -244,3 +252,27 @@ def test_the_record_points_at_dr_only_when_every_record_set_does() -> None:
     assert not record().points_at_dr
     # failover routing: PRIMARY at the primary, SECONDARY at DR — not failed over
     assert not record("primary.example.com", "dr.example.com").points_at_dr
+
+
+def test_replication_problems_come_from_status_infos() -> None:
+    from integrations.aws.dr import _replication_problem  # noqa: PLC0415 - the one parser
+
+    normal = {"StatusInfos": [{"StatusType": "read replication", "Normal": True}]}
+    broken = {
+        "StatusInfos": [
+            {
+                "StatusType": "read replication",
+                "Normal": False,
+                "Status": "error",
+                "Message": "Replication has stopped: the source is unreachable",
+            }
+        ]
+    }
+    assert _replication_problem(normal) is None
+    assert _replication_problem({}) is None
+    assert _replication_problem(broken) == (
+        "error: Replication has stopped: the source is unreachable"
+    )
+    assert rpo(ok(REPLICA), ok(-1.0), NOW, 3600).why == (  # type: ignore[arg-type]
+        "replication not active (ReplicaLag -1)"
+    )
