@@ -336,6 +336,27 @@ class Config(_Model):
                 owners[alarm] = name
         return self
 
+    @model_validator(mode="after")
+    def _dr_is_not_an_environment(self) -> Self:
+        """`[dr]` must name somewhere else than what it stands in for: an activation promotes
+        its database and scales its cluster, which must never be production's own."""
+        dr = self.dr
+        if dr is None:
+            return self
+        for name, env in sorted(self.environments.items()):
+            if env.region == dr.region and env.cluster == dr.cluster:
+                raise ValueError(
+                    f"[dr] names cluster {dr.cluster!r} in {dr.region}, which is environment "
+                    f"{name}'s: the DR cluster must be another one"
+                )
+            same_db = dr.db_instance is not None and env.db_instance == dr.db_instance
+            if same_db and env.region == dr.region:
+                raise ValueError(
+                    f"[dr] db_instance {dr.db_instance!r} is environment {name}'s database "
+                    "in the same region: name its replica in the DR region"
+                )
+        return self
+
     def service_for_alarm(self, alarm_name: str) -> str | None:
         return next((n for n, s in self.services.items() if alarm_name in s.alarms), None)
 

@@ -227,6 +227,15 @@ def test_tasks_before_deploy_and_dr_are_accepted_as_the_contract_writes_them() -
             lambda d: d["dr"].update(record_name="api.dhanam.io"),
             "dr: the failover record needs",
         ),
+        (
+            lambda d: d["dr"].update(region="us-east-1", cluster="dhanam-production"),
+            "(top level): [dr] names cluster 'dhanam-production' in us-east-1, which is environment "
+            "production's",
+        ),
+        (
+            lambda d: d["dr"].update(region="us-east-1", db_instance="dhanam-production"),
+            "(top level): [dr] db_instance 'dhanam-production' is environment production's database",
+        ),
     ],
 )
 def test_bad_tasks_and_dr_name_the_field(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
