@@ -14,7 +14,7 @@ from commands.outage.deps import OutageSources
 from commands.outage.models import Finding, Verdict
 from commands.status.models import EcsView
 from core.errors import ChatOpsError
-from core.masking import mask_lines
+from core.masking import mask, mask_lines
 from core.text import inert, plural
 from integrations.aws.cloudwatch_logs import awslogs_of
 from integrations.dns import Lookup, LookupKind
@@ -111,11 +111,15 @@ def _message(line: str) -> str:
 
 
 def _top(errors: list[str]) -> str:
-    """The most frequent messages (digits folded, so "after 30000 ms" groups), masked."""
+    """The most frequent messages (digits folded, so "after 30000 ms" groups), masked.
+
+    `errors` are masked already, but as raw lines: a JSON escape (Gson's `\\u003d` for `=`)
+    hides a secret's shape from that mask and decoding the `msg` shows it, so the decoded
+    message is masked again before it is shown."""
     counts: Counter[str] = Counter()
     example: dict[str, str] = {}
     for line in errors:
-        text = " ".join(_message(line).split())
+        text = " ".join(mask(_message(line)).split())
         key = _DIGITS.sub("#", text)
         counts[key] += 1
         example.setdefault(key, text)

@@ -16,6 +16,7 @@ from commands.outage.service_checks import _lookup_line, _top
 from commands.requests import IncidentState, Severity
 from core.clock import ManualClock
 from core.errors import ChatOpsError
+from core.masking import mask_lines
 from integrations.dns import Lookup, LookupKind
 from sandbox.block_kit import check_blocks
 
@@ -84,6 +85,20 @@ def test_top_messages_fold_digits_and_read_json() -> None:
     top = _top(lines)
     assert top.startswith("“belvo sync timeout after 30000 ms” 2 times")
     assert "&lt;!channel&gt;" in top  # inert
+
+
+def test_top_messages_mask_secrets_a_json_escape_hid_from_the_raw_line() -> None:
+    """Gson writes `=` as \\u003d: the raw line shows no `password=`, its msg does."""
+    lines = mask_lines(
+        [
+            r'{"level":"error","msg":"db connect failed password\u003dhunter2secret"}',
+            r'{"level":"error","msg":"auth: Authorization: Bearer\u0020abcdef0123456789xyz"}',
+        ]
+    )
+    top = _top(lines)
+    assert "hunter2secret" not in top
+    assert "abcdef0123456789xyz" not in top
+    assert "db connect failed password=" in top  # the message is still read and shown
 
 
 def _diagnosis(evidence: str) -> Diagnosis:
