@@ -58,16 +58,27 @@ def allowed(
     for s in doc["Statement"]:
         assert s["Effect"] == "Allow"
         operators = set(s.get("Condition", {}))
-        assert operators <= {"StringEquals", "ArnLike"}, "teach allowed() the operator"
+        known = {"StringEquals", "ArnLike", "ForAllValues:StringEquals"}
+        assert operators <= known, "teach allowed() the operator"
         if not any(iam_match(a, action, case_sensitive=False) for a in as_list(s["Action"])):
             continue
         if not any(iam_match(r, arn) for r in as_list(s["Resource"])):
             continue
         equals = s.get("Condition", {}).get("StringEquals", {})
         like = s.get("Condition", {}).get("ArnLike", {})
-        if all(context.get(k) in as_list(v) for k, v in equals.items()) and all(
-            k in context and any(iam_match(p, context[k]) for p in as_list(v))
-            for k, v in like.items()
+        # A multivalued key (a request's record names): every value must be allowed. A
+        # request here always carries the key (IAM would pass an absent one).
+        every = s.get("Condition", {}).get("ForAllValues:StringEquals", {})
+        if (
+            all(context.get(k) in as_list(v) for k, v in equals.items())
+            and all(
+                k in context and any(iam_match(p, context[k]) for p in as_list(v))
+                for k, v in like.items()
+            )
+            and all(
+                k in context and set(context[k].split(",")) <= set(as_list(v))
+                for k, v in every.items()
+            )
         ):
             return True
     return False
@@ -335,3 +346,29 @@ def test_run_task_is_limited_to_the_dhanam_clusters() -> None:
     assert not allowed(
         doc, "ecs:RunTask", definition, {"ecs:cluster": arn("ecs", "cluster/payments")}
     )
+
+
+UPSERT_API = {
+    "route53:ChangeResourceRecordSetsNormalizedRecordNames": "api.dhanam.io",
+    "route53:ChangeResourceRecordSetsRecordTypes": "CNAME",
+    "route53:ChangeResourceRecordSetsActions": "UPSERT",
+}
+
+
+def test_dr_may_change_only_its_failover_record_and_promote_only_the_dr_replica() -> None:
+    doc = policy()
+    zone = "arn:aws:route53:::hostedzone/Z0DHANAMSANDBOXDR"
+    assert allowed(doc, "route53:ChangeResourceRecordSets", zone, UPSERT_API)
+    for key, value in (
+        ("route53:ChangeResourceRecordSetsNormalizedRecordNames", "dhanam.io"),  # the apex
+        ("route53:ChangeResourceRecordSetsNormalizedRecordNames", "api.dhanam.io,mx.dhanam.io"),
+        ("route53:ChangeResourceRecordSetsRecordTypes", "MX"),
+        ("route53:ChangeResourceRecordSetsActions", "DELETE"),
+    ):
+        assert not allowed(
+            doc, "route53:ChangeResourceRecordSets", zone, {**UPSERT_API, key: value}
+        ), (key, value)
+    replica = arn("rds", f"db:{DB_INSTANCE}-dr", region="us-west-2")
+    assert allowed(doc, "rds:PromoteReadReplica", replica)
+    assert not allowed(doc, "rds:PromoteReadReplica", arn("rds", f"db:{DB_INSTANCE}-dr"))
+    assert not allowed(doc, "rds:PromoteReadReplica", arn("rds", "db:dhanam-production-reader"))
