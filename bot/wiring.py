@@ -60,6 +60,7 @@ from integrations.aws.ecs_tasks import EcsTasks
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
 from integrations.deploy_history import DeployHistory
+from integrations.dr_snapshot import ProductionSnapshots
 from integrations.pagerduty import PagerDuty
 from integrations.redis_client import RedisClient
 from integrations.slack.outbox import ItemKind, Outbox
@@ -125,6 +126,7 @@ def build_components(
         progress=ThreadProgress(client, store),
         leases=store,
         task_poll=rollouts.poll.total_seconds(),  # a release step is watched as rollouts are
+        dr_snapshots=ProductionSnapshots(redis),  # what production ran, for dr activate
     )
     members = GroupMembers(client, clock)
     cards = Cards(store, SlackNotifier(client, config, clock), clock)
@@ -219,6 +221,7 @@ def build_components(
         aws=aws,
         cloudwatch=CloudWatchReader(aws.clients),
         clock=clock,
+        snapshots=runtime.dr_snapshots,
     )
     process.add_feature(dr_feature(DrDeps(config, dr)))
     process.add_feature(operations_feature(features.operations, flow=flow, follower=follower))

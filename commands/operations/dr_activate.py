@@ -49,6 +49,8 @@ from integrations.aws.dr_actions import DrActions
 
 log = structlog.get_logger(__name__)
 
+PLAN_BUDGET = 20.0  # seconds for every read of a plan (at request time and at the gate)
+
 
 def dr_config(config: Config) -> DrConfig:
     if config.dr is None:
@@ -101,15 +103,27 @@ class DrActivateAction(Action):
         return f"Activate DR in {self.region}"
 
     async def plan(self, runtime: ActionRuntime) -> Plan:
+        """Every read under one budget (PLAN_BUDGET): an unreadable primary costs at most
+        `[status] source_timeout_seconds` (its services are then planned from the snapshot)."""
+        try:
+            return await asyncio.wait_for(self._plan(runtime), PLAN_BUDGET)
+        except TimeoutError as exc:
+            raise ChatOpsError(
+                f"planning the DR activation took more than {PLAN_BUDGET:g} s (AWS in "
+                f"{dr_config(runtime.config).region} did not answer in time); nothing was "
+                "changed — try again"
+            ) from exc
+
+    async def _plan(self, runtime: ActionRuntime) -> Plan:
         dr = dr_config(runtime.config)
         actions = DrActions(runtime.aws.clients)
         (
             (db_inputs, db_change, db_facts),
-            services,
+            (services, production_facts),
             (rec_inputs, rec_change, _),
         ) = await asyncio.gather(
             database_part(actions, dr, self.request_id),
-            services_part(runtime.aws, runtime.config, dr, self.env),
+            services_part(runtime, dr, self.env),
             record_part(actions, dr),
         )
         rto = timedelta(seconds=dr.rto_seconds)
@@ -141,8 +155,9 @@ class DrActivateAction(Action):
             changes=changes,
             facts=[
                 *db_facts,
-                f"images and desired counts are {self.env}'s now ({primary.cluster}, "
-                f"{primary.region}); the DR services' rollouts are not waited for",
+                *production_facts,
+                f"images and desired counts are {self.env}'s ({primary.cluster}, "
+                f"{primary.region}), read now unless said above",
                 "each step is shown in this card's thread as it runs; a failed step stops the rest",
             ],
             warnings=[

@@ -5,7 +5,8 @@ answers a replay resumes from.
 
 The inputs are what the steps depend on and nothing the steps themselves move: the database's
 identity (identifier, ARN, DbiResourceId — or the replicated backups' ARN and the new instance's
-name), production's images per container and desired count per service, the record's zone, name,
+name), production's images per container and desired count per service (read now or, when the
+primary cannot be read, from the bot's last read: dr_production.py), the record's zone, name,
 type, TTL and the DR target. Not the replica's status or lag, the DR services' revisions and
 counts, or where the record points now: those are what activation changes, so a replay of a
 half-done activation plans the same fingerprint.
@@ -18,18 +19,27 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from approvals.models import Change
+from commands.operations import dr_production
 from commands.operations.base import REQUEST_TAG_KEY, container_images
 from commands.operations.restore import when
-from core.config import Config, DrConfig, EnvironmentConfig, ServiceConfig
+from commands.operations.runtime import ActionRuntime
+from core.config import DrConfig, ServiceConfig
 from core.errors import ChatOpsError
 from integrations.aws.dr_actions import CNAME, DrActions, DrDatabaseState, RecordSet
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.images import parse_image
 from integrations.aws.models import short
+from integrations.dr_snapshot import (
+    IMAGE_TAG_KEY,
+    ProductionService,
+)
 
-IMAGE_TAG_KEY = "image-tag"
+log = structlog.get_logger(__name__)
+
 NEW_RECORD_TTL = 60
 _ID_LIMIT = 63
 _SERVICE_NOT_FOUND = ("ServiceNotFoundException", "ClusterNotFoundException")
@@ -158,15 +168,10 @@ def _tag(task_definition: dict[str, Any], key: str) -> str | None:
 
 
 async def service_part(
-    aws: AwsGateway,
-    dr: DrConfig,
-    primary: EnvironmentConfig,
-    name: str,
-    svc: ServiceConfig,
+    aws: AwsGateway, dr: DrConfig, name: str, svc: ServiceConfig, prod: ProductionService
 ) -> tuple[ServiceTarget, Change, bool]:
-    """The service's target (production now), its line, and whether it is already there."""
-    prod = await aws.describe_service(primary.region, primary.cluster, svc.ecs_service)
-    prod_td = await aws.describe_task_definition(primary.region, prod.task_definition_arn)
+    """The service's target (production's images and count), its line, and whether it is
+    already there."""
     try:
         state = await aws.describe_service(dr.region, dr.cluster, svc.ecs_service)
     except AwsError as exc:
@@ -177,21 +182,21 @@ async def service_part(
             "(dr status shows what is missing) before activating DR"
         ) from exc
     td = await aws.describe_task_definition(dr.region, state.task_definition_arn)
-    prod_images, dr_images = container_images(prod_td), container_images(td)
+    prod_images, dr_images = prod.images, container_images(td)
     if svc.container not in prod_images or svc.container not in dr_images:
-        lacking = prod if svc.container not in prod_images else state
-        raise ChatOpsError(
-            f'{short(lacking.task_definition_arn)} has no container "{svc.container}" — fix '
-            f"`container` of {name}"
+        lacking = (
+            prod.task_definition if svc.container not in prod_images else state.task_definition_arn
         )
-    image = prod_images[svc.container]
+        raise ChatOpsError(
+            f'{short(lacking)} has no container "{svc.container}" — fix `container` of {name}'
+        )
     target = ServiceTarget(
         name=name,
         ecs_service=svc.ecs_service,
         container=svc.container,
         images={c: i for c, i in prod_images.items() if c in dr_images},
         desired=prod.desired,
-        image_tag=parse_image(image).tag or _tag(prod_td, IMAGE_TAG_KEY),
+        image_tag=prod.image_tag,
     )
     now_tag = parse_image(dr_images[svc.container]).tag or _tag(td, IMAGE_TAG_KEY) or "?"
     before = (
@@ -208,17 +213,19 @@ async def service_part(
 
 
 async def services_part(
-    aws: AwsGateway, config: Config, dr: DrConfig, env: str
-) -> list[tuple[ServiceTarget, Change, bool]]:
-    primary = config.environments[env]
-    return list(
-        await asyncio.gather(
-            *(
-                service_part(aws, dr, primary, name, config.services[name])
-                for name in config.service_names
-            )
+    runtime: ActionRuntime, dr: DrConfig, env: str
+) -> tuple[list[tuple[ServiceTarget, Change, bool]], list[str]]:
+    """Each service's part (production read now, or from the snapshot), and the facts."""
+    config = runtime.config
+    names = list(config.service_names)
+    production, facts = await dr_production.production_part(runtime, env, names)
+    parts = await asyncio.gather(
+        *(
+            service_part(runtime.aws, dr, name, config.services[name], production[name])
+            for name in names
         )
     )
+    return list(parts), facts
 
 
 # -- the record --------------------------------------------------------------------------------

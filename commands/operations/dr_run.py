@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from commands.operations.base import REQUEST_TAG_KEY
-from commands.operations.dr_plan import IMAGE_TAG_KEY, ServiceTarget, simple_record
+from commands.operations.dr_plan import ServiceTarget, simple_record
 from commands.operations.runtime import ActionRuntime
 from core.config import DrConfig
 from core.errors import ChatOpsError
@@ -34,6 +34,7 @@ from integrations.aws.dr_actions import INSYNC, PROMOTED_TAG, DrActions
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.models import short
+from integrations.dr_snapshot import IMAGE_TAG_KEY
 
 Waiting = Callable[[str], Awaitable[None]]
 _PROMOTING = "InvalidDBInstanceState"  # PromoteReadReplica on a replica being promoted already

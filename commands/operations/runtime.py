@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from commands.operations.tasks import Leases
 from integrations.aws.gateway import AwsGateway
 from integrations.deploy_history import DeployHistory
+from integrations.dr_snapshot import ProductionSnapshots
 
 
 class Progress(Protocol):
@@ -41,6 +42,7 @@ class ActionRuntime:
     leases: Leases | None = None  # the task slot one-off tasks share (commands.operations.tasks)
     task_poll: float = 5.0  # seconds between looks at a task a step waits for
     announce: Announce | None = None  # the open incidents, told an outcome
+    dr_snapshots: ProductionSnapshots | None = None  # what production last ran (dr activate)
 
     @cached_property
     def tasks(self) -> EcsTasks:

@@ -23,7 +23,7 @@ import structlog
 
 from core.clock import Clock
 from core.config import Config, DrConfig
-from core.errors import ChatOpsError
+from core.errors import ChatOpsError, StoreUnavailableError
 from integrations.aws.clients import AwsClients
 from integrations.aws.dr_models import (
     DrDatabase,
@@ -39,7 +39,8 @@ from integrations.aws.errors import AwsError, call_aws
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.images import parse_image
 from integrations.aws.metrics import CloudWatchReader, MetricQuery
-from integrations.aws.models import short
+from integrations.aws.models import ServiceState, short
+from integrations.dr_snapshot import ProductionSnapshots, production_service
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -89,9 +90,11 @@ class DrReader:
         aws: AwsGateway,
         cloudwatch: CloudWatchReader,
         clock: Clock,
+        snapshots: ProductionSnapshots | None = None,
     ) -> None:
         self.config, self.clients, self.aws = config, clients, aws
         self.cloudwatch, self.clock = cloudwatch, clock
+        self.snapshots = snapshots  # production's services, kept when read (dr activate)
         self.budget = config.status.source_timeout_seconds
 
     async def readiness(self, dr: DrConfig) -> DrReadiness:
@@ -199,13 +202,8 @@ class DrReader:
     async def service(self, dr: DrConfig, name: str) -> DrService:
         """The DR service next to what production runs now (read at the same time)."""
         svc = self.config.services[name]
-        prod = self.config.environments[production_env(self.config)]
         production = asyncio.create_task(
-            bounded(
-                f"production {name}",
-                self.budget,
-                lambda: self._side(prod.region, prod.cluster, svc.ecs_service, svc.container),
-            )
+            bounded(f"production {name}", self.budget, lambda: self._production(name))
         )
         try:
             side = await self._side(dr.region, dr.cluster, svc.ecs_service, svc.container)
@@ -216,9 +214,29 @@ class DrReader:
             side = None
         return DrService(name, svc.ecs_service, side, await production)
 
+    async def _production(self, name: str) -> ServiceSide:
+        """Production's side of `name`, kept as the snapshot `dr activate` plans from when the
+        primary cannot be read (integrations/dr_snapshot.py)."""
+        svc = self.config.services[name]
+        env = production_env(self.config)
+        prod = self.config.environments[env]
+        state = await self.aws.describe_service(prod.region, prod.cluster, svc.ecs_service)
+        definition = await self.aws.describe_task_definition(prod.region, state.task_definition_arn)
+        if self.snapshots is not None:
+            read = production_service(definition, state.desired, svc.container, self.clock.now())
+            try:
+                await self.snapshots.save(env, name, read)
+            except StoreUnavailableError as exc:
+                log.warning("dr.snapshot_not_kept", service=name, error=exc.detail)
+        return self._side_of(state, definition, svc.container)
+
     async def _side(self, region: str, cluster: str, service: str, container: str) -> ServiceSide:
         state = await self.aws.describe_service(region, cluster, service)
         definition = await self.aws.describe_task_definition(region, state.task_definition_arn)
+        return self._side_of(state, definition, container)
+
+    @staticmethod
+    def _side_of(state: ServiceState, definition: Mapping[str, Any], container: str) -> ServiceSide:
         containers = list(definition.get("containerDefinitions", []))
         chosen = next((c for c in containers if c.get("name") == container), None)
         chosen = chosen or (containers[0] if containers else None)
