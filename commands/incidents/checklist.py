@@ -10,7 +10,11 @@ Who may tick a box — the rule:
 - the bot ticks a box nobody touched when its check passes ("checked by dhanam"), and unticks
   its own tick when a later run no longer passes;
 - the DR step is never ticked by the bot: its check says whether DR is ready, the box says
-  whether someone activated it.
+  whether someone activated it;
+- a click counts only for what it changed in the view the person clicked in (its block_id
+  names the boxes that view showed ticked, checklist_render.shown_ticks): a tick the bot made
+  after that view was drawn is not the person's untick. A person's click and the bot's tick are
+  each one Redis script (checklist_store), so neither lands half-way through the other.
 Every tick and untick, a person's or the bot's, and every run go on the incident's timeline.
 """
 
@@ -19,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Collection
 
 import structlog
 
+from commands.incidents.checklist_store import TOOK_OVER
 from commands.incidents.models import BOT, CHECKLIST, CHECKLIST_LABELS, Check, Incident
 from commands.incidents.service import IncidentService
 from commands.outage.checks import OutageChecks
@@ -58,23 +64,36 @@ class Checklist:
             await self.incidents.slack.update_checklist(incident, diagnosis)
 
     # -- people -----------------------------------------------------------------------------
-    async def tick(self, channel: str, user: str, selected: list[str]) -> None:
-        """The checkboxes as Slack sent them (every option now selected): record each tick
-        and untick, with who and when; the bot leaves those boxes alone from now on."""
+    async def tick(
+        self,
+        channel: str,
+        user: str,
+        selected: list[str],
+        shown: Collection[str] | None = None,
+    ) -> None:
+        """The checkboxes as Slack sent them (every option now selected) and, when the click
+        says, the boxes the person's view showed ticked (checklist_render.shown_ticks). Only
+        what differs from that view is the person's: a box ticked since (by the bot, say) that
+        their view did not show yet is not an untick. Each tick and untick is recorded with who
+        and when, and the bot leaves those boxes alone from now on. Without `shown` the
+        difference is taken from what Redis holds."""
         incidents = self.incidents
         store = incidents.store
         incident = await incidents.in_channel(channel, "checklist")
         wanted = {s for s in selected if s in CHECKLIST_LABELS}
+        seen = set(incident.checks) if shown is None else set(shown) & set(CHECKLIST_LABELS)
         now = incidents.clock.now()
-        for item in sorted(wanted - set(incident.checks)):
-            if await store.set_check(incident.id, item, Check(by=user, at=now)):
-                await store.checklist.person(incident.id, item, ticked=True)
+        for item in sorted(wanted - seen):
+            changed = await store.checklist.person_tick(incident.id, item, Check(by=user, at=now))
+            if changed:
+                was = " (was checked by dhanam)" if changed == TOOK_OVER else ""
                 await incidents.note(
-                    incident, user, f"checklist :ballot_box_with_check: {CHECKLIST_LABELS[item]}"
+                    incident,
+                    user,
+                    f"checklist :ballot_box_with_check: {CHECKLIST_LABELS[item]}{was}",
                 )
-        for item in sorted(set(incident.checks) - wanted):
-            if await store.set_check(incident.id, item, None):
-                await store.checklist.person(incident.id, item, ticked=False)
+        for item in sorted(seen - wanted):
+            if await store.checklist.person_tick(incident.id, item, None):
                 await incidents.note(
                     incident,
                     user,
@@ -143,6 +162,8 @@ class Checklist:
         await incidents.note(incident, by, f"checklist {asked} in {ms / 1000:.1f} s: {tally}")
         if not incident.open:
             return
+        # Those touched already are skipped here; one touched from now on is refused by the
+        # store's scripts (bot_tick, clear_bot_check), which check the person's mark themselves.
         touched = (await store.checklist.diagnosis(incident_id)).people
         for step in STEPS:
             result = results.get(step)
@@ -157,7 +178,9 @@ class Checklist:
         evidence = clip(result.evidence, TIMELINE_EVIDENCE)
         check = incident.checks.get(step)
         if result.verdict is Verdict.PASS and check is None:
-            if await store.set_check(incident.id, step, Check(by=BOT, at=result.checked_at)):
+            if await store.checklist.bot_tick(
+                incident.id, step, Check(by=BOT, at=result.checked_at)
+            ):
                 await incidents.note(
                     incident,
                     "",

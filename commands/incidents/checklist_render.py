@@ -8,6 +8,7 @@ line and "checked HH:MM", then the checkboxes and a **Re-check** button; the DR 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from approvals.policy import mention
@@ -67,6 +68,49 @@ def step_text(number: int, label: str, result: CheckResult | None, running: bool
     )
 
 
+def checklist_block_id(ticked: Iterable[str]) -> str:
+    """The checkboxes' block_id names the boxes this view shows ticked (a hex bit per step):
+    a click's action carries the block_id of the view the person clicked in, so the bot knows
+    what they saw (`shown_ticks`); and a new block_id on every change makes Slack clients draw
+    the new ticks instead of keeping their own state for the old block."""
+    ticked = set(ticked)
+    bits = sum(1 << i for i, (key, _) in enumerate(CHECKLIST) if key in ticked)
+    return f"{IncidentBlockId.CHECKLIST}.{bits:02x}"
+
+
+def shown_ticks(action: dict[str, Any], body: dict[str, Any]) -> set[str] | None:
+    """The boxes the clicked view showed ticked: from the action's block_id
+    (`checklist_block_id`), else (a message posted before block_ids named them) from the
+    clicked message's checkboxes' `initial_options`; None when neither says."""
+    block_id = str(action.get("block_id") or "")
+    prefix = f"{IncidentBlockId.CHECKLIST}."
+    if block_id.startswith(prefix):
+        try:
+            bits = int(block_id[len(prefix) :], 16)
+        except ValueError:
+            bits = -1
+        if bits >= 0:
+            return {key for i, (key, _) in enumerate(CHECKLIST) if bits >> i & 1}
+    message = body.get("message")
+    if not isinstance(message, dict):
+        return None
+    for block in message.get("blocks") or []:
+        if not isinstance(block, dict) or block.get("block_id") != block_id:
+            continue
+        for element in block.get("elements") or []:
+            if (
+                isinstance(element, dict)
+                and element.get("type") == "checkboxes"
+                and element.get("action_id") == action.get("action_id")
+            ):
+                return {
+                    str(o.get("value", ""))
+                    for o in element.get("initial_options") or []
+                    if isinstance(o, dict)
+                }
+    return None
+
+
 def checklist_blocks(incident: Incident, diagnosis: Diagnosis | None = None) -> list[Block]:
     """`diagnosis` None: the checklist has no checks (people tick it by hand)."""
     options = [
@@ -94,7 +138,8 @@ def checklist_blocks(incident: Incident, diagnosis: Diagnosis | None = None) -> 
             blocks.append(section)
         if incident.open:
             elements.append(_button("Re-check", IncidentActionId.RECHECK, incident.id))
-    blocks.append({"type": "actions", "block_id": IncidentBlockId.CHECKLIST, "elements": elements})
+    block_id = checklist_block_id(str(o["value"]) for o in initial)
+    blocks.append({"type": "actions", "block_id": block_id, "elements": elements})
     done = [
         f"• {CHECKLIST_LABELS[key]} — {who(check)}, {slack_time(check.at)}"
         for key, check in incident.checks.items()

@@ -5,8 +5,11 @@
                       `run:ms` (the last run: who asked, when it finished, how long it took)
   {inc:<id>}:checking string, short-lived: a run is under way (one at a time per incident)
 
-The ticks themselves stay in the incident's hash (`check:<step>`, IncidentStore.set_check); the
-bot's own tick is cleared only while it is still the bot's (`clear_bot_check`, one script).
+The ticks themselves stay in the incident's hash (`check:<step>`). Each change is one script, so
+a person's click and a run applying its results never interleave: a person's click writes
+`person:<step>` and `check:<step>` together (`person_tick`); the bot ticks a box only while no
+person has touched it and nobody ticked it (`bot_tick`), and clears its own tick only while it
+is still the bot's and no person touched the box (`clear_bot_check`).
 """
 
 from __future__ import annotations
@@ -16,19 +19,46 @@ from datetime import datetime
 from typing import Any, cast
 
 from approvals.models import from_ms, utc_ms
-from commands.incidents.models import BOT
+from commands.incidents.models import BOT, Check, check_value
 from commands.outage.models import CheckResult
 from core.redis import RedisClient, call, redis_key
 
 RETENTION_MS = 90 * 24 * 3600 * 1000  # as the incident (IncidentStore.RETENTION)
 
-# KEYS: the incident's hash; ARGV: field, the bot's name. Deletes the tick only if the bot's.
+# KEYS: the incident's hash, its checks hash; ARGV: step, the bot's name. Deletes the tick only
+# if the bot's and no person touched the box.
 _CLEAR_BOT = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if redis.call('HEXISTS', KEYS[2], 'person:' .. ARGV[1]) == 1 then return 0 end
+local raw = redis.call('HGET', KEYS[1], 'check:' .. ARGV[1])
 if not raw then return 0 end
 if cjson.decode(raw).by ~= ARGV[2] then return 0 end
-return redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('HDEL', KEYS[1], 'check:' .. ARGV[1])
 """
+
+# KEYS: the incident's hash, its checks hash; ARGV: step, the bot's check (JSON). Ticks only a
+# box no person touched and nobody ticked.
+_BOT_TICK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], 'person:' .. ARGV[1]) == 1 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'check:' .. ARGV[1], ARGV[2])
+"""
+
+# KEYS: the incident's hash, its checks hash; ARGV: step, "ticked" or "unticked", the person's
+# check (JSON, "" on untick), retention ms, the bot's name. The person's mark and the box in one
+# go. Returns UNCHANGED, CHANGED, or TOOK_OVER (ticked a box the bot had ticked: now theirs).
+_PERSON = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'person:' .. ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local field = 'check:' .. ARGV[1]
+if ARGV[2] == 'unticked' then return redis.call('HDEL', KEYS[1], field) end
+local raw = redis.call('HGET', KEYS[1], field)
+if raw and cjson.decode(raw).by ~= ARGV[5] then return 0 end
+redis.call('HSET', KEYS[1], field, ARGV[3])
+if raw then return 2 end
+return 1
+"""
+UNCHANGED, CHANGED, TOOK_OVER = 0, 1, 2
 
 
 def _keys(incident_id: str) -> tuple[str, str, str]:
@@ -108,8 +138,28 @@ class ChecklistStore:
         _, _, checking = _keys(incident_id)
         await call(lambda: self._redis.delete(checking))
 
+    async def person_tick(self, incident_id: str, step: str, check: Check | None) -> int:
+        """A person ticked (`check`) or unticked (None) `step`: the box and the person's mark in
+        one script; the bot leaves that box alone from now on. UNCHANGED when the box already
+        was so (or a person's tick is already there), CHANGED, or TOOK_OVER (the bot's tick is
+        now the person's)."""
+        incident, checks, _ = _keys(incident_id)
+        mark = "ticked" if check is not None else "unticked"
+        value = check_value(check) if check is not None else ""
+        args: list[str | int] = [step, mark, value, RETENTION_MS, BOT]
+        changed = await call(lambda: self._redis.eval(_PERSON, 2, incident, checks, *args))
+        return int(changed)
+
+    async def bot_tick(self, incident_id: str, step: str, check: Check) -> bool:
+        """The bot ticks `step`, only if no person touched it and it is not ticked."""
+        incident, checks, _ = _keys(incident_id)
+        added = await call(
+            lambda: self._redis.eval(_BOT_TICK, 2, incident, checks, step, check_value(check))
+        )
+        return bool(added)
+
     async def person(self, incident_id: str, step: str, *, ticked: bool) -> None:
-        """A person ticked or unticked `step`: the bot leaves that box alone from now on."""
+        """Record only a person's mark on `step` (the box itself unchanged)."""
         _, checks, _ = _keys(incident_id)
 
         async def write() -> None:
@@ -120,8 +170,6 @@ class ChecklistStore:
 
     async def clear_bot_check(self, incident_id: str, step: str) -> bool:
         """Untick `step` if the bot ticked it (a person's tick is never cleared here)."""
-        incident, _, _ = _keys(incident_id)
-        removed = await call(
-            lambda: self._redis.eval(_CLEAR_BOT, 1, incident, f"check:{step}", BOT)
-        )
+        incident, checks, _ = _keys(incident_id)
+        removed = await call(lambda: self._redis.eval(_CLEAR_BOT, 2, incident, checks, step, BOT))
         return bool(removed)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from approvals.policy import mention
 from commands.buttons import Buttons, Click, json_object, text
 from commands.ids import AlarmActionId, IncidentActionId
+from commands.incidents.checklist_render import shown_ticks
 from commands.incidents.deps import IncidentsDeps
 from commands.requests import (
     DrActivateRequest,
@@ -83,9 +84,11 @@ async def resolve(inv: Invocation[IncidentsDeps]) -> None:
 
 @buttons.button(IncidentActionId.CHECKLIST, read=text)
 async def on_checklist(click: Click[IncidentsDeps, str]) -> None:
-    """A checkbox ticked or cleared: the action carries every option now selected."""
+    """A checkbox ticked or cleared: the action carries every option now selected; only what
+    differs from the view the person clicked in is theirs (a stale view's missing ticks are not)."""
     selected = [str(o.get("value", "")) for o in click.action.get("selected_options") or []]
-    await click.deps.checklist.tick(click.channel, click.user, selected)
+    shown = shown_ticks(click.action, click.body)
+    await click.deps.checklist.tick(click.channel, click.user, selected, shown)
 
 
 @buttons.button(IncidentActionId.RECHECK, read=text)

@@ -5,11 +5,17 @@ out and not available; Re-check; a person's tick kept through a re-check; the ti
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bot.app import DEPS
 from bot.wiring import Overrides
+from commands.incidents.checklist_store import ChecklistStore, Diagnosis
 from commands.outage.models import Check, Finding
 from sandbox.aws_world import DhanamWorld
 from sandbox.slack_emulator_models import EmuMessage
@@ -277,3 +283,97 @@ async def test_a_configured_distribution_is_read_by_id_and_a_missing_one_fails(
         third = steps(checklist)[3]
         assert third.startswith("✗ *3.")
         assert f"distribution `{'E' * 13}` not found" in third
+
+
+def first_view(world: SandboxWorld, checklist: EmuMessage) -> EmuMessage:
+    """The checklist as the declare posted it ("checking…", no box ticked): a person's Slack
+    client still showing it when the bot's ticks land."""
+    posted = next(
+        c.response
+        for c in world.slack.calls_to("chat.postMessage")
+        if c.response and c.response.get("ts") == checklist.ts
+    )
+    blocks = copy.deepcopy(posted["message"]["blocks"])
+    return dataclasses.replace(checklist_now(world, checklist), blocks=blocks)
+
+
+def actions_block(view: EmuMessage) -> dict[str, Any]:
+    return next(b for b in view.blocks or [] if b.get("type") == "actions")
+
+
+async def carols_lines(world: SandboxWorld, channel: str) -> list[str]:
+    return [t for b, t in await timeline(world, channel) if b == "U0CAROL"]
+
+
+async def test_a_click_from_a_view_older_than_the_bots_ticks_changes_only_that_box(
+    redis_url: str, aws_world: DhanamWorld, tmp_path: Path
+) -> None:
+    """Review 16 H5: Slack sends every box the person's view has selected; diffed with Redis,
+    the bot's five ticks the view did not show yet were five unticks by carol."""
+    async with outage_bot(redis_url, aws_world, tmp_path) as world:
+        checklist = await declared(world)
+        bots = ["dns", "cloudfront", "ecs", "rds", "cloudwatch"]
+        assert ticked(checklist) == bots
+        stale = first_view(world, checklist)
+        assert ticked(stale) == []
+        await tick_boxes(world, stale, ["dr_region"], user="carol")
+        await world.settle()
+        assert ticked(checklist_now(world, checklist)) == [*bots, "dr_region"]
+        assert await carols_lines(world, checklist.channel) == [
+            "checklist :ballot_box_with_check: Activate the DR region (us-west-2)"
+        ]
+        # The bot still owns its ticks: a failing ECS is unticked by dhanam on Re-check.
+        await world.outage.break_source("ecs", health_clients(world))
+        await click(world, checklist, "Re-check", user="alice")
+        after = checklist_now(world, checklist)
+        assert ticked(after) == ["dns", "cloudfront", "rds", "cloudwatch", "dr_region"]
+        lines = await timeline(world, checklist.channel)
+        assert any("Review ECS service status (unticked by dhanam: ✗" in t for _, t in lines)
+
+
+async def test_a_click_whose_block_id_is_older_than_the_message_sent_with_it(
+    redis_url: str, aws_world: DhanamWorld, tmp_path: Path
+) -> None:
+    """Slack may send the message as it is now while the person's client still drew the old
+    block (clients keep a block's checkbox state): the action's block_id says what they saw."""
+    async with outage_bot(redis_url, aws_world, tmp_path) as world:
+        checklist = await declared(world)
+        bots = ticked(checklist)
+        view = dataclasses.replace(checklist, blocks=copy.deepcopy(checklist.blocks))
+        actions_block(view)["block_id"] = actions_block(first_view(world, checklist))["block_id"]
+        assert ticked(view) == bots  # the message shows the bot's ticks; the block_id does not
+        await tick_boxes(world, view, ["dns"], user="carol")  # she ticks DNS herself
+        await world.settle()
+        assert ticked(checklist_now(world, checklist)) == bots  # nothing unticked
+        assert await carols_lines(world, checklist.channel) == [
+            "checklist :ballot_box_with_check: Verify DNS resolution (was checked by dhanam)"
+        ]
+        assert "Verify DNS resolution — <@U0CAROL>" in str(checklist_now(world, checklist).blocks)
+        # Her tick is hers now: DNS failing on Re-check leaves it ticked.
+        await world.outage.break_source("dns", health_clients(world))
+        await click(world, checklist, "Re-check", user="alice")
+        assert "dns" in ticked(checklist_now(world, checklist))
+
+
+async def test_a_persons_mark_landing_while_a_run_applies_its_results_is_not_ticked_over(
+    redis_url: str, aws_world: DhanamWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run reads who touched which box, then ticks: a person's untick of DNS written in
+    between (here: right after that read) must keep the bot off that box."""
+    real = ChecklistStore.diagnosis
+    armed = [True]
+
+    async def read_then_person_unticks(self: ChecklistStore, incident_id: str) -> Diagnosis:
+        found = await real(self, incident_id)
+        if armed[0] and found.results and not found.running:  # the run's read in _apply
+            armed[0] = False
+            await self.person(incident_id, "dns", ticked=False)
+        return found
+
+    monkeypatch.setattr(ChecklistStore, "diagnosis", read_then_person_unticks)
+    async with outage_bot(redis_url, aws_world, tmp_path) as world:
+        checklist = await declared(world)
+        assert not armed[0]
+        assert ticked(checklist) == ["cloudfront", "ecs", "rds", "cloudwatch"]
+        lines = await timeline(world, checklist.channel)
+        assert not any("Verify DNS resolution — checked by dhanam" in t for _, t in lines)

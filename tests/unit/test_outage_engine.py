@@ -7,7 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from commands.incidents.checklist_render import checklist_blocks
+from commands.incidents.checklist_render import checklist_block_id, checklist_blocks, shown_ticks
 from commands.incidents.checklist_store import Diagnosis
 from commands.incidents.models import BOT, Check, Incident
 from commands.outage.engine import EVIDENCE_MAX, run_checks
@@ -142,3 +142,48 @@ def test_the_checklist_with_results_fits_slacks_limits_and_says_who_ticked() -> 
     assert "Activate DR" not in str(checklist_blocks(resolved, _diagnosis("ok")))
     assert "Re-check" not in str(checklist_blocks(resolved, _diagnosis("ok")))
     assert "Re-check" not in str(checklist_blocks(incident, None))  # no [outage]: by hand
+
+
+def test_a_clicks_shown_ticks_come_from_its_block_id_else_from_the_clicked_message() -> None:
+    ticked = {"dns", "dr_region"}
+    block_id = checklist_block_id(ticked)
+    assert shown_ticks({"block_id": block_id}, {}) == ticked
+    assert shown_ticks({"block_id": checklist_block_id([])}, {}) == set()
+    # A message posted before block_ids named the ticks: its checkboxes' initial_options.
+    message = {
+        "blocks": [
+            {
+                "type": "actions",
+                "block_id": "incident_checklist",
+                "elements": [
+                    {
+                        "type": "checkboxes",
+                        "action_id": "incident_checklist",
+                        "initial_options": [{"value": "ecs"}],
+                    }
+                ],
+            }
+        ]
+    }
+    action = {"block_id": "incident_checklist", "action_id": "incident_checklist"}
+    assert shown_ticks(action, {"message": message}) == {"ecs"}
+    assert shown_ticks(action, {}) is None
+    assert shown_ticks({"block_id": "incident_checklist.zz"}, {}) is None
+
+
+def test_the_rendered_block_id_names_the_ticks_the_view_shows() -> None:
+    at = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
+    incident = Incident(
+        id="inc-1",
+        severity=Severity.SEV1,
+        title="down",
+        commander="U0ALICE",
+        declared_by="U0ALICE",
+        started_at=at,
+        channel="C1",
+        checklist_ts="1.2",
+        last_update_at=at,
+        checks={"ecs": Check(by=BOT, at=at), "dr_region": Check(by="U0CAROL", at=at)},
+    )
+    actions = next(b for b in checklist_blocks(incident) if b["type"] == "actions")
+    assert shown_ticks({"block_id": actions["block_id"]}, {}) == {"ecs", "dr_region"}
