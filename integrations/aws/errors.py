@@ -113,13 +113,16 @@ async def call_aws(operation: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run one blocking boto3 call off the event loop; botocore failures become AwsError.
     A mutating call first passes the execution's checkpoint (core.guard.before_mutation),
     which raises GateClosedError when the execution may no longer change anything.
-    Reads and mutations run in separate bounded thread pools (executors.py), with the
-    caller's context copied into the thread."""
+    Reads and mutations run in separate bounded thread pools of the region of the client `fn`
+    calls (executors.py: a hung region takes its own threads only), with the caller's context
+    copied into the thread."""
     if is_mutation(operation) and operation not in STOPS_ONLY:
         await before_mutation(operation)
     try:
         return await executors.current().run(
-            functools.partial(fn, **kwargs), mutation=is_mutation(operation)
+            functools.partial(fn, **kwargs),
+            mutation=is_mutation(operation),
+            region=executors.region_of(fn),
         )
     except (ClientError, BotoCoreError) as exc:
         raise to_aws_error(exc, operation) from exc

@@ -2,11 +2,15 @@
 
 The read pool saturated by slow DescribeAlarms calls (a botocore before-call hook that blocks)
 must not delay an approved change: UpdateService runs on the mutation pool and completes
-promptly. Context variables reach the thread; the checkpoint runs on the loop first."""
+promptly. A hung region (every call to us-east-1 blocks, as in an outage of the primary) fills
+its own pools only: reads and changes in us-west-2 and reads of Route 53 (global) still answer
+(issue 16, review finding C2). Context variables reach the thread; the checkpoint runs on the
+loop first."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -19,10 +23,19 @@ from core.guard import guarded
 from integrations.aws import executors
 from integrations.aws.clients import SERVICES, AwsClients
 from integrations.aws.errors import call_aws
-from integrations.aws.executors import MUTATION_WORKERS, READ_WORKERS, AwsExecutors
+from integrations.aws.executors import (
+    GLOBAL,
+    MAX_REGIONS,
+    MUTATION_WORKERS,
+    OTHER,
+    READ_WORKERS,
+    AwsExecutors,
+    region_of,
+)
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.metrics import CloudWatchReader
 from sandbox.aws_world import DhanamWorld
+from sandbox.dr_world import DR_CLUSTER, DR_REGION, ZONE_ID, ZONE_NAME
 
 REGION = "us-east-1"
 CLUSTER = "dhanam-production"
@@ -38,15 +51,17 @@ async def clients(aws_world: DhanamWorld) -> AsyncIterator[AwsClients]:
 
 
 class SlowReads:
-    """A before-call hook: DescribeAlarms blocks until released (as a stuck read would)."""
+    """A before-call hook: DescribeAlarms (or `operations`) blocks until released (as a stuck
+    call would)."""
 
-    def __init__(self) -> None:
+    def __init__(self, operations: frozenset[str] = frozenset({"DescribeAlarms"})) -> None:
+        self.operations = operations
         self.release = threading.Event()
         self.started = 0
         self._lock = threading.Lock()
 
     def __call__(self, model: Any, **_: Any) -> None:
-        if model.name == "DescribeAlarms":
+        if model.name in self.operations:
             with self._lock:
                 self.started += 1
             self.release.wait(timeout=30)
@@ -134,8 +149,8 @@ async def test_reads_and_mutations_run_on_their_own_threads_with_the_context(
             taskDefinition=target,
         )
     assert [(name, thread.split("_")[0], value) for name, thread, value in seen] == [
-        ("DescribeServices", "aws-read", "request-42"),
-        ("UpdateService", "aws-mutation", "request-42"),
+        ("DescribeServices", "aws-read-us-east-1", "request-42"),
+        ("UpdateService", "aws-mutation-us-east-1", "request-42"),
     ]
     # The checkpoint ran on the event loop's thread, before the call, for the mutation only.
     assert checked == [("UpdateService", threading.current_thread().name)]
@@ -155,16 +170,118 @@ async def test_start_builds_the_clients_off_the_loop_and_close_shuts_the_pools(
     made.client = client  # type: ignore[method-assign]
     await made.start(["us-west-2", "us-east-1", "us-west-2"])
     assert made._clients.keys() == {(s, r) for s in SERVICES for r in ("us-east-1", "us-west-2")}
-    assert all(name.startswith("aws-read") for name in built_on)
+    assert all(name.startswith(f"aws-read-{OTHER}_") for name in built_on)  # no client: no region
     assert executors.current() is made.executors
+    warmed = made.executors.pool(mutation=False, region=None)
     made.close()
     assert executors.current() is not made.executors
     with pytest.raises(RuntimeError):
-        made.executors.reads.submit(print)
+        warmed.submit(print)
+    with pytest.raises(RuntimeError):
+        made.executors.pool(mutation=False, region=REGION)  # no new pool after shutdown either
 
 
-def test_the_default_sizes() -> None:
-    assert (READ_WORKERS, MUTATION_WORKERS) == (8, 4)
+def test_the_default_sizes_and_the_bound_on_regions() -> None:
+    assert (READ_WORKERS, MUTATION_WORKERS, MAX_REGIONS) == (8, 4, 8)
     pools = AwsExecutors()
-    assert (pools.reads._max_workers, pools.mutations._max_workers) == (8, 4)
+    assert pools.pool(mutation=False, region=REGION)._max_workers == 8
+    assert pools.pool(mutation=True, region=REGION)._max_workers == 4
     pools.shutdown()
+    small = AwsExecutors(reads=1, mutations=1, max_regions=2)
+    east = small.pool(mutation=False, region=REGION)
+    west = small.pool(mutation=False, region=DR_REGION)
+    other = small.pool(mutation=False, region=None)
+    assert len({id(east), id(west), id(other)}) == 3
+    assert small.pool(mutation=False, region=REGION) is east  # created once
+    assert small.pool(mutation=True, region=REGION) is not east  # mutations apart
+    # A third region gets no pools of its own: it shares those of the calls of no region.
+    assert small.pool(mutation=False, region="eu-west-1") is other
+    assert small.pool(mutation=True, region="eu-west-1") is small.pool(mutation=True, region=None)
+    small.shutdown()
+
+
+def test_region_of_finds_the_client_a_call_uses(aws_world: DhanamWorld) -> None:
+    clients = AwsClients(aws_world.endpoint_url, REGION)
+    ecs = clients.client("ecs", DR_REGION)
+    cloudwatch = clients.client("cloudwatch", DR_REGION)
+
+    def collect() -> object:  # a gateway's paginating closure
+        return cloudwatch.get_paginator("describe_alarms")
+
+    assert region_of(ecs.describe_services) == DR_REGION
+    assert region_of(collect) == DR_REGION
+    assert region_of(functools.partial(ecs.list_services, cluster=CLUSTER)) == DR_REGION
+    assert region_of(clients.client("route53").list_hosted_zones) == GLOBAL
+    assert region_of(clients.client("cloudfront", REGION).list_distributions) == GLOBAL
+    assert region_of(lambda: clients.warm([REGION])) is None
+
+
+async def test_a_hung_region_does_not_starve_the_others(aws_world: DhanamWorld) -> None:
+    """us-east-1 hangs: every ECS read and change there blocks. The callers give up (as a status
+    under its budget does) but the threads stay; reads of us-west-2 and of Route 53, and a
+    change in us-west-2, still run at once. Before pools per region they queued behind the stuck
+    threads of the one shared pool and timed out."""
+    made = AwsClients(aws_world.endpoint_url, REGION, AwsExecutors(reads=2, mutations=1))
+    await made.start([REGION, DR_REGION])
+    hung = SlowReads(frozenset({"DescribeServices", "UpdateService", "DescribeAlarms"}))
+    east = made.client("ecs", REGION)
+    east.meta.events.register("before-call", hung)
+    made.client("cloudwatch", REGION).meta.events.register("before-call", hung)
+    west = made.client("ecs", DR_REGION)
+    try:
+        for _ in range(5):  # more abandoned reads than the region has read threads
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(
+                    call_aws(
+                        "DescribeServices", east.describe_services, cluster=CLUSTER, services=["x"]
+                    ),
+                    0.1,
+                )
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                call_aws("UpdateService", east.update_service, cluster=CLUSTER, service="x"), 0.1
+            )
+        assert hung.started == 3  # us-east-1's 2 read threads and its 1 mutation thread stuck
+
+        started = time.perf_counter()
+        services = await asyncio.wait_for(
+            call_aws(
+                "DescribeServices",
+                west.describe_services,
+                cluster=DR_CLUSTER,
+                services=["dhanam-api"],
+            ),
+            PROMPT,
+        )
+        records = await asyncio.wait_for(
+            call_aws(
+                "ListResourceRecordSets",
+                made.client("route53").list_resource_record_sets,
+                HostedZoneId=ZONE_ID,
+            ),
+            PROMPT,
+        )
+        # A gateway's paginating closure is placed by the client it captured, too.
+        alarms = await asyncio.wait_for(
+            CloudWatchReader(made).describe_alarms(DR_REGION, ["dhanam-dr-none"]), PROMPT
+        )
+        updated = await asyncio.wait_for(
+            call_aws(
+                "UpdateService",
+                west.update_service,
+                cluster=DR_CLUSTER,
+                service="dhanam-api",
+                desiredCount=0,
+            ),
+            PROMPT,
+        )
+        took = time.perf_counter() - started
+        print(f"us-west-2 and Route 53 while us-east-1 hangs: {took * 1000:.0f} ms")
+        assert [s["serviceName"] for s in services["services"]] == ["dhanam-api"]
+        assert any(r["Name"] == f"{ZONE_NAME}." for r in records["ResourceRecordSets"])
+        assert alarms == []
+        assert updated["service"]["serviceName"] == "dhanam-api"
+        assert hung.started == 3  # the abandoned us-east-1 calls still queued never ran
+    finally:
+        hung.release.set()
+        made.close()
