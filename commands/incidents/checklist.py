@@ -129,7 +129,8 @@ class Checklist:
         `shown_checking`: the message already says "checking…" (posted so on declare)."""
         store = self.incidents.store.checklist
         limit = self.checks.limit
-        if not await store.start(incident_id, limit + GRACE_SECONDS):
+        token = await store.start(incident_id, limit + GRACE_SECONDS)
+        if token is None:
             return False
         clock = self.checks.clock
         try:
@@ -138,10 +139,14 @@ class Checklist:
             started = time.perf_counter()
             results = await run_checks(self.checks.checks(), limit, clock)
             ms = round((time.perf_counter() - started) * 1000, 1)
-            await store.finish(incident_id, results, by=by, at=clock.now(), ms=ms)
+            written = await store.finish(incident_id, token, results, by=by, at=clock.now(), ms=ms)
         except BaseException:
-            await store.release(incident_id)
+            await store.release(incident_id, token)
             raise
+        if not written:  # the claim lapsed: a newer run's results (if any) stand, not these
+            log.warning("incident.checks_outlived_claim", incident=incident_id, ms=ms)
+            await self.render(incident_id)  # no longer "checking…" unless a newer run is
+            return True
         log.info("incident.checked", incident=incident_id, ms=ms, by=by or "declare")
         await self._apply(incident_id, results, by, ms)
         await self.render(incident_id)

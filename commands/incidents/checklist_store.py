@@ -3,7 +3,8 @@
   {inc:<id>}:checks   hash: `result:<step>` (a CheckResult as JSON), `person:<step>` ("ticked" or
                       "unticked": the last thing a person did to that box), `run:by`, `run:at`,
                       `run:ms` (the last run: who asked, when it finished, how long it took)
-  {inc:<id>}:checking string, short-lived: a run is under way (one at a time per incident)
+  {inc:<id>}:checking string, short-lived: a run is under way (one at a time per incident); its
+                      value is the run's token: only the run holding it writes its results
 
 The ticks themselves stay in the incident's hash (`check:<step>`). Each change is one script, so
 a person's click and a run applying its results never interleave: a person's click writes
@@ -14,9 +15,10 @@ is still the bot's and no person touched the box (`clear_bot_check`).
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from approvals.models import from_ms, utc_ms
 from commands.incidents.models import BOT, Check, check_value
@@ -59,6 +61,23 @@ if raw then return 2 end
 return 1
 """
 UNCHANGED, CHANGED, TOOK_OVER = 0, 1, 2
+
+# KEYS: the checks hash, the run's claim; ARGV: token, retention ms, then field, value pairs.
+# A run's results, only while it still holds its claim (an older run whose claim lapsed, slowed
+# by Slack, say, never overwrites a newer run's); the claim is then let go.
+_FINISH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+# KEYS: the run's claim; ARGV: token. Lets go of the claim only if it is still this run's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
 
 
 def _keys(incident_id: str) -> tuple[str, str, str]:
@@ -109,34 +128,40 @@ class ChecklistStore:
             running=bool(running),
         )
 
-    async def start(self, incident_id: str, seconds: float) -> bool:
-        """Claim the run; False when one is already under way (it ends within `seconds`)."""
+    async def start(self, incident_id: str, seconds: float) -> str | None:
+        """Claim the run: its token, or None when one is already under way (it ends within
+        `seconds`, when its claim lapses)."""
         _, _, checking = _keys(incident_id)
+        token = secrets.token_hex(8)
         claimed = await call(
-            lambda: self._redis.set(checking, "1", nx=True, px=max(int(seconds * 1000), 1))
+            lambda: self._redis.set(checking, token, nx=True, px=max(int(seconds * 1000), 1))
         )
-        return bool(claimed)
+        return token if claimed else None
 
     async def finish(
-        self, incident_id: str, results: dict[str, CheckResult], *, by: str, at: datetime, ms: float
-    ) -> None:
+        self,
+        incident_id: str,
+        token: str,
+        results: dict[str, CheckResult],
+        *,
+        by: str,
+        at: datetime,
+        ms: float,
+    ) -> bool:
+        """Write the run's results and let go of its claim, in one script; False (nothing
+        written) when the claim is no longer this run's: it lapsed and a newer run may hold it."""
         _, checks, checking = _keys(incident_id)
-        mapping: dict[Any, Any] = {
-            f"result:{step}": result.model_dump_json() for step, result in results.items()
-        }
-        mapping.update({"run:by": by, "run:at": str(utc_ms(at)), "run:ms": str(ms)})
+        pairs: list[str | int] = [token, RETENTION_MS]
+        for step, result in results.items():
+            pairs += [f"result:{step}", result.model_dump_json()]
+        pairs += ["run:by", by, "run:at", str(utc_ms(at)), "run:ms", str(ms)]
+        written = await call(lambda: self._redis.eval(_FINISH, 2, checks, checking, *pairs))
+        return bool(written)
 
-        async def write() -> None:
-            await self._redis.hset(checks, mapping=mapping)
-            await self._redis.pexpire(checks, RETENTION_MS)
-            await self._redis.delete(checking)
-
-        await call(write)
-
-    async def release(self, incident_id: str) -> None:
-        """A run that failed half-way: let the next one start."""
+    async def release(self, incident_id: str, token: str) -> None:
+        """A run that failed half-way: let the next one start (if the claim is still its own)."""
         _, _, checking = _keys(incident_id)
-        await call(lambda: self._redis.delete(checking))
+        await call(lambda: self._redis.eval(_RELEASE, 1, checking, token))
 
     async def person_tick(self, incident_id: str, step: str, check: Check | None) -> int:
         """A person ticked (`check`) or unticked (None) `step`: the box and the person's mark in
