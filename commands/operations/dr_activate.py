@@ -28,7 +28,7 @@ from typing import ClassVar
 import structlog
 
 from approvals.models import Action, Change, Plan, Result
-from commands.operations import dr_run
+from commands.operations import dr_run, dr_services
 from commands.operations.dr_board import Board, StepState, against_rto
 from commands.operations.dr_plan import (
     ServiceTarget,
@@ -177,14 +177,9 @@ class DrActivateAction(Action):
         state = await actions.database(dr.region, name)
         if state is None or not (state.promoted and state.available):
             return False
-        for raw_name, raw in inputs["services"].items():
-            target = ServiceTarget.of(str(raw_name), raw)
-            now = await runtime.aws.describe_service(dr.region, dr.cluster, target.ecs_service)
-            definition = await runtime.aws.describe_task_definition(
-                dr.region, now.task_definition_arn
-            )
-            if not target.runs_images(definition) or now.desired != target.desired:
-                return False
+        targets = [ServiceTarget.of(str(n), raw) for n, raw in inputs["services"].items()]
+        if not await dr_services.in_place(runtime, dr, targets):
+            return False
         record = inputs.get("record")
         if record is None:
             return True
@@ -214,9 +209,9 @@ class DrActivateAction(Action):
             labels.append(f"3. {record['name']} → {record['target']}")
         rto = timedelta(seconds=dr.rto_seconds)
         board = Board(runtime, self.request_id, region=dr.region, rto=rto, labels=labels)
+        since = board.started  # one RTO for every wait, from the start of the activation
         await board.show()
         details: list[str] = []
-        current = 0
         try:
             await board.set(0, StepState.RUNNING)
             detail = await dr_run.database_step(
@@ -226,28 +221,29 @@ class DrActivateAction(Action):
                 db,
                 request_id=self.request_id,
                 waiting=lambda status: board.set(0, StepState.RUNNING, status),
+                since=since,
             )
             details.append(f"{db_label.removeprefix('1. ')}: {detail}")
             await board.set(0, StepState.DONE, detail)
-            for current, target in enumerate(targets, start=1):
-                await board.set(current, StepState.RUNNING)
-                detail = await dr_run.service_step(runtime, dr, target, self.request_id)
-                details.append(f"{target.name}: {detail}")
-                await board.set(current, StepState.DONE, detail)
+            details += await dr_services.services_phase(
+                runtime, dr, targets, board, self.request_id
+            )
             if record is not None:
-                current = len(labels) - 1
-                await board.set(current, StepState.RUNNING)
+                last = len(labels) - 1
+                await board.set(last, StepState.RUNNING)
                 detail = await dr_run.record_step(
                     runtime,
                     actions,
                     record,
                     request_id=self.request_id,
                     limit=rto,
-                    waiting=lambda status: board.set(current, StepState.RUNNING, status),
+                    waiting=lambda status: board.set(last, StepState.RUNNING, status),
+                    since=since,
                 )
                 details.append(f"{record['name']} → {record['target']}: {detail}")
-                await board.set(current, StepState.DONE, detail)
+                await board.set(last, StepState.DONE, detail)
         except Exception as exc:
+            current = board.at
             await self._failed(runtime, board, current, exc, dr.region)
             if isinstance(exc, GateClosedError) or not isinstance(exc, ChatOpsError):
                 raise
@@ -276,7 +272,11 @@ class DrActivateAction(Action):
     def _failure(self, board: Board, index: int, exc: ChatOpsError) -> str:
         step = board.steps[index].label
         done = "; ".join(board.done_labels()) or "none"
-        left = "; ".join(s.label for s in board.steps[index + 1 :]) or "none"
+        later = board.steps[index + 1 :]
+        left = "; ".join(s.label for s in later if s.state is StepState.NOT_RUN) or "none"
+        started = "; ".join(board.started_labels())
+        if started:
+            left += f". Started, not waited for: {started}"
         return (
             f"DR activation stopped at step {step} after {duration(board.elapsed)}: "
             f"{exc.user_message}. Steps done: {done}. Not run: {left}."

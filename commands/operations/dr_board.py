@@ -94,6 +94,7 @@ class Board:
         self.started: datetime = runtime.clock.now()
         self._ts: str | None = None
         self.ended: bool | None = None  # None: running; True: every step done; False: stopped
+        self.at = 0  # the step a failure now stops at: the last one set running
 
     @property
     def elapsed(self) -> timedelta:
@@ -102,12 +103,20 @@ class Board:
     async def set(self, index: int, state: StepState, detail: str = "") -> None:
         step = self.steps[index]
         step.state, step.detail = state, detail
+        if state is StepState.RUNNING:
+            self.at = index
         await self.show()
 
     async def fail(self, index: int, detail: str) -> None:
         """Step ``index`` failed: every step after it is marked not run."""
+        for other in self.steps[:index]:
+            if other.state is StepState.RUNNING:  # a service updated, its tasks not waited for
+                other.state, other.detail = StepState.WAITING, f"{other.detail}; not waited for"
         for later in self.steps[index + 1 :]:
-            later.state = StepState.NOT_RUN
+            if later.state is StepState.RUNNING:
+                later.state, later.detail = StepState.WAITING, f"{later.detail}; not waited for"
+            elif later.state is not StepState.DONE:  # a service already up stays done
+                later.state = StepState.NOT_RUN
         self.ended = False
         await self.set(index, StepState.FAILED, detail)
 
@@ -117,6 +126,10 @@ class Board:
 
     def done_labels(self) -> list[str]:
         return [s.label for s in self.steps if s.state is StepState.DONE]
+
+    def started_labels(self) -> list[str]:
+        """Steps begun, left unfinished by a failure (a service updated, not waited for)."""
+        return [s.label for s in self.steps if s.state is StepState.WAITING and s.detail]
 
     def left_labels(self) -> list[str]:
         return [s.label for s in self.steps if s.state is not StepState.DONE]

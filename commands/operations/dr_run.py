@@ -5,12 +5,16 @@ so a replay (or a re-run after a crash) resumes at the step that was not finishe
    `dhanam:promoted-by=<request id>` (how a promotion is told on moto, which keeps the replica's
    source; AWS drops it); with replicated backups, RestoreDBInstanceToPointInTime into the
    request's own instance unless it exists. Then DescribeDBInstances every `task_poll` seconds
-   until the database is available, for at most the RTO;
+   until the database is available;
 2. each service — nothing when the DR service already runs production's images at production's
    desired count; else a revision copied from the DR service's own with production's images (one
    this request registered earlier is reused), and UpdateService with the revision and count;
+   then DescribeServices every `task_poll` seconds until every DR service runs its desired count
+   (at least one task): the record is never switched to services that do not run;
 3. the record — nothing when it already points at the DR target; else one UPSERT, then GetChange
-   until INSYNC, for at most the RTO.
+   until INSYNC.
+
+Every wait ends at the RTO counted from the start of the activation (one budget, not one each).
 
 A step that fails raises `StepFailedError` (a ChatOpsError carrying the AWS operation and whether
 AWS answered, as the engine's outcome text reads them): nothing after it runs.
@@ -19,22 +23,18 @@ AWS answered, as the engine's outcome text reads them): nothing after it runs.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from commands.operations.base import REQUEST_TAG_KEY
-from commands.operations.dr_plan import ServiceTarget, simple_record
+from commands.operations.dr_plan import simple_record
 from commands.operations.runtime import ActionRuntime
 from core.config import DrConfig
 from core.errors import ChatOpsError
 from core.text import duration
 from integrations.aws.dr_actions import INSYNC, PROMOTED_TAG, DrActions
 from integrations.aws.errors import AwsError
-from integrations.aws.gateway import AwsGateway
-from integrations.aws.models import short
-from integrations.dr_snapshot import IMAGE_TAG_KEY
 
 Waiting = Callable[[str], Awaitable[None]]
 _PROMOTING = "InvalidDBInstanceState"  # PromoteReadReplica on a replica being promoted already
@@ -56,18 +56,23 @@ async def wait_until(
     limit: timedelta,
     look: Callable[[], Awaitable[tuple[bool, str]]],
     waiting: Waiting,
+    *,
+    since: datetime | None = None,
 ) -> str:
-    """Look every `task_poll` seconds until ready; the last status. ChatOpsError at `limit`."""
-    started = runtime.clock.now()
+    """Look every `task_poll` seconds until ready; the last status. ChatOpsError once `limit`
+    has passed since `since` — the start of the activation, so every wait shares one RTO —
+    (default: since this wait began)."""
+    started = since or runtime.clock.now()
     while True:
         ready, status = await look()
         if ready:
             return status
         waited = runtime.clock.now() - started
         if waited >= limit:
+            counted = ", counted from the start of the activation" if since else ""
             raise ChatOpsError(
                 f"{what} is still {status} after {duration(waited)} (the wait ends at the "
-                f"{duration(limit)} RTO)"
+                f"{duration(limit)} RTO{counted})"
             )
         await waiting(f"{status}, waited {duration(waited)}")
         await asyncio.sleep(runtime.task_poll)
@@ -82,6 +87,7 @@ async def database_step(
     *,
     request_id: str | None,
     waiting: Waiting,
+    since: datetime | None = None,
 ) -> str:
     limit = timedelta(seconds=dr.rto_seconds)
     if inputs["kind"] == "replica":
@@ -113,7 +119,7 @@ async def database_step(
             return False, "not listed yet"
         return now.available and now.promoted, now.status or "no status"
 
-    await wait_until(runtime, name, limit, look, waiting)
+    await wait_until(runtime, name, limit, look, waiting, since=since)
     if inputs["kind"] == "replica":
         return f"{'already ' if already else ''}promoted, available"
     return f"{'already ' if already else ''}restored, available"
@@ -138,57 +144,6 @@ async def _promote(
         await actions.tag(region, arn, {PROMOTED_TAG: request_id or "dhanam"})
 
 
-# -- 2. the services ---------------------------------------------------------------------------
-async def service_step(
-    runtime: ActionRuntime, dr: DrConfig, target: ServiceTarget, request_id: str | None
-) -> str:
-    aws = runtime.aws
-    state = await aws.describe_service(dr.region, dr.cluster, target.ecs_service)
-    current = await aws.describe_task_definition(dr.region, state.task_definition_arn)
-    if target.runs_images(current):
-        arn = state.task_definition_arn
-        if state.desired == target.desired:
-            return f"already on {short(arn)} at {target.desired}"
-        done = f"kept {short(arn)} (production's image), desired {state.desired} → {target.desired}"
-    else:
-        arn = await _revision(aws, dr.region, current, target, request_id)
-        done = f"{short(arn)} with production's image, desired {state.desired} → {target.desired}"
-    await aws.update_service(dr.region, dr.cluster, target.ecs_service, arn, target.desired)
-    return f"{done} (update-service sent)"
-
-
-async def _revision(
-    aws: AwsGateway,
-    region: str,
-    current: dict[str, Any],
-    target: ServiceTarget,
-    request_id: str | None,
-) -> str:
-    """The revision this request registered earlier (tagged with its id, with the images), else
-    a new one: the DR service's revision with production's images, nothing else changed."""
-    family = str(current.get("family"))
-    if request_id is not None:
-        found = await aws.find_tagged_revision(region, family, REQUEST_TAG_KEY, request_id)
-        if found is not None and target.runs_images(found):
-            return str(found["taskDefinitionArn"])
-    source = copy.deepcopy(current)
-    for container in source.get("containerDefinitions", []):
-        image = target.images.get(str(container.get("name")))
-        if image is not None:
-            container["image"] = image
-    tags = [
-        dict(t)
-        for t in current.get("tags", [])
-        if t.get("key") not in (IMAGE_TAG_KEY, REQUEST_TAG_KEY)
-    ]
-    if target.image_tag:
-        tags.append({"key": IMAGE_TAG_KEY, "value": target.image_tag})
-    if request_id:
-        tags.append({"key": REQUEST_TAG_KEY, "value": request_id})
-    image = target.images[target.container]
-    return await aws.register_task_definition_like(region, source, tags, target.container, image)
-
-
 # -- 3. the record -----------------------------------------------------------------------------
 async def record_step(
     runtime: ActionRuntime,
@@ -198,6 +153,7 @@ async def record_step(
     request_id: str | None,
     limit: timedelta,
     waiting: Waiting,
+    since: datetime | None = None,
 ) -> str:
     zone, name, target = str(inputs["zone_id"]), str(inputs["name"]), str(inputs["target"])
     record = simple_record(await actions.record_sets(zone, name), name)
@@ -212,5 +168,5 @@ async def record_step(
         status = await actions.change_status(change)
         return status == INSYNC, status
 
-    await wait_until(runtime, f"change {change}", limit, look, waiting)
+    await wait_until(runtime, f"change {change}", limit, look, waiting, since=since)
     return f"UPSERT done, change {change} INSYNC"

@@ -185,3 +185,23 @@ def test_dr_activate_needs_a_dr_table_and_takes_the_primary_environment() -> Non
     assert action.env == "staging"
     assert action.title() == "Activate DR in us-west-2"
     assert action.lock_label == "DR activation in us-west-2"
+
+
+async def test_every_wait_shares_one_rto_from_the_start_of_the_activation() -> None:
+    """The database took 3 h 50 min of the 4 h RTO: the next wait has 10 min left, not 4 h."""
+    runtime = Runtime(ManualClock(datetime(2026, 12, 5, 4, tzinfo=UTC)))
+    since = runtime.clock.now() - timedelta(hours=3, minutes=50)
+    looks = 0
+
+    async def look() -> tuple[bool, str]:
+        nonlocal looks
+        looks += 1
+        runtime.clock._now += timedelta(minutes=5)
+        return False, "pending"
+
+    async def waiting(_status: str) -> None:
+        return None
+
+    with pytest.raises(ChatOpsError, match=r"still pending after 4 h \(the wait ends at the 4 h"):
+        await wait_until(runtime, "x", timedelta(hours=4), look, waiting, since=since)  # type: ignore[arg-type]
+    assert looks == 2  # 3 h 55 min, then 4 h: stopped
