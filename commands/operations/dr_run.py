@@ -97,10 +97,7 @@ async def database_step(
             raise ChatOpsError(f"{name} is no longer in {dr.region}")
         already = state.promoted
         if not already:
-            await _promote(
-                actions, dr.region, name, status=state.status, arn=state.arn, request_id=request_id
-            )
-            await waiting("PromoteReadReplica sent")
+            await waiting(await _promote(actions, dr.region, name, request_id))
     else:
         name = str(inputs["target"])
         already = await actions.database(dr.region, name) is not None
@@ -117,6 +114,9 @@ async def database_step(
         now = await actions.database(dr.region, name)
         if now is None:
             return False, "not listed yet"
+        if inputs["kind"] == "replica" and now.available and not now.promoted:
+            # refused while busy (modifying, backing-up…): sent again now that it is available
+            return False, await _promote(actions, dr.region, name, request_id)
         return now.available and now.promoted, now.status or "no status"
 
     await wait_until(runtime, name, limit, look, waiting, since=since)
@@ -125,23 +125,30 @@ async def database_step(
     return f"{'already ' if already else ''}restored, available"
 
 
-async def _promote(
-    actions: DrActions,
-    region: str,
-    name: str,
-    *,
-    status: str,
-    arn: str | None,
-    request_id: str | None,
-) -> None:
+async def _promote(actions: DrActions, region: str, name: str, request_id: str | None) -> str:
+    """PromoteReadReplica, then the tag; what happened, as the thread shows it. Refused with
+    InvalidDBInstanceState: under way when the replica has no source any more (an earlier
+    attempt's promotion), else busy — the caller sends it again once the replica is available.
+    Refused while available, or refused otherwise: the step fails."""
     try:
-        await actions.promote(region, name)
+        promoted = await actions.promote(region, name)
     except AwsError as exc:
-        if exc.code != _PROMOTING or status == "available":
+        if exc.code != _PROMOTING:
             raise
-        return  # an earlier attempt's promotion is under way: waited for, not tagged here
-    if arn:
-        await actions.tag(region, arn, {PROMOTED_TAG: request_id or "dhanam"})
+        now = await actions.database(region, name)
+        if now is None:
+            raise
+        if now.source is None:
+            return f"promotion under way ({now.status})"
+        if now.available:
+            raise  # refused while nothing is in the way: waiting would not change it
+        return (
+            f"PromoteReadReplica refused ({exc.code}: {exc.message}); the replica is "
+            f"{now.status}, sent again once it is available"
+        )
+    if promoted.arn:
+        await actions.tag(region, promoted.arn, {PROMOTED_TAG: request_id or "dhanam"})
+    return "PromoteReadReplica sent"
 
 
 # -- 3. the record -----------------------------------------------------------------------------
