@@ -11,8 +11,9 @@ result. Two ways of slowing the sources:
   `Overrides.outage_checks` seam): the floor is one DELAY;
 - `source`: every AWS HTTP request the bot sends waits DELAY seconds (a botocore `before-send`
   hook, as bench/status.py), the DNS stand-in answers after DELAY, AWS Health after DELAY. A
-  check that chains calls (the logs step: DescribeServices, DescribeTaskDefinition, then
-  FilterLogEvents) pays DELAY per call.
+  check that chains calls pays DELAY per call: the logs step's FilterLogEvents slices, after
+  DescribeServices (the group it logged to last is read meanwhile) and, for a revision not seen
+  before, DescribeTaskDefinition. Runs first, so its first run is the bot's first look.
 
     .venv/bin/python bench/checklist.py [--runs 3] [--delay 1.0] [--json PATH]
 
@@ -190,7 +191,7 @@ async def run(runs: int, delay: float) -> dict[str, Any]:
         )
         await world.start()
         try:
-            results = [await measure(world, mode, runs, delay) for mode in ("check", "source")]
+            results = [await measure(world, mode, runs, delay) for mode in ("source", "check")]
         finally:
             await world.stop()
     return {"machine": machine_info(), "results": results}

@@ -14,7 +14,7 @@ from commands.status.collector import StatusCollector
 from core.clock import Clock
 from core.config import Config, EnvironmentConfig, OutageConfig
 from integrations.aws.cloudfront import CloudFrontReader
-from integrations.aws.cloudwatch_logs import LogReader
+from integrations.aws.cloudwatch_logs import AwsLogs, LogReader
 from integrations.aws.dr import DrReader, production_env
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.health import HealthReader
@@ -38,6 +38,10 @@ class OutageSources:
     logs: LogReader
     dr: DrReader
     wrap: Wrap | None = field(default=None)
+    # The logs step's memory between runs (service_checks.logs): each task definition ARN's
+    # awslogs place (a revision never changes) and the ARN each service ran last.
+    log_places: dict[str, AwsLogs | None] = field(default_factory=dict)
+    log_arns: dict[str, str] = field(default_factory=dict)
 
     @property
     def outage(self) -> OutageConfig:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from commands.logs.render import level_of
 from commands.outage.deps import OutageSources
@@ -16,7 +16,7 @@ from commands.status.models import EcsView
 from core.errors import ChatOpsError
 from core.masking import mask, mask_lines
 from core.text import inert, plural
-from integrations.aws.cloudwatch_logs import awslogs_of
+from integrations.aws.cloudwatch_logs import AwsLogs, LogSearch, awslogs_of
 from integrations.dns import Lookup, LookupKind
 
 LOG_WINDOW = timedelta(minutes=15)
@@ -131,19 +131,56 @@ def _top(errors: list[str]) -> str:
     return ", ".join(shown)
 
 
-async def _service_errors(src: OutageSources, name: str) -> tuple[int, bool, list[str]]:
-    """(ERROR lines, whether the count is complete, the masked ERROR lines) of one service."""
-    env, service = src.env, src.config.services[name]
-    state = await src.aws.describe_service(env.region, env.cluster, service.ecs_service)
-    definition = await src.aws.describe_task_definition(env.region, state.task_definition_arn)
-    where = awslogs_of(definition, service.container)
-    if where is None:
-        raise ChatOpsError(f"{name} logs with no awslogs group", nothing_changed=False)
-    end = src.clock.now()
-    search = await src.logs.newest(
-        where, env.region, start=end - LOG_WINDOW, end=end, grep=None, limit=LOG_SCAN,
+LOG_PLACES_KEPT = 64  # task definition ARNs whose awslogs place is remembered
+
+
+async def _newest(src: OutageSources, where: AwsLogs, end: datetime) -> LogSearch:
+    return await src.logs.newest(
+        where, src.env.region, start=end - LOG_WINDOW, end=end, grep=None, limit=LOG_SCAN,
         budget=src.limit,
     )  # fmt: skip
+
+
+async def _place(src: OutageSources, name: str, arn: str) -> AwsLogs:
+    """Where `arn`'s container logs: read once per task definition revision (immutable)."""
+    if arn not in src.log_places:
+        definition = await src.aws.describe_task_definition(src.env.region, arn)
+        src.log_places[arn] = awslogs_of(definition, src.config.services[name].container)
+        while len(src.log_places) > LOG_PLACES_KEPT:
+            src.log_places.pop(next(iter(src.log_places)))
+    where = src.log_places[arn]
+    if where is None:
+        raise ChatOpsError(f"{name} logs with no awslogs group", nothing_changed=False)
+    return where
+
+
+async def _search(src: OutageSources, name: str) -> LogSearch:
+    """The newest lines of the service's log group in the window. The group is that of the task
+    definition the service runs (DescribeServices, then DescribeTaskDefinition once per
+    revision); the group the service's last-seen revision logs to is read meanwhile, and kept
+    when the service still runs that revision, so a chain of calls costs one call's time."""
+    env, service = src.env, src.config.services[name]
+    end = src.clock.now()
+    seen = src.log_arns.get(name)
+    guess = src.log_places.get(seen) if seen else None
+    early = asyncio.create_task(_newest(src, guess, end)) if guess is not None else None
+    if early is not None:  # a guess not kept: its outcome, error or not, is not wanted
+        early.add_done_callback(lambda t: t.cancelled() or t.exception())
+    try:
+        state = await src.aws.describe_service(env.region, env.cluster, service.ecs_service)
+        arn = state.task_definition_arn
+        src.log_arns[name] = arn
+        if early is not None and arn == seen:
+            return await early
+        return await _newest(src, await _place(src, name, arn), end)
+    finally:
+        if early is not None and not early.done():
+            early.cancel()
+
+
+async def _service_errors(src: OutageSources, name: str) -> tuple[int, bool, list[str]]:
+    """(ERROR lines, whether the count is complete, the masked ERROR lines) of one service."""
+    search = await _search(src, name)
     masked = mask_lines(e.message for e in reversed(search.events))
     errors = [m for m in masked if level_of(m) == "ERROR"]
     complete = search.complete and len(search.events) < LOG_SCAN
