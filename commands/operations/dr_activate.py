@@ -5,7 +5,7 @@ The steps, in order (plan parts in dr_plan.py, the idempotent steps in dr_run.py
 progress message in dr_board.py):
 
 1. the DR database: promote the read replica `[dr] db_instance`, or restore the newest
-   replicated backup (`automated_backup_arn`) into `<source>-dr-<request>`; wait until available;
+   replicated backup (`automated_backup_arn`) into `<source>-dr-restore`; wait until available;
 2. each configured service in the DR cluster: production's images (the same references, so the
    same digests) at production's desired count;
 3. the failover record, when configured: UPSERT to the DR target, followed to INSYNC;
@@ -122,7 +122,7 @@ class DrActivateAction(Action):
             (services, production_facts),
             (rec_inputs, rec_change, _),
         ) = await asyncio.gather(
-            database_part(actions, dr, self.request_id),
+            database_part(actions, dr),
             services_part(runtime, dr, self.env),
             record_part(actions, dr),
         )

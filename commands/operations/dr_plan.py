@@ -15,7 +15,6 @@ half-done activation plans the same fingerprint.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ import structlog
 
 from approvals.models import Change
 from commands.operations import dr_production
-from commands.operations.base import REQUEST_TAG_KEY, container_images
+from commands.operations.base import container_images
 from commands.operations.restore import when
 from commands.operations.runtime import ActionRuntime
 from core.config import DrConfig, ServiceConfig
@@ -45,16 +44,37 @@ _ID_LIMIT = 63
 _SERVICE_NOT_FOUND = ("ServiceNotFoundException", "ClusterNotFoundException")
 
 
-def restore_target(source: str, request_id: str | None) -> str:
-    """`<source>-dr-<first 8 letters/digits of the request id>`: the request's own instance."""
-    key = re.sub(r"[^a-z0-9]", "", (request_id or "").lower())[:8] or "new"
-    suffix = f"-dr-{key}"
+RESTORED_FROM_TAG = "dhanam:restored-from"  # the backups' ARN, on the instance restored from them
+# States an instance restored earlier cannot be adopted in (RDS DBInstanceStatus).
+_UNUSABLE = frozenset(
+    {
+        "failed",
+        "restore-error",
+        "incompatible-restore",
+        "incompatible-parameters",
+        "incompatible-network",
+        "incompatible-option-group",
+        "inaccessible-encryption-credentials",
+        "inaccessible-encryption-credentials-recoverable",
+        "insufficient-capacity",
+        "storage-full",
+        "deleting",
+        "stopping",
+        "stopped",
+    }
+)
+
+
+def restore_target(source: str) -> str:
+    """`<source>-dr-restore`: one name per DR configuration, so every request (a second
+    `dr activate` after one that stopped) finds and adopts the instance an earlier one began."""
+    suffix = "-dr-restore"
     return f"{source.lower()[: _ID_LIMIT - len(suffix)].rstrip('-')}{suffix}"
 
 
 # -- the database ------------------------------------------------------------------------------
 async def database_part(
-    actions: DrActions, dr: DrConfig, request_id: str | None
+    actions: DrActions, dr: DrConfig
 ) -> tuple[dict[str, Any], Change, list[str]]:
     if dr.db_instance is not None:
         state = await actions.database(dr.region, dr.db_instance)
@@ -74,15 +94,23 @@ async def database_part(
     backup = await actions.newest_backup(dr.region, arn)
     if backup is None:
         raise ChatOpsError(f"AWS lists no replicated automated backups for {arn} in {dr.region}")
-    target = restore_target(backup.source or "dhanam", request_id)
+    target = restore_target(backup.source or "dhanam")
     existing = await actions.database(dr.region, target)
     facts = []
     if existing is not None:
-        if request_id is None or existing.tags.get(REQUEST_TAG_KEY) != request_id:
-            raise ChatOpsError(f"{target} already exists in {dr.region} and is not this request's")
+        if existing.tags.get(RESTORED_FROM_TAG) != arn:
+            raise ChatOpsError(
+                f"{target} already exists in {dr.region} and was not restored by dr activate from "
+                f"{arn} (no tag {RESTORED_FROM_TAG} with it): rename or delete it first"
+            )
+        if existing.status in _UNUSABLE:
+            raise ChatOpsError(
+                f"{target}, restored from these backups by an earlier activation, is "
+                f"{existing.status}: delete it (or repair it) before activating DR again"
+            )
         facts.append(
-            f"{target} already exists ({existing.status}): an earlier attempt of this request "
-            "started the restore; it is adopted, not restored again"
+            f"{target} already exists ({existing.status}): an earlier activation restored it "
+            "from these backups; it is adopted, not restored again"
         )
     newest = when(backup.latest) if backup.latest else "unknown"
     change = Change(

@@ -4,8 +4,8 @@ so a replay (or a re-run after a crash) resumes at the step that was not finishe
 1. the database — a replica not yet promoted gets PromoteReadReplica, then the tag
    `dhanam:promoted-by=<request id>` (how a promotion is told on moto, which keeps the replica's
    source; AWS drops it); with replicated backups, RestoreDBInstanceToPointInTime into the
-   request's own instance unless it exists. Then DescribeDBInstances every `task_poll` seconds
-   until the database is available;
+   instance `<source>-dr-restore` unless it exists. Then DescribeDBInstances every `task_poll`
+   seconds until the database is available;
 2. each service — nothing when the DR service already runs production's images at production's
    desired count; else a revision copied from the DR service's own with production's images (one
    this request registered earlier is reused), and UpdateService with the revision and count;
@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from commands.operations.base import REQUEST_TAG_KEY
-from commands.operations.dr_plan import simple_record
+from commands.operations.dr_plan import RESTORED_FROM_TAG, simple_record
 from commands.operations.runtime import ActionRuntime
 from core.config import DrConfig
 from core.errors import ChatOpsError
@@ -102,7 +102,7 @@ async def database_step(
         name = str(inputs["target"])
         already = await actions.database(dr.region, name) is not None
         if not already:
-            tags = {REQUEST_TAG_KEY: request_id or "", "dhanam:restored-from": str(inputs["arn"])}
+            tags = {REQUEST_TAG_KEY: request_id or "", RESTORED_FROM_TAG: str(inputs["arn"])}
             try:
                 await actions.restore_from_backup(dr.region, str(inputs["arn"]), name, tags)
             except AwsError as exc:

@@ -4,7 +4,7 @@ and the replicated-backups path of the database step (on a stand-in for the AWS 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,14 +12,25 @@ import pytest
 
 from commands.operations.dr_activate import DrActivateAction, dr_config
 from commands.operations.dr_board import Step, StepState, against_rto, board_text
-from commands.operations.dr_plan import ServiceTarget, restore_target, short_db, simple_record
+from commands.operations.dr_plan import (
+    ServiceTarget,
+    database_part,
+    restore_target,
+    short_db,
+    simple_record,
+)
 from commands.operations.dr_run import database_step, wait_until
 from commands.requests import DrActivateRequest
 from core.clock import ManualClock
 from core.config import load_config
 from core.errors import ChatOpsError
 from examples import EXAMPLE_CONFIG
-from integrations.aws.dr_actions import PROMOTED_TAG, DrDatabaseState, RecordSet
+from integrations.aws.dr_actions import (
+    PROMOTED_TAG,
+    DrDatabaseState,
+    RecordSet,
+    ReplicatedBackup,
+)
 
 CONFIG = load_config(EXAMPLE_CONFIG)
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dhanam-api@sha256:" + "ab" * 32
@@ -62,10 +73,10 @@ def test_elapsed_time_against_the_rto() -> None:
     )
 
 
-def test_the_restored_instance_is_named_from_the_request() -> None:
-    assert restore_target("dhanam-production", "1bdd542c34ed") == "dhanam-production-dr-1bdd542c"
-    long = restore_target("dhanam-" + "x" * 70, "AB-12")
-    assert long.endswith("-dr-ab12")
+def test_the_restored_instance_has_one_name_per_dr_configuration() -> None:
+    assert restore_target("dhanam-production") == "dhanam-production-dr-restore"
+    long = restore_target("dhanam-" + "x" * 70)
+    assert long.endswith("x-dr-restore")
     assert len(long) == 63
     assert short_db("arn:aws:rds:us-east-1:123456789012:db:dhanam-production") == (
         "dhanam-production (us-east-1)"
@@ -155,7 +166,7 @@ async def test_the_backup_path_restores_once_then_finds_its_instance() -> None:
     assert dr is not None
     actions = FakeActions()
     inputs = {"kind": "backups", "arn": "arn:aws:rds:us-west-2:1:auto-backup:ab-1",
-              "source": "dhanam-production", "target": "dhanam-production-dr-req1"}  # fmt: skip
+              "source": "dhanam-production", "target": "dhanam-production-dr-restore"}  # fmt: skip
     statuses: list[str] = []
 
     async def waiting(status: str) -> None:
@@ -164,7 +175,7 @@ async def test_the_backup_path_restores_once_then_finds_its_instance() -> None:
     said = await database_step(runtime, actions, dr, inputs, request_id="req1", waiting=waiting)  # type: ignore[arg-type]
     assert said == "restored, available"
     assert actions.restores == [
-        (inputs["arn"], "dhanam-production-dr-req1",
+        (inputs["arn"], "dhanam-production-dr-restore",
          {"dhanam:request": "req1", "dhanam:restored-from": inputs["arn"]}),
     ]  # fmt: skip
     again = await database_step(runtime, actions, dr, inputs, request_id="req1", waiting=waiting)  # type: ignore[arg-type]
@@ -205,3 +216,54 @@ async def test_every_wait_shares_one_rto_from_the_start_of_the_activation() -> N
     with pytest.raises(ChatOpsError, match=r"still pending after 4 h \(the wait ends at the 4 h"):
         await wait_until(runtime, "x", timedelta(hours=4), look, waiting, since=since)  # type: ignore[arg-type]
     assert looks == 2  # 3 h 55 min, then 4 h: stopped
+
+
+async def test_a_second_request_adopts_the_instance_an_earlier_one_began_restoring() -> None:
+    """Request 1 started the restore and stopped; request 2 plans the same instance, adopts it
+    (one RestoreDBInstanceToPointInTime in all) — not a second database."""
+    dr = CONFIG.dr
+    assert dr is not None
+    arn = "arn:aws:rds:us-west-2:1:auto-backup:ab-1"
+    dr = dr.model_copy(update={"db_instance": None, "automated_backup_arn": arn})
+    actions = Backups()
+    first, _, facts = await database_part(actions, dr)  # type: ignore[arg-type]
+    assert (first["target"], facts) == ("dhanam-production-dr-restore", [])
+    runtime = Runtime(ManualClock(datetime(2026, 12, 5, tzinfo=UTC)))
+
+    async def waiting(_status: str) -> None:
+        return None
+
+    await database_step(runtime, actions, dr, first, request_id="req1", waiting=waiting)  # type: ignore[arg-type]
+    actions.instances["dhanam-production-dr-restore"] = replace(
+        actions.instances["dhanam-production-dr-restore"], status="creating"
+    )
+    second, _, facts = await database_part(actions, dr)  # type: ignore[arg-type]
+    assert second == first  # the same inputs: the same instance
+    assert facts == [
+        "dhanam-production-dr-restore already exists (creating): an earlier activation restored "
+        "it from these backups; it is adopted, not restored again"
+    ]
+    actions.instances["dhanam-production-dr-restore"] = replace(
+        actions.instances["dhanam-production-dr-restore"], status="available"
+    )
+    said = await database_step(runtime, actions, dr, second, request_id="req2", waiting=waiting)  # type: ignore[arg-type]
+    assert said == "already restored, available"
+    assert len(actions.restores) == 1
+
+    actions.instances["dhanam-production-dr-restore"] = replace(
+        actions.instances["dhanam-production-dr-restore"], status="incompatible-restore"
+    )
+    with pytest.raises(ChatOpsError, match="is incompatible-restore: delete it"):
+        await database_part(actions, dr)  # type: ignore[arg-type]
+    actions.instances["dhanam-production-dr-restore"] = replace(
+        actions.instances["dhanam-production-dr-restore"], status="available", tags={}
+    )
+    with pytest.raises(ChatOpsError, match="was not restored by dr activate from"):
+        await database_part(actions, dr)  # type: ignore[arg-type]
+
+
+@dataclass
+class Backups(FakeActions):
+    async def newest_backup(self, region: str, arn: str) -> ReplicatedBackup:
+        latest = datetime(2026, 12, 5, tzinfo=UTC)
+        return ReplicatedBackup(arn, "dhanam-production", latest, "replicating")
