@@ -282,7 +282,7 @@ class Execution:
     async def checkpoint(self, operation: str) -> None:
         """Before each AWS mutation: the claim is still ours (the Lua compare also extends the
         lease), so is the execution lock, and no lock or freeze began meanwhile (unless
-        break-glass). A replay makes no change at all."""
+        break-glass, or the action's `holds_checked_at_gate_only`). A replay makes no change."""
         self.stopped_before = operation
         if self.replay:
             raise GateClosedError(
@@ -302,7 +302,10 @@ class Execution:
                 rule="claim_held",
             ) from exc
         ctx = self._context(claim, self.request.plan, hold)
-        for name, rule in (("claim_held", claim_held), ("no_lock_or_freeze", no_lock_or_freeze)):
+        rules = [("claim_held", claim_held), ("no_lock_or_freeze", no_lock_or_freeze)]
+        if self.action is not None and self.action.holds_checked_at_gate_only:
+            rules = rules[:1]  # a lock or freeze begun since the gate does not stop it midway
+        for name, rule in rules:
             reason = rule(ctx)
             if reason is not None:
                 raise GateClosedError(reason, rule=name)

@@ -132,6 +132,9 @@ class Action(BaseModel, ABC):
     critical: ClassVar[bool] = False  # critical actions need at least two approvers
     # Followed after a successful execution (a rollout the bot watches until it settles).
     followed: ClassVar[bool] = False
+    # Locks and freezes are judged at the gate only, not again before each AWS change: an
+    # action that must not stop half-done when one begins mid-run (DR activation).
+    holds_checked_at_gate_only: ClassVar[bool] = False
 
     env: str
     reason: str | None = None

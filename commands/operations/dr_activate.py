@@ -12,11 +12,10 @@ progress message in dr_board.py):
 4. the outcome with the elapsed time against `rto_seconds`, on the card, in the thread and on
    every open incident (`ActionRuntime.announce`), success or failure.
 
-Its environment is the primary one — "production", else the first configured (as `dr status`
-decides): its approvers, requesters and freeze windows apply. A `/dhanam lock` holds one service
-of one environment and activation changes no production service, so no lock holds it (as no lock
-holds `db restore`); a freeze of the primary environment does, unless --break-glass. One
-activation at a time per DR region: the execution lock `dr:<region>`.
+Its environment is the primary one ("production", else the first configured): its approvers,
+requesters and freeze windows apply. No `/dhanam lock` holds it (it changes no production
+service); a freeze does at the gate unless --break-glass — one that begins mid-run does not stop
+it half-done. One activation at a time per DR region: the execution lock `dr:<region>`.
 """
 
 from __future__ import annotations
@@ -73,6 +72,7 @@ class DrActivateAction(Action):
 
     kind: ClassVar[str] = "dr_activate"
     critical: ClassVar[bool] = True
+    holds_checked_at_gate_only: ClassVar[bool] = True  # a freeze mid-run never stops it half-done
 
     region: str  # the DR region: the execution lock's scope
 

@@ -1,13 +1,14 @@
 """Scenario: `dr activate` switches the record only once the DR services run their tasks — it
 waits for them (DescribeServices) within the one RTO, and stops before the record when they do
-not come up; "done" is what was observed (`2/2 running`), and `applied` checks running too."""
+not come up; "done" is what was observed (`2/2 running`), and `applied` checks running too. A
+freeze that begins mid-run does not stop it half-done (judged at the gate only)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +17,16 @@ from commands.operations.dr_activate import DrActivateAction
 from core.clock import ManualClock
 from core.errors import ChatOpsError
 from core.guard import guarded
-from sandbox.dr_world import DR_REGION, DR_TARGET, PRIMARY_TARGET
+from sandbox.dr_world import DR_CLUSTER, DR_REGION, DR_TARGET, PRIMARY_TARGET
 from sandbox.world import SandboxWorld
-from tests.scenario.test_dr_activate import record_values
+from tests.scenario.test_dr_activate import (
+    approve,
+    ask,
+    card_now,
+    newest_card,
+    record_values,
+    service,
+)
 
 
 class Jumping(ManualClock):
@@ -83,3 +91,44 @@ async def test_the_record_is_not_switched_to_services_that_do_not_run(
     assert await action.applied(plan, runtime)
     with no_tasks_start(aws_bot, "dhanam-api"):
         assert not await action.applied(plan, runtime)  # desired 2, none running: not done
+
+
+async def test_a_freeze_that_begins_mid_run_does_not_stop_it_half_done(
+    aws_bot: SandboxWorld,
+) -> None:
+    """Production's freeze begins while the services are being updated: the gate judged locks
+    and freezes; the execution's checkpoint does not stop the activation between two changes."""
+    await ask(aws_bot, "dr activate --reason us-east-1 down")
+    card = newest_card(aws_bot)
+    await approve(aws_bot, card, "bob")
+    flow = aws_bot.flow()
+    before = flow.config
+    production = before.environments["production"]
+    now = datetime.now(UTC)
+    window = production.freeze[0].model_copy(
+        update={"start": now - timedelta(minutes=1), "end": now + timedelta(days=1)}
+    )
+    frozen = before.model_copy(
+        update={
+            "environments": {
+                **before.environments,
+                "production": production.model_copy(update={"freeze": [window]}),
+            }
+        }
+    )
+    made = flow.runtime.aws.clients.client("ecs", DR_REGION)
+    event = "before-call.ecs.UpdateService"
+
+    def freeze_begins(**_kwargs: Any) -> None:
+        flow.config = frozen  # after the first UpdateService passed its checkpoint
+
+    made.meta.events.register(event, freeze_begins)
+    try:
+        await approve(aws_bot, card, "carol")
+    finally:
+        made.meta.events.unregister(event, freeze_begins)
+        flow.config = before
+    final = card_now(aws_bot, card)
+    assert "DR active in us-west-2 after " in final, final
+    assert service(aws_bot, DR_CLUSTER, "dhanam-web")["desiredCount"] == 2
+    assert record_values(aws_bot) == [DR_TARGET]
