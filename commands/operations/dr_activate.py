@@ -27,15 +27,14 @@ from typing import ClassVar
 import structlog
 
 from approvals.models import Action, Change, Plan, Result
-from commands.operations import dr_run, dr_services
+from commands.operations import dr_rpo, dr_run, dr_services
 from commands.operations.dr_board import Board, StepState, against_rto
 from commands.operations.dr_plan import (
     ServiceTarget,
     database_part,
-    record_part,
     services_part,
-    simple_record,
 )
+from commands.operations.dr_record import record_part, simple_record
 from commands.operations.runtime import ActionRuntime
 from commands.requests import DrActivateRequest, Request
 from core.clock import Clock
@@ -120,12 +119,15 @@ class DrActivateAction(Action):
         (
             (db_inputs, db_change, db_facts),
             (services, production_facts),
-            (rec_inputs, rec_change, _),
+            record,
+            rpo,
         ) = await asyncio.gather(
             database_part(actions, dr),
             services_part(runtime, dr, self.env),
             record_part(actions, dr),
+            dr_rpo.rpo_facts(runtime, dr),
         )
+        rec_inputs, rec_change, rec_warnings = record
         rto = timedelta(seconds=dr.rto_seconds)
         changes = [db_change, *(change for _, change, _ in services)]
         if rec_change is not None:
@@ -154,6 +156,7 @@ class DrActivateAction(Action):
             },
             changes=changes,
             facts=[
+                *rpo,
                 *db_facts,
                 *production_facts,
                 f"images and desired counts are {self.env}'s ({primary.cluster}, "
@@ -162,7 +165,8 @@ class DrActivateAction(Action):
             ],
             warnings=[
                 "A promoted replica stops replicating for good: failing back to "
-                f"{primary.region} is a separate, manual job."
+                f"{primary.region} is a separate, manual job.",
+                *rec_warnings,
             ],
         )
 
@@ -247,7 +251,7 @@ class DrActivateAction(Action):
             await self._failed(runtime, board, current, exc, dr.region)
             if isinstance(exc, GateClosedError) or not isinstance(exc, ChatOpsError):
                 raise
-            raise dr_run.StepFailedError(self._failure(board, current, exc), exc) from exc
+            raise dr_run.StepFailedError(board.failure(current, exc.user_message), exc) from exc
         await board.finish()
         elapsed = board.elapsed
         timing = against_rto(elapsed, rto)
@@ -267,19 +271,6 @@ class DrActivateAction(Action):
                 "rto_seconds": dr.rto_seconds,
                 "steps": details,
             },
-        )
-
-    def _failure(self, board: Board, index: int, exc: ChatOpsError) -> str:
-        step = board.steps[index].label
-        done = "; ".join(board.done_labels()) or "none"
-        later = board.steps[index + 1 :]
-        left = "; ".join(s.label for s in later if s.state is StepState.NOT_RUN) or "none"
-        started = "; ".join(board.started_labels())
-        if started:
-            left += f". Started, not waited for: {started}"
-        return (
-            f"DR activation stopped at step {step} after {duration(board.elapsed)}: "
-            f"{exc.user_message}. Steps done: {done}. Not run: {left}."
         )
 
     async def _failed(

@@ -127,6 +127,20 @@ class Board:
     def done_labels(self) -> list[str]:
         return [s.label for s in self.steps if s.state is StepState.DONE]
 
+    def failure(self, index: int, why: str) -> str:
+        """The outcome of an activation stopped at step ``index`` (after `fail`)."""
+        step = self.steps[index].label
+        done = "; ".join(self.done_labels()) or "none"
+        later = self.steps[index + 1 :]
+        left = "; ".join(s.label for s in later if s.state is StepState.NOT_RUN) or "none"
+        started = "; ".join(self.started_labels())
+        if started:
+            left += f". Started, not waited for: {started}"
+        return (
+            f"DR activation stopped at step {step} after {duration(self.elapsed)}: "
+            f"{why}. Steps done: {done}. Not run: {left}."
+        )
+
     def started_labels(self) -> list[str]:
         """Steps begun, left unfinished by a failure (a service updated, not waited for)."""
         return [s.label for s in self.steps if s.state is StepState.WAITING and s.detail]

@@ -7,9 +7,10 @@ The inputs are what the steps depend on and nothing the steps themselves move: t
 identity (identifier, ARN, DbiResourceId — or the replicated backups' ARN and the new instance's
 name), production's images per container and desired count per service (read now or, when the
 primary cannot be read, from the bot's last read: dr_production.py), the record's zone, name,
-type, TTL and the DR target. Not the replica's status or lag, the DR services' revisions and
-counts, or where the record points now: those are what activation changes, so a replay of a
-half-done activation plans the same fingerprint.
+type, TTL and the DR target, and whether the replica is usable (its status when it is not: one
+gone to `error` after the approval is refused at the gate). Not the replica's lag (a fact on the
+card, dr_rpo.py), the DR services' revisions and counts, or where the record points now: those
+are what activation changes, so a replay of a half-done activation plans the same fingerprint.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from commands.operations.restore import when
 from commands.operations.runtime import ActionRuntime
 from core.config import DrConfig, ServiceConfig
 from core.errors import ChatOpsError
-from integrations.aws.dr_actions import CNAME, DrActions, DrDatabaseState, RecordSet
+from integrations.aws.dr_actions import DrActions, DrDatabaseState
 from integrations.aws.errors import AwsError
 from integrations.aws.gateway import AwsGateway
 from integrations.aws.images import parse_image
@@ -39,7 +40,6 @@ from integrations.dr_snapshot import (
 
 log = structlog.get_logger(__name__)
 
-NEW_RECORD_TTL = 60
 _ID_LIMIT = 63
 _SERVICE_NOT_FOUND = ("ServiceNotFoundException", "ClusterNotFoundException")
 
@@ -61,6 +61,25 @@ _UNUSABLE = frozenset(
         "deleting",
         "stopping",
         "stopped",
+    }
+)
+
+
+# Replica states a promotion can start from or is passing through (RDS DBInstanceStatus).
+_USABLE = frozenset(
+    {
+        "available",
+        "backing-up",
+        "modifying",
+        "rebooting",
+        "maintenance",
+        "upgrading",
+        "renaming",
+        "storage-optimization",
+        "configuring-enhanced-monitoring",
+        "configuring-log-exports",
+        "configuring-iam-database-auth",
+        "resetting-master-credentials",
     }
 )
 
@@ -88,6 +107,9 @@ async def database_part(
             "identifier": state.identifier,
             "arn": state.arn,
             "resource_id": state.resource_id,
+            # "usable" while it can be promoted or is being promoted (so a replay plans the
+            # same), else its status: a replica gone to error after approval fails the gate
+            "state": "usable" if state.promoted or state.status in _USABLE else state.status,
         }
         return inputs, _replica_change(state), []
     arn = str(dr.automated_backup_arn)
@@ -254,42 +276,3 @@ async def services_part(
         )
     )
     return list(parts), facts
-
-
-# -- the record --------------------------------------------------------------------------------
-def simple_record(sets: list[RecordSet], name: str) -> RecordSet | None:
-    """The one CNAME of ``name`` (None: none yet, UPSERT creates it); refuses what one UPSERT of a
-    CNAME cannot switch: routed sets (weighted, failover…), aliases, other types."""
-    if len(sets) > 1 or any(s.routed for s in sets):
-        raise ChatOpsError(
-            f"{name} has {len(sets)} record sets with routing policies: dr activate switches one "
-            "simple CNAME — switch this record by hand, or configure a simple one"
-        )
-    if sets and (sets[0].alias or sets[0].type != CNAME):
-        kind = f"an alias {sets[0].type}" if sets[0].alias else f"a {sets[0].type}"
-        raise ChatOpsError(
-            f"{name} is {kind} record: dr activate switches a CNAME to the DR target — switch it "
-            "by hand, or make it a CNAME"
-        )
-    return sets[0] if sets else None
-
-
-async def record_part(
-    actions: DrActions, dr: DrConfig
-) -> tuple[dict[str, Any] | None, Change | None, bool]:
-    if dr.record_name is None or dr.route53_zone_id is None or dr.target is None:
-        return None, None, True
-    record = simple_record(
-        await actions.record_sets(dr.route53_zone_id, dr.record_name), dr.record_name
-    )
-    done = record is not None and record.points_at(dr.target)
-    inputs = {
-        "zone_id": dr.route53_zone_id,
-        "name": dr.record_name,
-        "type": CNAME,
-        "ttl": record.ttl if record is not None and record.ttl is not None else NEW_RECORD_TTL,
-        "target": dr.target,
-    }
-    before = f"CNAME → {', '.join(record.values)}" if record is not None else "not in the zone"
-    after = "already the DR target" if done else f"UPSERT → {dr.target}, followed to INSYNC"
-    return inputs, Change(label=f"3. {dr.record_name}", before=before, after=after), done

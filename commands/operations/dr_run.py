@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from commands.operations.base import REQUEST_TAG_KEY
-from commands.operations.dr_plan import RESTORED_FROM_TAG, simple_record
+from commands.operations.dr_plan import RESTORED_FROM_TAG
+from commands.operations.dr_record import simple_record
 from commands.operations.runtime import ActionRuntime
 from core.config import DrConfig
 from core.errors import ChatOpsError

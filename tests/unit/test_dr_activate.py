@@ -17,8 +17,8 @@ from commands.operations.dr_plan import (
     database_part,
     restore_target,
     short_db,
-    simple_record,
 )
+from commands.operations.dr_record import simple_record
 from commands.operations.dr_run import database_step, wait_until
 from commands.requests import DrActivateRequest
 from core.clock import ManualClock
