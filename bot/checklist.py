@@ -20,6 +20,7 @@ from integrations.aws.health import HealthReader
 from integrations.aws.metrics import CloudWatchReader
 from integrations.aws.rds import RdsGateway
 from integrations.dns import DnsResolver
+from integrations.dr_snapshot import ProductionSnapshots
 
 
 def incidents_deps(
@@ -30,6 +31,7 @@ def incidents_deps(
     incidents: IncidentService,
     aws: AwsGateway,
     status: StatusCollector,
+    snapshots: ProductionSnapshots | None = None,
 ) -> IncidentsDeps:
     """The incidents feature's deps, with the sev1 checklist's checks (commands/outage), each
     reading through its own reader, and the way its Activate DR button runs `dr activate`."""
@@ -49,7 +51,7 @@ def incidents_deps(
         logs=LogReader(aws.clients),
         dr=DrReader(
             config=config, clients=aws.clients, aws=aws, cloudwatch=cloudwatch,
-            clock=clock,
+            clock=clock, snapshots=snapshots,  # production's services, kept for dr activate
         ),
         wrap=wrap,
     )  # fmt: skip

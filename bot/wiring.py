@@ -207,6 +207,7 @@ def build_components(
             incidents=incidents,
             aws=aws,
             status=status,
+            snapshots=runtime.dr_snapshots,
         ),
     )
     # Each feature whole, in one call: its commands, buttons and events for Slack, its jobs and

@@ -87,3 +87,15 @@ async def test_approved_while_the_primary_answered_it_runs_when_the_primary_is_g
     final = card_now(aws_bot, card)
     assert "DR active in us-west-2 after " in final, final
     assert record_values(aws_bot) == [DR_TARGET]
+
+
+async def test_the_sev1_checklist_keeps_what_production_runs_too(aws_bot: SandboxWorld) -> None:
+    """The sev1 checklist's DR check reads production's services: kept as the snapshot, so an
+    activation asked from the incident plans even if the primary has gone since."""
+    await aws_bot.slash("incident declare sev1 us-east-1 is down", user="bob")
+    await aws_bot.settle()
+    with unreachable(aws_bot, "ecs", PRIMARY):
+        told = await ask(aws_bot, "dr activate --reason us-east-1 down")
+        plan = card_now(aws_bot, newest_card(aws_bot))
+    assert "Approval requested: Activate DR in us-west-2" in told, told
+    assert "s api could not be read (AWS unreachable for DescribeServices" in plan
