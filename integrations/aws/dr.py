@@ -43,6 +43,8 @@ from integrations.aws.models import ServiceState, short
 from integrations.dr_snapshot import ProductionSnapshots, production_service
 
 log = structlog.get_logger(__name__)
+
+PRODUCTION_SHARE = 0.6  # of a DR service line's budget, for reading production's side
 T = TypeVar("T")
 
 PRODUCTION = "production"
@@ -202,8 +204,12 @@ class DrReader:
     async def service(self, dr: DrConfig, name: str) -> DrService:
         """The DR service next to what production runs now (read at the same time)."""
         svc = self.config.services[name]
+        # Production's side gets part of the budget: when the primary hangs (an outage) its
+        # line says so, and the DR side, read in the same budget, is still shown.
         production = asyncio.create_task(
-            bounded(f"production {name}", self.budget, lambda: self._production(name))
+            bounded(
+                f"production {name}", self.budget * PRODUCTION_SHARE, lambda: self._production(name)
+            )
         )
         try:
             side = await self._side(dr.region, dr.cluster, svc.ecs_service, svc.container)

@@ -160,3 +160,36 @@ def test_production_is_the_environment_named_so_else_the_first(config: Config) -
             k: v for k, v in config.environments.items() if k != "production"}}}
     )  # fmt: skip
     assert production_env(renamed) == "prod"
+
+
+async def test_a_hung_primary_leaves_the_dr_side_of_a_service_shown(
+    config: Config, clients: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's side of a DR service line gets part of the budget: when the primary hangs
+    (an outage), the line still shows the DR service, with production unreadable."""
+    import asyncio  # noqa: PLC0415
+
+    from integrations.aws import dr as dr_module  # noqa: PLC0415
+    from integrations.aws.dr_models import Reading, ServiceSide  # noqa: PLC0415
+
+    read = reader(config, clients)
+    read.budget = 0.5
+    dr = config.dr
+    assert dr is not None
+
+    async def hangs(_name: str) -> ServiceSide:
+        await asyncio.sleep(60)
+        raise AssertionError("not reached")
+
+    async def dr_side(*_args: object) -> ServiceSide:
+        await asyncio.sleep(0.1)
+        return ServiceSide(desired=0, running=0, task_definition="dhanam-api:1", image=None)
+
+    monkeypatch.setattr(read, "_production", hangs)
+    monkeypatch.setattr(read, "_side", dr_side)
+    line = await dr_module.bounded("service api", read.budget, lambda: read.service(dr, "api"))
+    assert isinstance(line, Reading)
+    assert line.value is not None, line.error  # the DR side is shown…
+    assert line.value.dr is not None
+    assert line.value.production.error is not None  # …and production said unreadable
+    assert "timed out" in line.value.production.error
