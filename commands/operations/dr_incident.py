@@ -30,7 +30,7 @@ class IncidentAnnouncer:
                 if incident is None or not incident.open:
                     continue
                 began = duration(incidents.clock.now() - incident.started_at)
-                line = f"{text} (this incident began {began} ago)."
+                line = f"{text.rstrip(' .')} (this incident began {began} ago)"
                 await incidents.update(incident.channel, "", line)
                 await incidents.slack.say(incident.channel, line)
             except Exception as exc:  # noqa: BLE001 - the next incident is still told

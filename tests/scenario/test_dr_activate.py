@@ -234,7 +234,7 @@ async def test_a_failing_step_stops_the_rest(aws_bot: SandboxWorld) -> None:
     assert len(stopped) == 1
     assert "AWS refused UpdateService" in stopped[0]
     assert "— done: 1. promote dhanam-production-dr (" in stopped[0]
-    assert stopped[0].endswith(" ago).")
+    assert stopped[0].endswith(" ago)")
 
 
 async def test_a_replay_resumes_at_the_step_left(aws_bot: SandboxWorld) -> None:
