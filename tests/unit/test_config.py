@@ -229,12 +229,13 @@ def test_tasks_before_deploy_and_dr_are_accepted_as_the_contract_writes_them() -
         ),
         (
             lambda d: d["dr"].update(region="us-east-1", cluster="dhanam-production"),
-            "(top level): [dr] names cluster 'dhanam-production' in us-east-1, which is environment "
-            "production's",
+            "(top level): [dr] names cluster 'dhanam-production' in us-east-1, which is "
+            "environment production's",
         ),
         (
             lambda d: d["dr"].update(region="us-east-1", db_instance="dhanam-production"),
-            "(top level): [dr] db_instance 'dhanam-production' is environment production's database",
+            "(top level): [dr] db_instance 'dhanam-production' is environment production's "
+            "database",
         ),
     ],
 )
