@@ -11,6 +11,7 @@ from typing import Any
 from commands.operations.card import slack_time
 from commands.render import HEADER_TEXT_MAX, MESSAGE_MAX_BLOCKS, clip, more, pack_lines
 from core.config import DrConfig
+from core.sources import Reading
 from core.text import duration, inert, plural
 from integrations.aws.dr_models import (
     AVAILABLE,
@@ -19,7 +20,6 @@ from integrations.aws.dr_models import (
     DrRecord,
     DrService,
     Mark,
-    Reading,
     database_mark,
     record_mark,
     service_mark,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from approvals.models import ApprovalRequest
 from approvals.policy import Hold
-from core.errors import ChatOpsError
+from core.sources import Reading
+from core.sources import within as read_within
 from integrations.aws.metrics import AlarmDetail, MetricSeries
 from integrations.aws.models import ServiceState
 from integrations.deploy_history import DeployRecord
@@ -23,30 +22,12 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Source(Generic[T]):
-    value: T | None
-    error: str | None  # None: the value is there
-    ms: float
+Source = Reading  # one thing read for the reply (core.sources)
 
 
 async def within(name: str, budget: float, work: Callable[[], Awaitable[T]]) -> Source[T]:
     """Run `work` for at most `budget` seconds; any failure becomes the source's error."""
-    started = time.perf_counter()
-    error: str | None = None
-    value: T | None = None
-    try:
-        value = await asyncio.wait_for(work(), budget)
-    except TimeoutError:
-        error = f"timed out after {budget:g} s"
-    except ChatOpsError as exc:
-        error = exc.user_message
-    except Exception as exc:  # noqa: BLE001 - one source's failure must not fail the reply
-        error = f"{type(exc).__name__}: {exc}"[:200]
-    ms = round((time.perf_counter() - started) * 1000, 1)
-    if error is not None:
-        log.warning("status.source_unavailable", source=name, error=error, ms=ms)
-    return Source(value, error, ms)
+    return await read_within(name, budget, work, event="status.source_unavailable")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import structlog
 
 from core.clock import Clock
 from core.config import Config, DrConfig
-from core.errors import ChatOpsError, StoreUnavailableError
+from core.errors import StoreUnavailableError
+from core.sources import Reading, within
 from integrations.aws.clients import AwsClients
 from integrations.aws.dr_models import (
     DrDatabase,
@@ -31,7 +32,6 @@ from integrations.aws.dr_models import (
     DrRecord,
     DrService,
     Image,
-    Reading,
     ServiceSide,
     rpo,
 )
@@ -59,21 +59,7 @@ _RECORDS_READ = "20"  # record sets of one name (weighted/failover sets share it
 
 async def bounded(name: str, budget: float, work: Callable[[], Awaitable[T]]) -> Reading[T]:
     """Run `work` for at most `budget` seconds; any failure becomes the reading's error."""
-    started = time.perf_counter()
-    value: T | None = None
-    error: str | None = None
-    try:
-        value = await asyncio.wait_for(work(), budget)
-    except TimeoutError:
-        error = f"timed out after {budget:g} s"
-    except ChatOpsError as exc:
-        error = exc.user_message
-    except Exception as exc:  # noqa: BLE001 - one source's failure must not fail the others
-        error = f"{type(exc).__name__}: {exc}"[:200]
-    ms = round((time.perf_counter() - started) * 1000, 1)
-    if error is not None:
-        log.warning("dr.source_unavailable", source=name, error=error, ms=ms)
-    return Reading(value, error, ms)
+    return await within(name, budget, work, event="dr.source_unavailable")
 
 
 def production_env(config: Config) -> str:

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Generic, Literal, TypeVar
+from typing import Literal, TypeVar
 
+from core.sources import Reading
 from integrations.aws.images import ImageRef
 
 T = TypeVar("T")
@@ -33,15 +34,6 @@ def worst(marks: list[Mark]) -> Mark:
     if Mark.BAD in marks:
         return Mark.BAD
     return Mark.UNKNOWN if Mark.UNKNOWN in marks else Mark.OK
-
-
-@dataclass(frozen=True)
-class Reading(Generic[T]):
-    """One source: its value, or why there is none (AWS's refusal, not found, a timeout)."""
-
-    value: T | None
-    error: str | None  # None: the value is there
-    ms: float
 
 
 @dataclass(frozen=True)
