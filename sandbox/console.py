@@ -374,7 +374,7 @@ async def _run(lines: Iterable[str] | None, out: TextIO, *, echo: bool) -> int:
     world = SandboxWorld(
         log_format=LogFormat.CONSOLE,
         advance_rollouts_after=3.0,
-        task_seconds=3.0,  # a one-off task runs 3 s, writing its log as it goes
+        task_seconds=2.0,  # a one-off task runs 2 s, writing its log as it goes
         before_deploy={"api": "migrate"},  # deploys of api run the migration first
         dhanam_api=True,  # the API's health endpoints, for /dhanam status
         # Faster than production so a deploy completes and bakes while you watch.
