@@ -10,14 +10,14 @@ from bot.wiring import Overrides
 from sandbox.aws_world import DhanamWorld
 from sandbox.console import Console
 from tests.fixtures.bot import aws_sandbox
-from tests.scenario.outage_helpers import config_with_limit
+from tests.scenario.outage_helpers import ANSWERING_LIMIT, config_with_limit
 
 
 async def test_break_then_recheck_in_the_console(
     redis_url: str, aws_world: DhanamWorld, tmp_path: Path
 ) -> None:
     out = io.StringIO()
-    config = config_with_limit(tmp_path)
+    config = config_with_limit(tmp_path, ANSWERING_LIMIT)
     async with aws_sandbox(
         redis_url, aws_world, Overrides(sweeper=False), config_path=config
     ) as world:

@@ -173,7 +173,7 @@ async def test_checks_slower_than_their_limit_are_unknown_and_run_side_by_side(
 
         return {step: slow(check) for step, check in checks.items()}
 
-    async with outage_bot(redis_url, aws_world, tmp_path, wrap=slowed) as world:
+    async with outage_bot(redis_url, aws_world, tmp_path, wrap=slowed, limit=LIMIT) as world:
         started = time.perf_counter()
         await world.slash("incident declare sev1 Everything is down", user="alice")
         # While the first run is under way, Re-check starts nothing and says so.
@@ -204,7 +204,7 @@ async def test_checks_slower_than_their_limit_are_unknown_and_run_side_by_side(
 async def test_a_slow_resolver_and_a_slow_health_api_time_out_on_their_own_lines(
     redis_url: str, aws_world: DhanamWorld, tmp_path: Path
 ) -> None:
-    async with outage_bot(redis_url, aws_world, tmp_path) as world:
+    async with outage_bot(redis_url, aws_world, tmp_path, limit=LIMIT) as world:
         assert world.outage.dns is not None
         world.outage.dns.delay = LIMIT + 1
         world.outage.health.error = None
