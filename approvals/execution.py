@@ -151,7 +151,7 @@ class Execution:
         self.action = action
         self.scope = f"exec:{action.lock_scope}"
         await flow.refresh_card(self.request, audit=flow.audit_entry(self.request, "executing", ""))
-        if not await flow.store.acquire(self.scope, self.lock_token, flow.lease):
+        if not await self._acquire_lock():
             holder = await flow.store.holder(self.scope) or ""
             if holder.startswith(f"{self.request.id}:"):
                 # A replay while this request's earlier attempt still runs: it may be
@@ -181,6 +181,28 @@ class Execution:
         if current is None:
             return None
         return await self._execute(action, current)
+
+    async def _acquire_lock(self) -> bool:
+        """The one-at-a-time lock. A resumed request waits (up to a lease) for the lock its
+        dead attempt held to lapse: that attempt stopped renewing it when it stopped answering."""
+        flow = self.flow
+        assert self.scope is not None
+        if await flow.store.acquire(self.scope, self.lock_token, flow.lease):
+            return True
+        if self.request.resumed_at is None:
+            return False
+        loop = asyncio.get_running_loop()
+        # A stalled attempt renews the lock once more as it finds its claim gone (its heartbeat
+        # renews, then stops), so the lock may outlive the claim by up to a lease.
+        deadline = loop.time() + 2 * flow.lease.total_seconds() + 1.0
+        while loop.time() < deadline:
+            holder = await flow.store.holder(self.scope) or ""
+            if not holder.startswith(f"{self.request.id}:"):
+                return await flow.store.acquire(self.scope, self.lock_token, flow.lease)
+            await asyncio.sleep(0.2)
+            if await flow.store.acquire(self.scope, self.lock_token, flow.lease):
+                return True
+        return False
 
     async def _cleared(self, action: Action) -> Plan | None:
         """The plan to execute once every rule holds, or None (``refusal`` says why)."""

@@ -175,6 +175,7 @@ class ApprovalFlow:
             break_glass=action.break_glass,
             warnings=warnings,
             followed=type(action).followed,
+            resumable=type(action).resumable,
         )
         await self.store.create(request)
         await self._audit(request, "requested", requester)
@@ -408,6 +409,16 @@ class ApprovalFlow:
                         "Outcome unknown — the bot lost track of this change while it "
                         "ran. It will not be retried; check status before doing anything else.",
                     )
+            elif outcome.status is Status.RESUMED:
+                handled += 1
+                entry = self.audit_entry(request, "resumed", "")
+                await self.refresh_card(request, audit=entry)
+                await self.thread_reply(
+                    request,
+                    "The replica running this stopped answering; another one resumes it now, "
+                    "from the first step not done.",
+                )
+                await self.execute(request_id)
             elif outcome.status is Status.ORPHAN:
                 handled += 1
                 await self.execute(request_id)

@@ -65,6 +65,8 @@ def claim_held(ctx: GateContext) -> str | None:
 
 def not_expired(ctx: GateContext) -> str | None:
     request = ctx.request
+    if request.resumed_at is not None:
+        return None  # it started in time; a replica resuming it is not a new start
     approved = request.approved_at or max(
         (a.at for a in request.approvals), default=request.created_at
     )

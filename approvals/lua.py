@@ -212,6 +212,13 @@ if state == 'pending' or state == 'new' then
 end
 if state == 'executing' then
   if now > tonumber(redis.call('HGET', k, 'lease_until')) then
+    if redis.call('HGET', k, 'resumable') == '1' then
+      -- Its executor stopped answering; its steps look before they act, so another replica
+      -- resumes it. The old claim token is void: a stalled executor's next checkpoint fails.
+      redis.call('HSET', k, 'resumed_ms', now, 'lease_token', '')
+      move('approved', '', now, nil)
+      return reply('resumed')
+    end
     move('in_doubt', '', now, 'outcome unknown — check status')
     retain(retention)
     return reply('in_doubt')

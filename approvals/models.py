@@ -42,7 +42,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.NEW: frozenset({State.PENDING, State.APPROVED, State.CANCELLED, State.EXPIRED}),
     State.PENDING: frozenset({State.APPROVED, State.DENIED, State.CANCELLED, State.EXPIRED}),
     State.APPROVED: frozenset({State.EXECUTING, State.CANCELLED}),
-    State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.IN_DOUBT}),
+    # executing -> approved only for a resumable Action whose executor stopped answering: the
+    # sweeper hands it to another replica, which resumes it (Action.resumable).
+    State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.IN_DOUBT, State.APPROVED}),
 }
 
 
@@ -132,6 +134,10 @@ class Action(BaseModel, ABC):
     critical: ClassVar[bool] = False  # critical actions need at least two approvers
     # Followed after a successful execution (a rollout the bot watches until it settles).
     followed: ClassVar[bool] = False
+    # Its execute looks before each step and does only what is not done yet, so an execution
+    # whose replica died is resumed by another replica (the sweeper hands it over) instead of
+    # being marked in doubt. Only for Actions whose every step is idempotent this way.
+    resumable: ClassVar[bool] = False
     # Locks and freezes are judged at the gate only, not again before each AWS change: an
     # action that must not stop half-done when one begins mid-run (DR activation).
     holds_checked_at_gate_only: ClassVar[bool] = False
@@ -240,6 +246,9 @@ class ApprovalRequest(BaseModel):
     # Followed after it succeeds (Action.followed): the card says "rolling out" until the
     # follower's verdict lands in `rollout`.
     followed: bool = False
+    # Resumed by another replica when its executor stopped answering (Action.resumable).
+    resumable: bool = False
+    resumed_at: datetime | None = None  # when the sweeper last handed it over
 
     @property
     def approvers(self) -> list[str]:

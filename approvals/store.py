@@ -60,6 +60,7 @@ class Status(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     IN_DOUBT = "in_doubt"
+    RESUMED = "resumed"  # a resumable request whose executor stopped answering: run it again
     ORPHAN = "orphan"
     WAIT = "wait"
     FINAL = "final"
@@ -117,6 +118,7 @@ def to_hash(request: ApprovalRequest) -> dict[str, str]:
         "outcome": request.outcome or "",
         "warnings": json.dumps(request.warnings),
         "followed": "1" if request.followed else "0",
+        "resumable": "1" if request.resumable else "0",
     }
 
 
@@ -149,6 +151,8 @@ def from_hash(fields: dict[str, str]) -> ApprovalRequest:
         warnings=json.loads(fields.get("warnings") or "[]"),
         rollout=fields.get("rollout") or None,
         followed=fields.get("followed") == "1",
+        resumable=fields.get("resumable") == "1",
+        resumed_at=from_ms(fields["resumed_ms"]) if fields.get("resumed_ms") else None,
         approved_at=from_ms(fields["approved_ms"]) if fields.get("approved_ms") else None,
         checked_at=from_ms(fields["checked_ms"]) if fields.get("checked_ms") else None,
     )

@@ -72,6 +72,9 @@ class DrActivateAction(Action):
     kind: ClassVar[str] = "dr_activate"
     critical: ClassVar[bool] = True
     holds_checked_at_gate_only: ClassVar[bool] = True  # a freeze mid-run never stops it half-done
+    # Each step looks before it acts: a replica that dies mid-activation hands it to another,
+    # which resumes at the first step not done (approvals.models.Action.resumable).
+    resumable: ClassVar[bool] = True
 
     region: str  # the DR region: the execution lock's scope
 

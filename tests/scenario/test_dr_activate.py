@@ -319,3 +319,70 @@ async def test_break_glass_during_a_freeze_needs_three(
         await approve(world, card, "dave")
         assert "DR active in us-west-2 after " in card_now(world, card)
         assert record_values(world) == [DR_TARGET]
+
+
+async def test_a_replica_dying_mid_activation_hands_it_over_and_it_resumes_at_the_right_step(
+    redis_url: str, aws_world: DhanamWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replica running the activation stops answering half-way (the database promoted,
+    api scaled, web's update-service never sent). Its lease lapses; the sweeper hands the
+    request to another execution, which re-plans (same fingerprint), passes the gate and does
+    only what is left: no second promotion, no second update of api."""
+    import asyncio  # noqa: PLC0415
+
+    from approvals.models import State  # noqa: PLC0415
+    from integrations.aws.gateway import AwsGateway  # noqa: PLC0415
+
+    overrides = Overrides(sweeper=False, rollouts=FAST_ROLLOUTS, lease=timedelta(seconds=2))
+    async with aws_sandbox(redis_url, aws_world, overrides) as world:
+        flow = world.flow()
+        calls: list[str] = []
+        stuck = asyncio.Event()
+        original = AwsGateway.update_service
+
+        async def update_service(self: AwsGateway, *args: Any, **kwargs: Any) -> Any:
+            service_name = args[2]
+            calls.append(f"update {service_name}")
+            if service_name == "dhanam-web" and not stuck.is_set():
+                stuck.set()
+                await asyncio.Event().wait()  # the replica hangs here, then dies
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(AwsGateway, "update_service", update_service)
+        await ask(world, "dr activate --reason us-east-1 is down")
+        card = newest_card(world)
+        await world.click(
+            card, next(b for b in buttons_of(card.blocks) if b.label == "Approve"), user="bob"
+        )
+        await world.settle()
+        await world.click(
+            card, next(b for b in buttons_of(card.blocks) if b.label == "Approve"), user="carol"
+        )
+        await asyncio.wait_for(stuck.wait(), 20)
+        # The replica dies: its execution stops where it is (nothing recorded, no release of
+        # the claim, which lapses with the 2 s lease).
+        for task in list(flow._tasks):
+            task.cancel()
+        await asyncio.sleep(0.1)
+        request_id = next(
+            e["request_id"] for e in await flow.store.recent_audit(20) if e["kind"] == "dr_activate"
+        )
+        assert (await flow.store.get(request_id)).state is State.EXECUTING  # type: ignore[union-attr]
+        assert replica_tags(world).get(PROMOTED_TAG) == request_id  # step 1 was done
+        await asyncio.sleep(2.5)  # the lease lapses
+        assert await flow.sweep_once() == 1
+        await flow.drain()
+        await world.settle()
+        final = await flow.store.get(request_id)
+        assert final is not None
+        assert final.state is State.SUCCEEDED, final.outcome
+        assert final.resumed_at is not None
+        assert calls.count("update dhanam-api") == 1  # not sent again by the resumed run
+        assert calls.count("update dhanam-web") == 2  # the hung call, then the resumed one
+        assert record_values(world) == [DR_TARGET]
+        events = [
+            e["event"] for e in await flow.store.recent_audit(30) if e["request_id"] == request_id
+        ]
+        assert "resumed" in events
+        thread = [m.text for m in world.slack.thread(CHANNEL, card.ts)]
+        assert any("another one resumes it now" in t for t in thread)

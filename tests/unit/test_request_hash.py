@@ -11,7 +11,12 @@ from approvals.store import from_hash, to_hash
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 # Written by the Lua transitions (approvals/lua.py), not by to_hash.
-BY_THE_SCRIPTS = {"rollout": "rollout", "approved_at": "approved_ms", "checked_at": "checked_ms"}
+BY_THE_SCRIPTS = {
+    "rollout": "rollout",
+    "approved_at": "approved_ms",
+    "checked_at": "checked_ms",
+    "resumed_at": "resumed_ms",  # the sweeper's SWEEP script, handing a resumable request over
+}
 # Model field -> hash key, where they differ.
 RENAMED = {"created_at": "created_ms", "expires_at": "expires_ms"}
 
