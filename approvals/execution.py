@@ -364,6 +364,8 @@ class Execution:
     def _failed(self, message: str, exc: BaseException) -> str:
         """A failure's text, never claiming "nothing was changed" after a change was made. A
         mutation AWS answered with a refusal did not happen; one that timed out may have."""
+        if self.request.resumed_at is not None:
+            message = without_promise(message)  # the attempt before it may have changed things
         done = list(self.mutations)
         uncertain = ""
         if done and getattr(exc, "operation", None) == done[-1]:
@@ -391,6 +393,12 @@ class Execution:
             return False, (
                 f"Stopped before {self.stopped_before or 'the next change'} — {reason}. "
                 f"Already done: {done}; check status before doing anything else."
+            )
+        if self.request.resumed_at is not None:
+            # An earlier attempt of this request ran before its replica stopped answering.
+            return False, (
+                f"Not resumed — {reason}. The attempt before may have made changes; check "
+                "status before doing anything else."
             )
         if not self.promise:
             return False, f"Not executed by this attempt — {reason}."
