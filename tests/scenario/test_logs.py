@@ -73,7 +73,13 @@ async def test_default_window_newest_first_with_levels_and_a_console_link(
     lines = code_lines(message)
     assert len(lines) == 50
     stamps = [line.split()[0] for line in lines]
-    assert stamps == sorted(stamps, reverse=True)  # newest first
+    # Newest first. The lines show HH:MM:SS only: across midnight an older line reads later
+    # (23:59 after 00:02), so count seconds back from the first line, a day added on wrapping.
+    seconds = [
+        sum(int(p) * m for p, m in zip(s.split(":"), (3600, 60, 1), strict=True)) for s in stamps
+    ]
+    ages = [(seconds[0] - value) % 86400 for value in seconds]
+    assert ages == sorted(ages), stamps
     assert bot.slack.calls_to("files.getUploadURLExternal") == []
     assert bot.slack.messages("C0OPS") == []  # ephemeral only
 
