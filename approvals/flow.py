@@ -366,6 +366,7 @@ class ApprovalFlow:
             unreadable_groups=unreadable,
             critical=action.critical,
             waived=action.approval_waived(self.config),
+            holds_judged=action.holds_checked_at_gate_only and request.resumed_at is not None,
             approved_plan=request.plan,
             current_plan=current,
         )
@@ -418,7 +419,8 @@ class ApprovalFlow:
                     "The replica running this stopped answering; another one resumes it now, "
                     "from the first step not done.",
                 )
-                await self.execute(request_id)
+                # In the background: an activation takes minutes, and the sweep goes on.
+                self._spawn(self.execute(request_id))
             elif outcome.status is Status.ORPHAN:
                 handled += 1
                 await self.execute(request_id)

@@ -51,6 +51,9 @@ class GateContext:
     # The configuration lets it run on the requester's word (a read-only one-off task): no
     # approvals needed, no lock or freeze holds it.
     waived: bool = False
+    # Its locks and freezes were judged when it first started and are judged at the gate only
+    # (a resumed activation: a freeze that began meanwhile must not stop it half-done).
+    holds_judged: bool = False
 
 
 Rule = Callable[[GateContext], str | None]
@@ -79,7 +82,7 @@ def not_expired(ctx: GateContext) -> str | None:
 
 
 def no_lock_or_freeze(ctx: GateContext) -> str | None:
-    if ctx.env is None or ctx.request.break_glass or ctx.waived:
+    if ctx.env is None or ctx.request.break_glass or ctx.waived or ctx.holds_judged:
         return None
     blocked = blockers(ctx.env, ctx.now, ctx.hold)
     if not blocked:

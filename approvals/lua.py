@@ -212,9 +212,12 @@ if state == 'pending' or state == 'new' then
 end
 if state == 'executing' then
   if now > tonumber(redis.call('HGET', k, 'lease_until')) then
-    if redis.call('HGET', k, 'resumable') == '1' then
+    if redis.call('HGET', k, 'resumable') == '1' and
+       tonumber(redis.call('HGET', k, 'resumes') or '0') < 3 then
       -- Its executor stopped answering; its steps look before they act, so another replica
-      -- resumes it. The old claim token is void: a stalled executor's next checkpoint fails.
+      -- resumes it (three times at most: one that kills every replica goes in doubt). The
+      -- old claim token is void: a stalled executor's next checkpoint fails.
+      redis.call('HINCRBY', k, 'resumes', 1)
       redis.call('HSET', k, 'resumed_ms', now, 'lease_token', '')
       move('approved', '', now, nil)
       return reply('resumed')

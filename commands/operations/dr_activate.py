@@ -251,6 +251,10 @@ class DrActivateAction(Action):
                 await board.set(last, StepState.DONE, detail)
         except Exception as exc:
             current = board.at
+            if isinstance(exc, GateClosedError) and exc.rule == "claim_held":
+                # This attempt lost its claim (it stalled, and another replica resumed the
+                # activation): it says nothing — the one running now speaks.
+                raise
             await self._failed(runtime, board, current, exc, dr.region)
             if isinstance(exc, GateClosedError) or not isinstance(exc, ChatOpsError):
                 raise
