@@ -214,7 +214,7 @@ async def test_sigkilled_follower_is_taken_over_by_another_process(
     first.process.wait(timeout=10)
     edits_before = progress()[0].edited
     # Another process resumes within the lease (2 s) and keeps editing the same message.
-    await _until(lambda: progress()[0].edited > edits_before + 2, limit=15)
+    await _until(lambda: progress()[0].edited > edits_before + 2, limit=30)
     await asyncio.to_thread(
         complete_rollouts,
         aws_world.endpoint_url,
@@ -295,7 +295,7 @@ async def test_sigkilled_task_follower_is_taken_over_by_another_process(
         first.process.send_signal(signal.SIGKILL)  # the follower dies without a word
         first.process.wait(timeout=10)
         edits_before = progress()[0].edited
-        await _until(lambda: progress()[0].edited > edits_before + 2, limit=15)
+        await _until(lambda: progress()[0].edited > edits_before + 2, limit=30)
         runner.hanging.discard(migrate)  # the migration finishes
         await _until(lambda: "Task succeeded" in _card_text(slack, card.ts))
         assert len(progress()) == 1  # the same message, edited by both processes

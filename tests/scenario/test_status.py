@@ -280,7 +280,9 @@ async def test_a_slow_api_is_unavailable_and_delays_nothing_past_its_budget(
     started = time.monotonic()
     text, blocks = await status_of(bot, "api production")
     elapsed = time.monotonic() - started
-    assert elapsed < 3.5, elapsed  # 2 s budget, everything else concurrent
+    # 2 s budget, the three endpoints and every other source read at once: one after another
+    # would be 6 s or more (the bound leaves room for a loaded machine: 4 test workers)
+    assert elapsed < 5.0, elapsed
     assert "health endpoint down (timed out after 2 s)" in text
     for path in ("/health", "/health/database", "/health/providers"):
         assert f"`{path}` unavailable (timed out after 2 s)" in blocks
