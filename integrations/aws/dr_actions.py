@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from integrations.aws.clients import AwsClients
-from integrations.aws.errors import AwsError, call_aws
+from integrations.aws.errors import call_aws
+from integrations.aws.rds import describe_db_instance_raw
 
 PROMOTED_TAG = "dhanam:promoted-by"  # the request that promoted the replica
 AVAILABLE = "available"
 INSYNC = "INSYNC"
 CNAME = "CNAME"
-_NOT_FOUND = "DBInstanceNotFound"
 _RECORDS_READ = "20"  # record sets of one name (weighted/failover sets share it)
 
 
@@ -95,17 +95,8 @@ class DrActions:
 
     # -- the database --------------------------------------------------------------------------
     async def database(self, region: str, identifier: str) -> DrDatabaseState | None:
-        rds = self.clients.client("rds", region)
-        try:
-            response = await call_aws(
-                "DescribeDBInstances", rds.describe_db_instances, DBInstanceIdentifier=identifier
-            )
-        except AwsError as exc:
-            if exc.code == _NOT_FOUND:
-                return None
-            raise
-        found = response.get("DBInstances", [])
-        return _state(found[0]) if found else None
+        raw = await describe_db_instance_raw(self.clients, region, identifier)
+        return _state(raw) if raw is not None else None
 
     async def promote(self, region: str, identifier: str) -> DrDatabaseState:
         rds = self.clients.client("rds", region)

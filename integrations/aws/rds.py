@@ -82,23 +82,31 @@ def db_instance(raw: Mapping[str, Any]) -> DbInstance:
     )
 
 
+async def describe_db_instance_raw(
+    clients: AwsClients, region: str, identifier: str
+) -> Mapping[str, Any] | None:
+    """DescribeDBInstances' entry for `identifier`, or None when there is none of that name."""
+    rds = clients.client("rds", region)
+    try:
+        response = await call_aws(
+            "DescribeDBInstances", rds.describe_db_instances, DBInstanceIdentifier=identifier
+        )
+    except AwsError as exc:
+        if exc.code == _NOT_FOUND:
+            return None
+        raise
+    found = response.get("DBInstances", [])
+    return found[0] if found else None
+
+
 class RdsGateway:
     def __init__(self, clients: AwsClients) -> None:
         self.clients = clients
 
     async def find_db_instance(self, region: str, identifier: str) -> DbInstance | None:
         """The instance, or None when there is none of that name."""
-        rds = self.clients.client("rds", region)
-        try:
-            response = await call_aws(
-                "DescribeDBInstances", rds.describe_db_instances, DBInstanceIdentifier=identifier
-            )
-        except AwsError as exc:
-            if exc.code == _NOT_FOUND:
-                return None
-            raise
-        found = response.get("DBInstances", [])
-        return db_instance(found[0]) if found else None
+        raw = await describe_db_instance_raw(self.clients, region, identifier)
+        return db_instance(raw) if raw is not None else None
 
     async def describe_db_instance(self, region: str, identifier: str) -> DbInstance:
         found = await self.find_db_instance(region, identifier)
